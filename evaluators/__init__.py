@@ -1,0 +1,1 @@
+"""Evaluators: tabular benchmarks, synthetic load, and (torch) brief training, latency and cost."""

@@ -1,0 +1,297 @@
+"""The ``nas`` command. Bad input exits with status 2 and one line naming the field or path."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from nas.config import SpecError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str) -> None:
+    click.echo(f"nas: error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn caller mistakes into one line and exit status 2; Ctrl-C into a resumable stop."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (SpecError, ValueError, KeyError, FileNotFoundError, NotADirectoryError) as err:
+            message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+            if isinstance(err, FileNotFoundError) and err.filename:
+                message = f"{err.filename}: {err.strerror or 'not found'}"
+            _fail(message)
+        except KeyboardInterrupt:
+            click.echo("\nnas: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def _setup_logging(verbose: bool) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
+    logging.getLogger().setLevel(logging.INFO)
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM stops a search like Ctrl-C: workers stopped, run left resumable."""
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="nasforge")
+@click.option("-v", "--verbose", is_flag=True, help="Log INFO messages to stderr.")
+def main(verbose: bool) -> None:
+    """nasforge: neural architecture search for PyTorch."""
+    _setup_logging(verbose)
+
+
+# ----- search / resume / show ---------------------------------------------------------------------
+def _overrides(budget: int | None, seed: int | None, executor: str | None, workers: int | None,
+               ray_address: str | None, storage: str | None) -> dict[str, Any]:
+    return {"run.budget": budget, "run.seed": seed, "executor.name": executor, "executor.workers": workers,
+            "executor.address": ray_address, "run.storage": storage}
+
+
+def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--budget", type=int, help="Unique architectures to evaluate (overrides run.budget)."),
+        click.option("--executor", type=click.Choice(["inline", "ray"]), help="Where trials run."),
+        click.option("--workers", type=int, help="Trials evaluated at once (ray)."),
+        click.option("--ray-address", help="Join this Ray cluster instead of starting a local instance."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
+    from nas.show import format_summary
+
+    summary = json.loads((run_dir.path / "summary.json").read_text())
+    if as_json:
+        click.echo(json.dumps({**summary, "stopped": outcome.reason}, indent=2))
+    else:
+        click.echo(format_summary(summary))
+        if outcome.reason == "time":
+            click.echo(f"  stopped at the time limit; continue with: nas resume {run_dir.path}")
+    if outcome.reason in ("failures", "exhausted", "infeasible"):
+        click.echo(f"nas: search stopped: {outcome.message}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<name>/ beside the spec).")
+@_executor_options
+@click.option("--storage", help="Optuna storage URL (default: a journal file in the run folder).")
+@click.option("--seed", type=int, help="Seed of the controller and of training.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in the output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def search(spec: str, out: str | None, budget: int | None, executor: str | None, workers: int | None,
+           ray_address: str | None, storage: str | None, seed: int | None, overwrite: bool, as_json: bool) -> None:
+    """Run the search described by the TOML file SPEC."""
+    from nas import runner
+
+    _sigterm_as_interrupt()
+    overrides = _overrides(budget, seed, executor, workers, ray_address, storage)
+    if ray_address and not executor:
+        overrides["executor.name"] = "ray"
+    try:
+        run_dir, outcome = runner.start(spec, overrides, out, overwrite)
+    except KeyboardInterrupt:
+        click.echo("\nnas: interrupted; the run can be continued with 'nas resume <run folder>'", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _finish_search(run_dir, outcome, as_json)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_executor_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def resume(run_dir: str, budget: int | None, executor: str | None, workers: int | None,
+           ray_address: str | None, as_json: bool) -> None:
+    """Continue the interrupted search in RUN_DIR to its budget."""
+    from nas import runner
+
+    _sigterm_as_interrupt()
+    overrides = _overrides(budget, None, executor, workers, ray_address, None)
+    try:
+        folder, outcome = runner.resume(run_dir, overrides)
+    except KeyboardInterrupt:
+        click.echo(f"\nnas: interrupted; continue with 'nas resume {run_dir}'", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _finish_search(folder, outcome, as_json)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to list.")
+@handle_errors
+def show(run_dir: str, as_json: bool, top: int) -> None:
+    """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
+    from nas.search import create_study
+    from nas.show import format_summary, summarize
+    from nas.spec import load_spec
+    from nas.store import RunDir, open_storage
+
+    folder = RunDir(run_dir)
+    folder.check_run()
+    spec = load_spec(folder.spec_file)
+    study = create_study(spec, open_storage(spec.run["storage"]))
+    summary = summarize(spec, study, str(folder.path), top)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+# ----- describe -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--space", "space_name", required=True, help="Search space name (nb201, ...).")
+@click.option("--arch", help="A published architecture's name (or the space's text form).")
+@click.option("--arch-file", type=click.Path(dir_okay=False), help="A genotype JSON file.")
+@click.option("--sample", type=int, help="A random architecture from this seed.")
+@click.option("--preset", help="Macro network preset (the space's default if not given).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--draw", type=click.Path(dir_okay=False), help="Write a picture of the architecture (PNG).")
+@handle_errors
+def describe(space_name: str, arch: str | None, arch_file: str | None, sample: int | None, preset: str | None,
+             as_json: bool, draw: str | None) -> None:
+    """Build a genotype and report params, FLOPs (multiply-accumulates), input shape and arch id."""
+    from nas import registry
+
+    chosen = [x is not None for x in (arch, arch_file, sample)]
+    if sum(chosen) != 1:
+        raise SpecError("give exactly one of --arch, --arch-file, --sample")
+    space = registry.make_space(space_name, {"preset": preset} if preset else {}, path="--space")
+    if arch is not None:
+        genotype = _known_or_parsed(space, arch)
+    elif arch_file is not None:
+        genotype = _read_genotype(space, arch_file)
+    else:
+        genotype = space.sample(random.Random(sample))
+    info = space.describe(genotype)
+    if draw:
+        space.draw(genotype, draw)
+        info["picture"] = str(Path(draw).resolve())
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['space']} ({info['preset']})  arch_id {info['arch_id']}")
+    click.echo(f"  {space.label(genotype)}")
+    click.echo(f"  params {info['params']:,}   flops (MACs) {info['flops']:,}")
+    click.echo(f"  input {tuple(info['input_shape'])}   classes {info['num_classes']}")
+    if draw:
+        click.echo(f"  picture: {info['picture']}")
+
+
+def _known_or_parsed(space: Any, text: str) -> Any:
+    """A KNOWN genotype by name, else the space's text form if it has a parser."""
+    if text in space.known() or not hasattr(space, "parse"):
+        return space.get_known(text)
+    try:
+        return space.parse(text)
+    except ValueError as err:
+        known = ", ".join(sorted(space.known()))
+        raise ValueError(f"--arch: {text!r} is neither a known architecture ({known}) nor a valid text form: {err}") from None
+
+
+def _read_genotype(space: Any, path: str) -> Any:
+    """A genotype from a JSON file (an exported architecture or a bare genotype)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--arch-file: {file}: no such file")
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--arch-file: {file}: not JSON ({err})") from None
+    if isinstance(data, dict) and "genotype" in data:
+        data = data["genotype"]
+    try:
+        return space.from_dict(data)
+    except ValueError as err:
+        raise ValueError(f"--arch-file: {file}: {err}") from None
+
+
+# ----- bench ----------------------------------------------------------------------------------------
+@main.group()
+def bench() -> None:
+    """Benchmarks (numbers for BENCHMARKS.md)."""
+
+
+@bench.command("controllers")
+@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV (arch,metric...).")
+@click.option("--space", "space_name", default="nb201", show_default=True, help="Space whose text form the table uses.")
+@click.option("--metric", help="Column to maximize (default: the table's first metric).")
+@click.option("--seeds", type=int, default=30, show_default=True)
+@click.option("--budget", type=int, default=300, show_default=True, help="Unique queries per seed.")
+@click.option("--controllers", default="random,tpe,evolution,local,guided", show_default=True,
+              help="Comma-separated controller names.")
+@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_controllers(table: str, space_name: str, metric: str | None, seeds: int, budget: int, controllers: str,
+                      jobs: int, as_json: bool) -> None:
+    """Controllers' sample efficiency on a tabular benchmark (same loop and dedup as nas search)."""
+    from nas.bench import format_controllers, run_controllers
+
+    names = [c.strip() for c in controllers.split(",") if c.strip()]
+    result = run_controllers(table, names, seeds=seeds, budget=budget, space=space_name, metric=metric, jobs=jobs)
+    click.echo(json.dumps(result, indent=2) if as_json else format_controllers(result))
+
+
+@bench.command("loop")
+@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV.")
+@click.option("--trials", type=int, default=1000, show_default=True)
+@click.option("--controllers", default="random,tpe,evolution", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_loop(table: str, trials: int, controllers: str, as_json: bool) -> None:
+    """Search-loop overhead: trials/s with the tabular evaluator, inline executor, journal storage."""
+    from nas.bench import format_loop, run_loop
+
+    result = run_loop(table, [c.strip() for c in controllers.split(",") if c.strip()], trials)
+    click.echo(json.dumps(result, indent=2) if as_json else format_loop(result))
+
+
+@bench.command("ray")
+@click.option("--workers", type=int, default=8, show_default=True)
+@click.option("--seconds", type=float, default=0.5, show_default=True, help="Sleep per trial.")
+@click.option("--trials", type=int, default=160, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_ray(workers: int, seconds: float, trials: int, as_json: bool) -> None:
+    """Ray executor overhead: throughput of sleeping trials vs the ideal workers/seconds."""
+    from nas.bench import format_ray, run_ray
+
+    result = run_ray(workers, seconds, trials)
+    click.echo(json.dumps(result, indent=2) if as_json else format_ray(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

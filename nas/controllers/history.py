@@ -1,0 +1,144 @@
+"""Shared machinery for samplers that propose whole genotypes from the study's history.
+
+Such a sampler is stateless between calls: each proposal re-reads the study (completed members,
+architectures already proposed or in flight), so resuming a run or sharing a study between drivers
+needs no saved sampler state. Randomness comes from ``random.Random(f"{seed}:{trial.number}")``,
+which makes a seeded run reproducible whatever happened before a restart.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.genotype import Genotype
+from nas.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class Member:
+    """A completed trial as the controllers see it."""
+
+    number: int
+    genotype: Genotype
+    arch_id: str
+    values: tuple[float, ...]  # oriented so that larger is better for every objective
+    completed: datetime
+
+
+class History:
+    """Completed members in completion order, and every architecture already proposed."""
+
+    def __init__(self, members: list[Member], seen: set[str]) -> None:
+        self.members, self.seen = members, seen
+
+    def best(self) -> Member:
+        """The member with the largest (first) oriented value."""
+        return max(self.members, key=lambda m: m.values)
+
+    def ranked(self) -> list[Member]:
+        """Members from best to worst (first objective, then the rest)."""
+        return sorted(self.members, key=lambda m: m.values, reverse=True)
+
+    def novel(self, make: Callable[[], Genotype], tries: int) -> Genotype:
+        """Call ``make`` until it returns an architecture not yet proposed (at most ``tries`` times)."""
+        genotype = make()
+        for _ in range(tries - 1):
+            if genotype.arch_id not in self.seen:
+                break
+            genotype = make()
+        return genotype
+
+
+def winner(members: Sequence[Member]) -> Member:
+    """Tournament winner: the best member, or the first non-dominated one for several objectives."""
+    if len(members[0].values) == 1:
+        return max(members, key=lambda m: m.values)
+    for candidate in members:
+        if not any(dominates(other.values, candidate.values) for other in members):
+            return candidate
+    return members[0]  # unreachable: a finite set always has a non-dominated member
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Pareto dominance for oriented (larger is better) values."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+class GenotypeSampler(BaseSampler):
+    """Base of our samplers: proposes a genotype of ``space`` and returns its flat params."""
+
+    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
+        self._space = space
+        self._seed = 0 if seed is None else seed
+        self._independent = RandomSampler(seed=seed)
+        self._arch_ids: dict[int, tuple[str, Genotype] | None] = {}
+
+    # Optuna's sampler interface ------------------------------------------------------------------
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._space.distributions()
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        rng = random.Random(f"{self._seed}:{trial.number}")
+        genotype = self.propose(self.history(study, trial), rng)
+        return self._space.to_params(genotype)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        # Only parameters outside the space's distributions (a user's extra suggest_*) land here.
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def reseed_rng(self) -> None:
+        self._seed = random.SystemRandom().randrange(2**31)
+        self._independent.reseed_rng()
+
+    # Ours ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def propose(self, history: History, rng: random.Random) -> Genotype:
+        """The next architecture to evaluate."""
+
+    def history(self, study: optuna.Study, current: FrozenTrial) -> History:
+        """Completed members (oriented values, completion order) and all proposed arch ids."""
+        signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
+        members: list[Member] = []
+        seen: set[str] = set()
+        for trial in study.get_trials(deepcopy=False):
+            if trial.number == current.number:
+                continue
+            known = self._decode(trial)
+            if known is None:
+                continue
+            arch_id, genotype = known
+            seen.add(arch_id)
+            if trial.state == TrialState.COMPLETE and trial.values is not None:
+                values = tuple(s * v for s, v in zip(signs, trial.values))
+                members.append(Member(trial.number, genotype, arch_id, values,
+                                      trial.datetime_complete or datetime.max))
+        members.sort(key=lambda m: (m.completed, m.number))
+        return History(members, seen)
+
+    def _decode(self, trial: FrozenTrial) -> tuple[str, Genotype] | None:
+        """(arch id, genotype) of a trial's params, cached; None if the params are not ours."""
+        if trial._trial_id in self._arch_ids:
+            return self._arch_ids[trial._trial_id]
+        if trial.state == TrialState.RUNNING and len(trial.params) < len(self._space.distributions()):
+            return None  # still being sampled by another process: look again next time
+        try:
+            genotype = self._space.from_params(trial.params)
+            known: tuple[str, Genotype] | None = (genotype.arch_id, genotype)
+        except (ValueError, KeyError):
+            known = None
+        self._arch_ids[trial._trial_id] = known
+        return known

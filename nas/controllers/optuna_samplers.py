@@ -1,0 +1,53 @@
+"""Optuna's own samplers as controllers, with their main knobs exposed as spec options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from nas.config import Field
+from nas.controllers import Controller
+
+
+class RandomController(Controller):
+    """Uniform random search: the baseline every controller must beat."""
+
+    def sampler(self) -> Any:
+        return optuna.samplers.RandomSampler(seed=self.seed)
+
+
+class TPEController(Controller):
+    """Optuna's tree-structured Parzen estimator."""
+
+    OPTIONS = {
+        "n_startup_trials": Field(int, default=10, min=0),
+        "n_ei_candidates": Field(int, default=24, min=1),
+        "multivariate": Field(bool, default=False),
+        "constant_liar": Field(bool, default=True, help="penalise in-flight trials' regions"),
+    }
+
+    def sampler(self) -> Any:
+        return optuna.samplers.TPESampler(seed=self.seed, **self.options)
+
+
+class NSGA2Controller(Controller):
+    """Optuna's NSGA-II genetic algorithm (multi-objective; single objective works too)."""
+
+    OPTIONS = {
+        "population_size": Field(int, default=50, min=2),
+        "crossover_prob": Field(float, default=0.9, min=0.0, max=1.0),
+        "swapping_prob": Field(float, default=0.5, min=0.0, max=1.0),
+    }
+
+    def sampler(self) -> Any:
+        return optuna.samplers.NSGAIISampler(seed=self.seed, **self.options)
+
+
+class GPController(Controller):
+    """Optuna's Gaussian-process Bayesian optimisation (uses torch for the GP fit)."""
+
+    OPTIONS = {"n_startup_trials": Field(int, default=10, min=1)}
+
+    def sampler(self) -> Any:
+        return optuna.samplers.GPSampler(seed=self.seed, **self.options)

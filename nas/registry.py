@@ -1,0 +1,74 @@
+"""Spaces, evaluators, controllers and executors by name, imported lazily.
+
+A name is looked up in the built-in tables, then in the ``nasforge.<kind>`` entry-point group of
+installed plugins; ``"package.module:Attr"`` names any importable class directly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import metadata
+from typing import Any
+
+from nas.config import SpecError
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "spaces": {
+        "nb201": "search_spaces.nb201.space:NB201Space",
+    },
+    "evaluators": {
+        "tabular": "evaluators.tabular:TabularEvaluator",
+        "synthetic": "evaluators.synthetic:SyntheticEvaluator",
+    },
+    "controllers": {
+        "random": "nas.controllers.optuna_samplers:RandomController",
+        "tpe": "nas.controllers.optuna_samplers:TPEController",
+        "nsga2": "nas.controllers.optuna_samplers:NSGA2Controller",
+        "gp": "nas.controllers.optuna_samplers:GPController",
+        "evolution": "nas.controllers.evolution:EvolutionController",
+        "local": "nas.controllers.local:LocalSearchController",
+        "guided": "nas.controllers.guided:GuidedController",
+    },
+    "executors": {
+        "inline": "nas.executors.inline:InlineExecutor",
+        "ray": "nas.executors.ray:RayExecutor",
+    },
+}
+
+_SINGULAR = {"spaces": "space", "evaluators": "evaluator", "controllers": "controller", "executors": "executor"}
+
+
+def names(kind: str) -> list[str]:
+    """Known names of ``kind`` (built-ins and plugins), sorted."""
+    found = set(BUILTIN[kind])
+    try:
+        found.update(ep.name for ep in metadata.entry_points(group=f"nasforge.{kind}"))
+    except Exception:  # a broken plugin install must not break the core
+        pass
+    return sorted(found)
+
+
+def lookup(kind: str, name: str, path: str | None = None) -> Any:
+    """The class registered as ``name`` of ``kind``.
+
+    Raises:
+        SpecError: unknown name (the message lists the known ones) or a dotted path that does
+            not import; prefixed with ``path`` (the spec field) when given.
+    """
+    where = path or f"{_SINGULAR[kind]}"
+    target = BUILTIN[kind].get(name)
+    if target is None and ":" not in name:
+        for ep in metadata.entry_points(group=f"nasforge.{kind}"):
+            if ep.name == name:
+                return ep.load()
+        raise SpecError(f"{where}: unknown {_SINGULAR[kind]} {name!r}; known: {', '.join(names(kind))}")
+    module_name, _, attr = (target or name).partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise SpecError(f"{where}: cannot import {target or name!r} ({err})") from None
+
+
+def make_space(name: str, options: dict[str, Any] | None = None, path: str = "space.name") -> Any:
+    """An instance of the space ``name`` with its options validated."""
+    return lookup("spaces", name, path)(**(options or {}))

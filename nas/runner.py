@@ -1,0 +1,116 @@
+"""Starting and resuming searches in a run folder (what ``nas search`` and ``nas resume`` do)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from nas import registry
+from nas.config import SpecError
+from nas.progress import Progress
+from nas.search import Outcome, Search, create_study
+from nas.show import summarize
+from nas.spec import RunSpec, load_spec
+from nas.store import RunDir, open_storage
+
+log = logging.getLogger(__name__)
+
+
+def default_out(spec_path: str | Path, spec: RunSpec) -> Path:
+    """``<spec's folder>/<run name>``: runs/quickstart.toml -> runs/quickstart/."""
+    return Path(spec_path).resolve().parent / spec.name
+
+
+def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | None = None,
+          overwrite: bool = False, progress: bool = True) -> tuple[RunDir, Outcome]:
+    """Validate a spec, create its run folder and search."""
+    spec = load_spec(spec_path, overrides)
+    run_dir = RunDir(out or default_out(spec_path, spec))
+    run_dir.prepare_new(overwrite)
+    if not spec.run["storage"]:
+        spec.run["storage"] = run_dir.default_storage_url()
+    elif overwrite:
+        _delete_study(spec.run["storage"], spec.name)
+    run_dir.spec_file.write_text(spec.to_toml())
+    return run_dir, _search(spec, run_dir, new=True, progress=progress)
+
+
+def resume(path: str | Path, overrides: dict[str, Any], progress: bool = True) -> tuple[RunDir, Outcome]:
+    """Continue the run in ``path`` to its budget (``overrides`` may raise the budget or change executor)."""
+    run_dir = RunDir(path)
+    run_dir.check_run()
+    spec = load_spec(run_dir.spec_file, overrides)
+    spec.run["name"] = load_spec(run_dir.spec_file).name  # the study keeps its name
+    run_dir.spec_file.write_text(spec.to_toml())
+    return run_dir, _search(spec, run_dir, new=False, progress=progress)
+
+
+def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool) -> Outcome:
+    """Open the ledger, run the loop, write the summary; the driver lock is held throughout."""
+    run_dir.acquire()
+    handler = _log_to(run_dir.log_file)
+    try:
+        url = spec.run["storage"]
+        storage = open_storage(url)
+        if new and _study_exists(storage, spec.name):
+            raise SpecError(f"run.storage: study {spec.name!r} already exists in {url}; "
+                            "use 'nas resume', another run.name, or --overwrite")
+        if not new and not _study_exists(storage, spec.name):
+            raise SpecError(f"{run_dir.path}: its study {spec.name!r} is not in {url}")
+        study = create_study(spec, storage)
+        executor = registry.lookup("executors", spec.executor["name"], "executor.name")(
+            **{k: v for k, v in spec.executor.items() if k != "name"})
+        search = Search(spec, study, executor, url, Progress() if progress else None)
+        outcome = search.run()
+        write_outputs(run_dir, spec, study)
+        return outcome
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        run_dir.release()
+
+
+def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:
+    """``summary.json`` and ``best/genotype.json`` (plus a picture where the space can draw)."""
+    summary = summarize(spec, study, str(run_dir.path))
+    (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
+    best = summary.get("best")
+    if not best:
+        return
+    best_dir = run_dir.path / "best"
+    best_dir.mkdir(exist_ok=True)
+    (best_dir / "genotype.json").write_text(json.dumps(best["genotype"], indent=2) + "\n")
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    try:
+        space.draw(space.from_dict(best["genotype"]), str(best_dir / "architecture.png"))
+    except NotImplementedError:
+        pass
+    except Exception:  # a picture is a nicety; never fail a finished search over it
+        log.warning("could not draw the best architecture", exc_info=True)
+
+
+def _study_exists(storage: Any, name: str) -> bool:
+    return any(s.study_name == name for s in storage.get_all_studies())
+
+
+def _delete_study(url: str, name: str) -> None:
+    """Remove a study from a shared storage (for --overwrite)."""
+    storage = open_storage(url)
+    if _study_exists(storage, name):
+        optuna.delete_study(study_name=name, storage=storage)
+
+
+def _log_to(path: Path) -> logging.Handler:
+    """Send INFO logs of this package to the run's log file."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler

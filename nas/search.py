@@ -1,0 +1,349 @@
+"""The search loop: ask -> genotype -> dedup by arch_id -> cheap checks -> submit -> collect -> tell.
+
+The Optuna study is the ledger. The budget counts *unique* evaluations: an architecture proposed
+again reuses its result (told as a duplicate, no budget spent), and one proposed while it is still
+being evaluated waits for that result. Trials a previous driver left RUNNING (it was killed) are
+marked failed on start and their budget is used again; nothing completed is ever re-evaluated.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas import registry
+from nas.controllers import make_sampler
+from nas.evaluator import COMPLETE, PRUNED, Job, Result
+from nas.executors import Executor, StudyLink
+from nas.progress import Progress
+from nas.pruners import make_pruner
+from nas.spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_STREAK = 50  # consecutive repeats before the loop injects a random unseen architecture
+EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
+ELAPSED_ATTR = "nas:elapsed_s"
+
+
+@dataclass
+class Outcome:
+    """How a call of :meth:`Search.run` ended."""
+
+    reason: str  # budget | time | target | exhausted | failures | infeasible
+    evaluated: int
+    budget: int
+    message: str = ""
+
+
+@dataclass
+class Ledger:
+    """What the study already holds: evaluations by architecture and the budget they used."""
+
+    evaluated: int = 0
+    done: dict[str, FrozenTrial] = field(default_factory=dict)  # arch_id -> the trial that evaluated it
+    elapsed: float = 0.0
+
+    @classmethod
+    def load(cls, study: optuna.Study) -> Ledger:
+        """Index the study; fail trials left RUNNING by a dead driver so their budget is reused."""
+        ledger = cls(elapsed=float(study.user_attrs.get(ELAPSED_ATTR, 0.0)))
+        storage = study._storage
+        for trial in study.get_trials(deepcopy=False):
+            info = trial.user_attrs.get("info", {})
+            if trial.state == TrialState.RUNNING:
+                storage.set_trial_user_attr(trial._trial_id, "info", {
+                    "counted": False, "error": "interrupted: the driver stopped before this trial finished"})
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                log.info("trial %d was left running by a stopped driver: marked failed", trial.number)
+            elif info.get("counted"):
+                ledger.evaluated += 1
+                ledger.done.setdefault(trial.user_attrs["arch_id"], trial)
+        return ledger
+
+
+def create_study(spec: RunSpec, storage: Any, load_if_exists: bool = True) -> optuna.Study:
+    """The run's study with the spec's controller (sampler), pruner and directions."""
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, spec.seed,
+                           len(spec.objectives))
+    return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
+                               pruner=make_pruner(spec.pruner), directions=spec.directions,
+                               load_if_exists=load_if_exists)
+
+
+class Search:
+    """Runs a spec's search on a study through an executor.
+
+    Args:
+        spec: the validated run spec.
+        study: the ledger (made by :func:`create_study`).
+        executor: where evaluations run (not yet started).
+        storage_url: the study's storage URL, for remote workers' pruning ("" if in-memory).
+        progress: progress display; None for silence.
+    """
+
+    def __init__(self, spec: RunSpec, study: optuna.Study, executor: Executor, storage_url: str = "",
+                 progress: Progress | None = None) -> None:
+        self.spec, self.study, self.executor = spec, study, executor
+        self.storage_url, self.progress = storage_url, progress
+        self.space = registry.make_space(spec.space["name"], spec.space_options())
+        self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
+            spec.evaluator_spec().options, self.space)
+        self.distributions = self.space.distributions()
+        self.rng = random.Random(spec.seed)
+        self.trials: dict[int, tuple[optuna.Trial, dict[str, float]]] = {}  # in flight, by number
+        self.parked: dict[str, list[optuna.Trial]] = {}  # arch_id in flight -> duplicates waiting for it
+        self.in_flight_arch: dict[str, int] = {}
+        self.dup_streak = self.fail_streak = self.infeasible_streak = 0
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0, "duplicates": 0, "infeasible": 0}
+        self.best: tuple[float, int] | None = None
+        self.stop: Outcome | None = None
+
+    # ----- driving -------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        """Search until the budget, the time limit, exhaustion or repeated failure stops it."""
+        self.ledger = Ledger.load(self.study)
+        self._seed_best()
+        self.started = time.time()
+        self._last_elapsed_write = self.started
+        link = StudyLink(self.study, self.storage_url, self.spec.name, self.spec.pruner)
+        self.executor.start(self.spec.evaluator_spec(), link)
+        log.info("search %s: %s, budget %d (%d done)", self.spec.name, self.executor.describe(),
+                 self.spec.budget, self.ledger.evaluated)
+        try:
+            outcome = self._loop()
+        except BaseException:
+            self._abandon("interrupted: the search was stopped before this trial finished")
+            raise
+        finally:
+            self.executor.shutdown()
+            self._write_elapsed(force=True)
+            if self.progress:
+                self.progress.close()
+        return outcome
+
+    def _loop(self) -> Outcome:
+        budget, workers = self.spec.budget, self.executor.workers
+        while True:
+            while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
+                   and self.ledger.evaluated + self.executor.in_flight() < budget and not self._time_up()):
+                self._ask_one()
+            if self.executor.in_flight() == 0:
+                break
+            for job, result in self.executor.collect(timeout=1.0):
+                self._tell(job, result)
+            self._show()
+        self._show(final=True)
+        if self.stop is not None:
+            return self.stop
+        if self._target_reached():
+            return Outcome("target", self.ledger.evaluated, budget, f"reached the target {self.spec.run['target']:g}")
+        reason = "budget" if self.ledger.evaluated >= budget else "time"
+        return Outcome(reason, self.ledger.evaluated, budget)
+
+    def _target_reached(self) -> bool:
+        target = self.spec.run["target"]
+        if target != target or self.best is None:
+            return False
+        maximize = self.spec.objectives[0]["direction"] == "maximize"
+        return self.best[0] >= target if maximize else self.best[0] <= target
+
+    def _time_up(self) -> bool:
+        limit = self.spec.run["max_time"]
+        return bool(limit) and self.ledger.elapsed + time.time() - self.started >= limit
+
+    # ----- ask -----------------------------------------------------------------------------------
+    def _ask_one(self) -> None:
+        """Ask the controller for one architecture and submit, reuse or reject it."""
+        if self.dup_streak >= DUPLICATE_STREAK:
+            self._enqueue_unseen()
+            if self.stop:
+                return
+        trial = self.study.ask(self.distributions)
+        try:
+            genotype = self.space.from_params(trial.params)
+        except ValueError as err:
+            self._tell_failed(trial, {}, f"invalid params: {err}", counted=False)
+            return
+        arch_id = genotype.arch_id
+        trial.set_user_attr("arch_id", arch_id)
+        trial.set_user_attr("genotype", genotype.to_dict())
+        if arch_id in self.ledger.done:
+            self.dup_streak += 1
+            self._tell_duplicate(trial, self.ledger.done[arch_id])
+        elif arch_id in self.in_flight_arch:
+            self.dup_streak += 1
+            self.parked.setdefault(arch_id, []).append(trial)
+        else:
+            self.dup_streak = 0
+            self._submit(trial, genotype, arch_id)
+
+    def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
+        cost = self.space.cost(genotype, self.task)
+        cheap = {"params": float(cost.params), "flops": float(cost.flops)}
+        violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
+                    for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
+        if violated:
+            self.counts["infeasible"] += 1
+            self.infeasible_streak += 1
+            frozen = self._tell_failed(trial, cheap, "infeasible: " + "; ".join(violated), counted=False)
+            self.ledger.done[arch_id] = frozen
+            if self.infeasible_streak >= EXHAUSTED_TRIES:
+                self.stop = Outcome("infeasible", self.ledger.evaluated, self.spec.budget,
+                                    f"{EXHAUSTED_TRIES} proposals in a row broke the constraints; relax them")
+            return
+        self.infeasible_streak = 0
+        job = Job(trial.number, trial._trial_id, genotype.to_json(), arch_id, self.spec.trial_budget,
+                  self.spec.seed)
+        self.trials[trial.number] = (trial, cheap)
+        self.in_flight_arch[arch_id] = trial.number
+        self.executor.submit(job)
+
+    def _enqueue_unseen(self) -> None:
+        """Break a run of repeated proposals: queue a random architecture not yet proposed."""
+        seen = set(self.ledger.done) | set(self.in_flight_arch)
+        for _ in range(EXHAUSTED_TRIES):
+            genotype = self.space.sample(self.rng)
+            if genotype.arch_id not in seen:
+                self.study.enqueue_trial(self.space.to_params(genotype), user_attrs={"injected": True})
+                self.dup_streak = 0
+                return
+        self.stop = Outcome("exhausted", self.ledger.evaluated, self.spec.budget,
+                            f"no unseen architecture in {EXHAUSTED_TRIES} random draws: the space is used up")
+
+    # ----- tell ----------------------------------------------------------------------------------
+    def _tell(self, job: Job, result: Result) -> None:
+        """Record an evaluation's result and release duplicates that waited for it."""
+        trial, cheap = self.trials.pop(job.trial_number)
+        del self.in_flight_arch[job.arch_id]
+        metrics = {**cheap, **result.metrics}
+        info = {**result.info, "counted": True}
+        self.ledger.evaluated += 1
+        if result.state == COMPLETE:
+            missing = [o["metric"] for o in self.spec.objectives if o["metric"] not in metrics]
+            if missing:
+                result = Result.failed(f"result lacks objective metric(s) {missing}", **result.info)
+                info = {**result.info, "counted": True}
+        self._record_curve(trial, result)
+        if result.state == COMPLETE:
+            values = [metrics[o["metric"]] for o in self.spec.objectives]
+            frozen = self._finish(trial, metrics, info, TrialState.COMPLETE, values)
+            self.counts["complete"] += 1
+            self.fail_streak = 0
+            self._update_best(frozen)
+        elif result.state == PRUNED:
+            frozen = self._finish(trial, metrics, info, TrialState.PRUNED)
+            self.counts["pruned"] += 1
+            self.fail_streak = 0
+        else:
+            frozen = self._tell_failed(trial, metrics, result.error or "failed", counted=True, info=info)
+            self.fail_streak += 1
+            if self.fail_streak >= self.spec.run["max_failures"]:
+                self.stop = Outcome("failures", self.ledger.evaluated, self.spec.budget,
+                                    f"{self.fail_streak} candidates failed in a row; last: {result.error}")
+        self.ledger.done[job.arch_id] = frozen
+        log.info("trial %d %s %s %s", job.trial_number, frozen.state.name.lower(), job.arch_id,
+                 _short(metrics) if frozen.state != TrialState.FAIL else result.error)
+        for waiting in self.parked.pop(job.arch_id, []):
+            self._tell_duplicate(waiting, frozen)
+        self._write_elapsed()
+
+    def _finish(self, trial: optuna.Trial, metrics: dict[str, float], info: dict[str, Any],
+                state: TrialState, values: list[float] | None = None) -> FrozenTrial:
+        """Write a trial's metrics and info, then tell it."""
+        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("info", _plain(info))
+        return self.study.tell(trial, values, state=state)
+
+    def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,
+                     info: dict[str, Any] | None = None) -> FrozenTrial:
+        self.counts["failed"] += counted
+        return self._finish(trial, metrics, {**(info or {}), "counted": counted, "error": error},
+                            TrialState.FAIL)
+
+    def _tell_duplicate(self, trial: optuna.Trial, original: FrozenTrial) -> None:
+        """Tell a repeated architecture the result of the trial that evaluated it (no budget spent)."""
+        self.counts["duplicates"] += 1
+        info = {"counted": False, "duplicate_of": original.number}
+        if "error" in original.user_attrs.get("info", {}):
+            info["error"] = original.user_attrs["info"]["error"]
+        if original.state == TrialState.PRUNED and original.intermediate_values:
+            step = max(original.intermediate_values)
+            trial.report(original.intermediate_values[step], step)
+        values = original.values if original.state == TrialState.COMPLETE else None
+        self._finish(trial, original.user_attrs.get("metrics", {}), info, original.state, values)
+
+    def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
+        """Write the learning curve as intermediate values (with a pruner, the reporter already did)."""
+        if self.spec.pruner["name"] != "none":
+            return
+        for step, value in result.info.get("curve") or []:
+            if math.isfinite(value):
+                trial.report(float(value), int(step))
+
+    def _abandon(self, reason: str) -> None:
+        """Fail every trial still in flight or waiting, without using budget (resume re-runs them)."""
+        waiting = [t for ts in self.parked.values() for t in ts]
+        for trial in [t for t, _ in self.trials.values()] + waiting:
+            try:
+                self._tell_failed(trial, {}, reason, counted=False)
+            except Exception:  # the storage may be gone too; resume will fail these trials anyway
+                log.debug("could not fail trial %d", trial.number, exc_info=True)
+        self.trials.clear()
+        self.parked.clear()
+
+    # ----- bookkeeping -----------------------------------------------------------------------------
+    def _seed_best(self) -> None:
+        for trial in self.ledger.done.values():
+            self._update_best(trial)
+
+    def _update_best(self, trial: FrozenTrial) -> None:
+        if len(self.spec.objectives) != 1 or trial.state != TrialState.COMPLETE:
+            return
+        sign = 1.0 if self.spec.objectives[0]["direction"] == "maximize" else -1.0
+        value = trial.values[0]
+        if self.best is None or sign * value > sign * self.best[0]:
+            self.best = (value, trial.number)
+
+    def _write_elapsed(self, force: bool = False) -> None:
+        """Persist the search's cumulative wall time (for ``max_time`` across resumes), every 30 s."""
+        now = time.time()
+        if force or now - self._last_elapsed_write > 30:
+            self.study.set_user_attr(ELAPSED_ATTR, self.ledger.elapsed + now - self.started)
+            self._last_elapsed_write = now
+
+    def _show(self, final: bool = False) -> None:
+        if self.progress is None:
+            return
+        metric = self.spec.objectives[0]["metric"] if len(self.spec.objectives) == 1 else ""
+        self.progress.update(done=self.ledger.evaluated, budget=self.spec.budget, best=self.best,
+                             metric=metric, running=self.executor.in_flight(),
+                             failed=self.counts["failed"], duplicates=self.counts["duplicates"],
+                             final=final)
+
+
+def _without_name(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if k != "name"}
+
+
+def _short(metrics: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+def _plain(data: Any) -> Any:
+    """JSON-safe copy (tuples to lists, non-finite floats to strings)."""
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    if isinstance(data, float) and not math.isfinite(data):
+        return str(data)
+    return data

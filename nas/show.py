@@ -1,0 +1,134 @@
+"""Read a run's ledger: counts by state, the best trial or the Pareto set, top architectures.
+
+``summarize`` is the data behind ``nas show --json`` and the run folder's ``summary.json``;
+``format_summary`` is its text form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas import registry
+from nas.spec import RunSpec
+
+
+def trial_record(trial: FrozenTrial, spec: RunSpec, space: Any) -> dict[str, Any]:
+    """One trial as plain data: number, arch id, objective values, metrics, text form, genotype."""
+    genotype = trial.user_attrs.get("genotype")
+    label = ""
+    if genotype is not None:
+        try:
+            label = space.label(space.from_dict(genotype))
+        except ValueError:
+            label = "(unreadable genotype)"
+    values = {}
+    if trial.values is not None:
+        values = {o["metric"]: v for o, v in zip(spec.objectives, trial.values)}
+    return {"number": trial.number, "arch_id": trial.user_attrs.get("arch_id"), "values": values,
+            "metrics": trial.user_attrs.get("metrics", {}), "label": label, "genotype": genotype,
+            "info": {k: v for k, v in trial.user_attrs.get("info", {}).items() if k != "curve"}}
+
+
+def evaluated_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials that used budget (each a unique architecture), in trial order."""
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("info", {}).get("counted")]
+
+
+def summarize(spec: RunSpec, study: optuna.Study, run_dir: str = "", top: int = 5) -> dict[str, Any]:
+    """Counts, best/Pareto trials and the top architectures of a run."""
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    trials = study.get_trials(deepcopy=False)
+    counted = [t for t in trials if t.user_attrs.get("info", {}).get("counted")]
+    states = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "duplicates": 0,
+              "infeasible": 0, "interrupted": 0}
+    for trial in trials:
+        states[_kind(trial)] += 1
+    complete = [t for t in counted if t.state == TrialState.COMPLETE]
+    out: dict[str, Any] = {
+        "run": spec.name, "dir": run_dir, "space": spec.space["name"], "preset": spec.space.get("preset"),
+        "controller": spec.controller["name"], "evaluator": spec.evaluator["name"],
+        "objectives": spec.objectives, "budget": spec.budget, "evaluated": len(counted),
+        "trials": len(trials), "states": states,
+    }
+    if len(spec.objectives) == 1:
+        sign = 1.0 if spec.objectives[0]["direction"] == "maximize" else -1.0
+        ranked = sorted(complete, key=lambda t: -sign * t.values[0])
+        out["best"] = trial_record(ranked[0], spec, space) if ranked else None
+        out["top"] = [trial_record(t, spec, space) for t in ranked[:top]]
+    else:
+        front = [t for t in study.best_trials if t.user_attrs.get("info", {}).get("counted")] if complete else []
+        out["pareto"] = [trial_record(t, spec, space) for t in sorted(front, key=lambda t: t.number)]
+        out["best"] = None
+    return out
+
+
+def _kind(trial: FrozenTrial) -> str:
+    """Which count a trial belongs to."""
+    info = trial.user_attrs.get("info", {})
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    if "duplicate_of" in info:
+        return "duplicates"
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "pruned"
+    error = str(info.get("error", ""))
+    if error.startswith("infeasible"):
+        return "infeasible"
+    if not info.get("counted", True) and error.startswith("interrupted"):
+        return "interrupted"
+    return "failed"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Text form of :func:`summarize`'s result."""
+    s = summary["states"]
+    lines = [f"run {summary['run']}  {summary['dir']}",
+             f"  space {summary['space']} (preset {summary['preset']}), controller {summary['controller']}, "
+             f"evaluator {summary['evaluator']}",
+             f"  evaluated {summary['evaluated']}/{summary['budget']} unique architectures; trials: "
+             + ", ".join(f"{k} {v}" for k, v in s.items() if v)]
+    rows = summary.get("top") or summary.get("pareto") or []
+    if summary.get("best"):
+        best = summary["best"]
+        lines.append(f"  best: trial #{best['number']}  " + _metrics_text(best) + f"  arch {best['arch_id']}")
+        lines.append(f"        {best['label']}")
+    if rows:
+        title = "top" if summary.get("top") else "Pareto set"
+        lines.append(f"  {title}:")
+        names = [o["metric"] for o in summary["objectives"]]
+        extra = [m for m in ("params", "flops") if m not in names]
+        header = ["trial", *names, *extra, "arch_id", "architecture"]
+        table = [[f"#{r['number']}", *[_fmt(r["metrics"].get(n, r["values"].get(n))) for n in names],
+                  *[_fmt(r["metrics"].get(m)) for m in extra], r["arch_id"] or "", r["label"]] for r in rows]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
+        for row in [header, *table]:
+            lines.append("    " + "  ".join(str(x).ljust(w) for x, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+    return "\n".join(lines)
+
+
+def _metrics_text(record: dict[str, Any]) -> str:
+    shown = dict(record["values"])
+    for key in ("params", "flops"):
+        if key in record["metrics"] and key not in shown:
+            shown[key] = record["metrics"][key]
+    return "  ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
+
+
+def _fmt(value: Any) -> str:
+    """Numbers short: 94.37, 1.07M, 153M."""
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        if abs(value) >= 1e9:
+            return f"{value / 1e9:.3g}G"
+        if abs(value) >= 1e6:
+            return f"{value / 1e6:.3g}M"
+        if abs(value) >= 1e4:
+            return f"{value / 1e3:.3g}k"
+        return f"{value:.4g}"
+    return str(value)

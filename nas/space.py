@@ -1,0 +1,161 @@
+"""The search-space protocol: sampling, structure-aware variation, flat Optuna params, build and cost.
+
+Every random choice takes an explicit ``random.Random``. ``build`` imports torch lazily (from the
+space's ``build.py``); everything else here is plain Python so the search core stays torch-free.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Mapping, TypeVar
+
+from nas.config import Field, SpecError, validate
+from nas.genotype import Genotype
+
+G = TypeVar("G", bound=Genotype)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a built network consumes and predicts."""
+
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    num_classes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"input_shape": list(self.input_shape), "num_classes": self.num_classes}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Model size and compute, from the genotype alone."""
+
+    params: int  # trainable parameters of the model as built, auxiliary heads excluded
+    flops: int  # multiply-accumulates of one forward pass (conv and linear layers)
+
+
+class SearchSpace(ABC, Generic[G]):
+    """A family of architectures.
+
+    Subclasses set ``name``, ``genotype``, ``PRESETS`` (macro settings by name, each with at least
+    ``input_shape`` and ``num_classes``) and optionally extra ``OPTIONS``; they implement the
+    abstract methods. Options come from the run spec's ``[space]`` table.
+    """
+
+    name: ClassVar[str]
+    genotype: ClassVar[type[Genotype]]
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    DEFAULT_PRESET: ClassVar[str] = ""
+    OPTIONS: ClassVar[dict[str, Field]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        fields = {"preset": Field(str, default=self.DEFAULT_PRESET, choices=tuple(self.PRESETS)),
+                  **self.OPTIONS}
+        self.options = validate(options, fields, "space", ignore=("name",))
+        self.preset: str = self.options["preset"]
+
+    # ----- identity and data ---------------------------------------------------------------
+    def from_json(self, text: str) -> G:
+        """Genotype from JSON text; ``ValueError`` says what is wrong."""
+        return self.genotype.from_json(text)  # type: ignore[return-value]
+
+    def from_dict(self, data: Mapping[str, Any]) -> G:
+        """Genotype from parsed JSON data."""
+        return self.genotype.from_dict(data)  # type: ignore[return-value]
+
+    def known(self) -> dict[str, G]:
+        """Published architectures of this space by name."""
+        return {}
+
+    def get_known(self, name: str) -> G:
+        """A published architecture by name; ``KeyError`` lists the known names."""
+        known = self.known()
+        if name not in known:
+            raise KeyError(f"unknown {self.name} architecture {name!r}; known: {', '.join(sorted(known)) or '(none)'}")
+        return known[name]
+
+    def default_task(self) -> Task:
+        """The preset's input shape and class count."""
+        preset = self.PRESETS[self.preset]
+        return Task(tuple(preset["input_shape"]), int(preset["num_classes"]))  # type: ignore[arg-type]
+
+    # ----- search operators ------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, rng: random.Random) -> G:
+        """A uniformly random architecture."""
+
+    @abstractmethod
+    def mutate(self, genotype: G, rng: random.Random) -> G:
+        """A structure-aware random neighbour; leaves ``genotype`` alone."""
+
+    @abstractmethod
+    def crossover(self, a: G, b: G, rng: random.Random) -> G:
+        """A child mixing two parents."""
+
+    def neighbours(self, genotype: G) -> list[G] | None:
+        """Every architecture one mutation away, where the space can list them; None otherwise."""
+        return None
+
+    @abstractmethod
+    def distributions(self) -> dict[str, Any]:
+        """Flat, fixed-key Optuna distributions covering the space."""
+
+    @abstractmethod
+    def to_params(self, genotype: G) -> dict[str, Any]:
+        """Flat params of ``distributions()`` that encode ``genotype``."""
+
+    @abstractmethod
+    def from_params(self, params: Mapping[str, Any]) -> G:
+        """Inverse of :meth:`to_params`; ``ValueError`` when the params make no valid genotype."""
+
+    # ----- model --------------------------------------------------------------------------------
+    @abstractmethod
+    def build(self, genotype: G, task: Task | None = None) -> Any:
+        """The ``torch.nn.Module`` for ``genotype`` (torch is imported here, lazily)."""
+
+    @abstractmethod
+    def cost(self, genotype: G, task: Task | None = None) -> Cost:
+        """Params and multiply-accumulates computed from the genotype, without building it."""
+
+    def describe(self, genotype: G, task: Task | None = None) -> dict[str, Any]:
+        """JSON-able description: space, arch id, cost, task and the space's own details."""
+        task = task or self.default_task()
+        cost = self.cost(genotype, task)
+        return {"space": self.name, "preset": self.preset, "arch_id": genotype.arch_id,
+                "params": cost.params, "flops": cost.flops,
+                "input_shape": list(task.input_shape), "num_classes": task.num_classes,
+                "genotype": genotype.to_dict(), **self.details(genotype)}
+
+    def details(self, genotype: G) -> dict[str, Any]:
+        """Space-specific extras for :meth:`describe` (e.g. the standard string form)."""
+        return {}
+
+    def label(self, genotype: G) -> str:
+        """A short one-line text form for tables and logs."""
+        return genotype.arch_id
+
+    def draw(self, genotype: G, path: str) -> None:
+        """Render a picture of the architecture to ``path`` (PNG)."""
+        raise NotImplementedError(f"space {self.name!r} cannot draw architectures")
+
+
+def check_params(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming a missing param or a value outside its distribution."""
+    for key, dist in distributions.items():
+        if key not in params:
+            raise ValueError(f"params: missing {key!r}")
+        choices = getattr(dist, "choices", None)
+        if choices is not None and params[key] not in choices:
+            raise ValueError(f"params: {key}={params[key]!r} not in {list(choices)}")
+        low, high = getattr(dist, "low", None), getattr(dist, "high", None)
+        if choices is None and low is not None and not low <= params[key] <= high:
+            raise ValueError(f"params: {key}={params[key]!r} outside [{low}, {high}]")
+
+
+def spec_error_from(err: Exception, path: str) -> SpecError:
+    """Wrap a component's ValueError/KeyError as a SpecError at ``path``."""
+    message = err.args[0] if err.args else str(err)
+    return SpecError(f"{path}: {message}")

@@ -1,0 +1,238 @@
+"""Run specs: a TOML file -> a validated :class:`RunSpec` (or one ``SpecError`` naming the field).
+
+A spec has the sections ``[run]``, ``[space]``, ``[controller]``, ``[evaluator]`` (with an optional
+``[evaluator.budget]`` per-trial budget), ``[[objectives]]``, ``[constraints]``, ``[executor]`` and
+``[pruner]``. Everything is checked before anything runs: unknown keys, types, ranges, names of
+spaces/controllers/evaluators, files, and that every objective is a metric the evaluator reports.
+The resolved spec (defaults filled, paths absolute, command-line overrides applied) is written to
+the run folder, so ``nas resume`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from nas import registry
+from nas.config import Field, SpecError, validate
+from nas.evaluator import EvaluatorSpec
+from nas.executors import validate_executor
+from nas.pruners import validate_pruner
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CHEAP_METRICS: tuple[str, ...] = ("params", "flops")  # computed from the genotype before evaluation
+
+RUN_FIELDS = {
+    "name": Field(str, default="", help="run and study name (default: the spec file's name)"),
+    "description": Field(str, default=""),
+    "seed": Field(int, default=0, min=0),
+    "budget": Field(int, default=50, min=1, help="unique architectures to evaluate"),
+    "max_time": Field("duration", default=0.0, help="wall-clock limit of the search (0: none)"),
+    "max_failures": Field(int, default=25, min=1, help="consecutive failed candidates that stop the search"),
+    "target": Field(float, default=float("nan"), help="stop once the (single) objective reaches this value"),
+    "storage": Field(str, default="", help="Optuna storage URL ('' : a journal file in the run folder)"),
+}
+OBJECTIVE_FIELDS = {
+    "metric": Field(str, help="a metric the evaluator reports, or params/flops"),
+    "direction": Field(str, default="maximize", choices=("maximize", "minimize")),
+}
+BOUND_FIELDS = {"min": Field(float, default=float("-inf")), "max": Field(float, default=float("inf"))}
+SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner")
+
+
+@dataclass
+class RunSpec:
+    """A validated run spec; every table holds plain data with defaults filled."""
+
+    run: dict[str, Any]
+    space: dict[str, Any]
+    controller: dict[str, Any]
+    evaluator: dict[str, Any]
+    objectives: list[dict[str, Any]]
+    constraints: dict[str, dict[str, float]]
+    executor: dict[str, Any]
+    pruner: dict[str, Any]
+    base_dir: str = "."
+    metrics: tuple[str, ...] = field(default=())  # what the evaluator reports
+
+    @property
+    def name(self) -> str:
+        return self.run["name"]
+
+    @property
+    def seed(self) -> int:
+        return self.run["seed"]
+
+    @property
+    def budget(self) -> int:
+        return self.run["budget"]
+
+    @property
+    def directions(self) -> list[str]:
+        return [o["direction"] for o in self.objectives]
+
+    @property
+    def trial_budget(self) -> dict[str, Any]:
+        """The per-trial budget handed to the evaluator."""
+        return dict(self.evaluator.get("budget", {}))
+
+    def space_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.space.items() if k != "name"}
+
+    def evaluator_spec(self) -> EvaluatorSpec:
+        options = {k: v for k, v in self.evaluator.items() if k not in ("name", "budget")}
+        return EvaluatorSpec(self.evaluator["name"], options, self.space["name"], self.space_options(),
+                             self.base_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the TOML layout (infinite bounds and an unset target left out)."""
+        constraints = {m: {k: v for k, v in b.items() if abs(v) != float("inf")} for m, b in self.constraints.items()}
+        run = {k: v for k, v in self.run.items() if not (k == "target" and v != v)}
+        return {"run": run, "space": self.space, "controller": self.controller,
+                "evaluator": self.evaluator, "objectives": self.objectives, "constraints": constraints,
+                "executor": self.executor, "pruner": self.pruner}
+
+    def to_toml(self) -> str:
+        """The resolved spec as TOML text."""
+        import tomli_w
+
+        return tomli_w.dumps(_drop_empty(self.to_dict()))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; ``SpecError`` for a missing file or invalid TOML."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: invalid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file") from None
+
+
+def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> RunSpec:
+    """Read and validate a spec file; ``overrides`` maps dotted paths (``run.budget``) to values."""
+    path = Path(path).resolve()
+    data = read_toml(path)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            section, _, key = dotted.partition(".")
+            data.setdefault(section, {})[key] = value
+    data.setdefault("run", {})
+    if not data["run"].get("name"):
+        data["run"]["name"] = path.stem
+    return parse_spec(data, path.parent)
+
+
+def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
+    """Validate parsed spec data (relative files resolve against ``base_dir``)."""
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise SpecError(f"{unknown[0]}: unknown section; allowed: {', '.join(SECTIONS)}")
+    run = validate(data.get("run", {}), RUN_FIELDS, "run", base_dir)
+    if not run["name"]:
+        raise SpecError("run.name: required (a name for the run and its study)")
+    space = _table(data, "space")
+    if "name" not in space:
+        raise SpecError("space.name: required; known: " + ", ".join(registry.names("spaces")))
+    space_obj = registry.make_space(space["name"], _without(space, "name"))
+    evaluator, metrics = _validate_evaluator(_table(data, "evaluator"), base_dir)
+    objectives = _validate_objectives(data.get("objectives"), metrics, evaluator["name"])
+    if run["target"] == run["target"] and len(objectives) != 1:
+        raise SpecError("run.target: a target needs exactly one objective")
+    constraints = _validate_constraints(data.get("constraints", {}))
+    controller = _validate_controller(_table(data, "controller"), space_obj, run["seed"], len(objectives))
+    return RunSpec(run=run, space={"name": space["name"], **space_obj.options}, controller=controller,
+                   evaluator=evaluator, objectives=objectives, constraints=constraints,
+                   executor=validate_executor(_table(data, "executor")),
+                   pruner=validate_pruner(_table(data, "pruner")), base_dir=str(base_dir), metrics=metrics)
+
+
+def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A section that must be a table (absent = empty)."""
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{key}: expected a table, got {value!r}")
+    return dict(value)
+
+
+def _without(table: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if k not in keys}
+
+
+def _validate_evaluator(table: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``[evaluator]`` options and budget, and the metrics it will report."""
+    if "name" not in table:
+        raise SpecError("evaluator.name: required; known: " + ", ".join(registry.names("evaluators")))
+    cls = registry.lookup("evaluators", table["name"], "evaluator.name")
+    options = cls.validate_options(_without(table, "budget"), base_dir)
+    budget = validate(table.get("budget", {}), cls.BUDGET, "evaluator.budget", base_dir)
+    metrics = tuple(cls.metric_names(options))
+    return {"name": table["name"], **options, "budget": budget}, metrics
+
+
+def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str) -> list[dict[str, Any]]:
+    """``[[objectives]]``: default is the evaluator's first metric, maximized."""
+    if items is None:
+        if not metrics:
+            raise SpecError("objectives: required (the evaluator reports no default metric)")
+        return [{"metric": metrics[0], "direction": "maximize"}]
+    if not isinstance(items, list) or not items:
+        raise SpecError("objectives: expected a non-empty array of tables ([[objectives]])")
+    out = []
+    for i, item in enumerate(items):
+        objective = validate(item, OBJECTIVE_FIELDS, f"objectives[{i}]")
+        if objective["metric"] not in metrics + CHEAP_METRICS:
+            raise SpecError(f"objectives[{i}].metric: unknown metric {objective['metric']!r}; the {evaluator} "
+                            f"evaluator reports: {', '.join(metrics) or '(none)'}; cheap: {', '.join(CHEAP_METRICS)}")
+        out.append(objective)
+    names = [o["metric"] for o in out]
+    if len(set(names)) != len(names):
+        raise SpecError(f"objectives: a metric appears twice in {names}")
+    return out
+
+
+def _validate_constraints(table: Any) -> dict[str, dict[str, float]]:
+    """``[constraints]``: bounds on cheap metrics, checked before any evaluation."""
+    if not isinstance(table, Mapping):
+        raise SpecError(f"constraints: expected a table, got {table!r}")
+    out = {}
+    for metric, bounds in table.items():
+        if metric not in CHEAP_METRICS:
+            raise SpecError(f"constraints.{metric}: bounds are allowed on cheap metrics only: {', '.join(CHEAP_METRICS)}")
+        out[metric] = validate(bounds, BOUND_FIELDS, f"constraints.{metric}")
+    return out
+
+
+def _validate_controller(table: dict[str, Any], space: Any, seed: int, n_objectives: int) -> dict[str, Any]:
+    """``[controller]`` (default ``evolution``): options checked by building the sampler once."""
+    name = table.get("name", "evolution")
+    cls = registry.lookup("controllers", name, "controller.name")
+    if n_objectives > 1 and not cls.MULTI_OBJECTIVE:
+        raise SpecError(f"controller.name: {name!r} handles one objective; use nsga2 for several")
+    try:
+        controller = cls(space, _without(table, "name"), seed, n_objectives)
+        controller.sampler()
+    except SpecError:
+        raise
+    except ValueError as err:
+        message = str(err)
+        raise SpecError(message if message.startswith("controller") else f"controller: {message}") from None
+    return {"name": name, **controller.options}
+
+
+def _drop_empty(data: Any) -> Any:
+    """Remove empty tables so the TOML stays short."""
+    if isinstance(data, dict):
+        return {k: _drop_empty(v) for k, v in data.items() if not (isinstance(v, dict) and not v)}
+    if isinstance(data, list):
+        return [_drop_empty(v) for v in data]
+    return data

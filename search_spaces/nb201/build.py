@@ -1,0 +1,71 @@
+"""The NAS-Bench-201 macro network: 3x3 stem, three stages of cells joined by residual reductions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nas.space import Task
+from search_spaces.nb201.genotype import EDGES, NB201Genotype
+from search_spaces.ops import ReLUConvBN, make_op
+
+
+class Cell(nn.Module):
+    """Node j = sum over i < j of op(i->j)(node i); the last node is the output."""
+
+    def __init__(self, ops: tuple[str, ...], channels: int) -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(make_op(op, channels, channels, 1) for op in ops)
+        # `none` edges contribute zeros: skip them in forward instead of adding zero tensors.
+        self.live = [i for i, op in enumerate(ops) if op != "none"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for dst in (1, 2, 3):
+            terms = [self.edges[i](nodes[src]) for i, (d, src) in enumerate(EDGES)
+                     if d == dst and i in self.live]
+            nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
+        return nodes[3]
+
+
+class ResidualReduction(nn.Module):
+    """The benchmark's ResNet basic block with stride 2: two 3x3 ReLU-conv-BN, avg-pool + 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True),
+                                      nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class NB201Network(nn.Module):
+    """Stem, ``cells`` cells at C, reduction, ``cells`` at 2C, reduction, ``cells`` at 4C, pool, linear."""
+
+    def __init__(self, genotype: NB201Genotype, task: Task, channels: int, cells: int) -> None:
+        super().__init__()
+        c_in = task.input_shape[0]
+        self.stem = nn.Sequential(nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+        layers: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage:
+                layers.append(ResidualReduction(c, 2 * c))
+                c *= 2
+            layers.extend(Cell(genotype.ops, c) for _ in range(cells))
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(c, task.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
+        return self.classifier(self.head(self.cells(self.stem(x))))
+
+
+def build(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> nn.Module:
+    """The benchmark's network for ``genotype``."""
+    return NB201Network(genotype, task, channels, cells)

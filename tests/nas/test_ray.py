@@ -1,0 +1,105 @@
+"""The Ray executor on a real local Ray instance."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.executors.ray import RayExecutor
+from nas.search import Search, create_study
+from nas.show import evaluated_trials
+from nas.spec import parse_spec
+from nas.store import open_storage
+from tests.conftest import nb201_spec, run_nas, write_spec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+def synthetic(tmp_path, executor: dict, pruner: dict | None = None, **evaluator):
+    data = {"run": {"name": "r", "budget": 8, "seed": 0, "max_failures": 100}, "space": {"name": "nb201"},
+            "controller": {"name": "random"}, "evaluator": {"name": "synthetic", **evaluator},
+            "objectives": [{"metric": "score"}], "executor": {"name": "ray", **executor}}
+    if pruner:
+        data["pruner"] = pruner
+    spec = parse_spec(data, tmp_path)
+    url = f"journal:{tmp_path / 'r.journal'}"
+    study = create_study(spec, open_storage(url))
+    outcome = Search(spec, study, RayExecutor(**{k: v for k, v in spec.executor.items() if k != "name"}), url).run()
+    return study, outcome
+
+
+def test_search_on_local_ray_end_to_end(tmp_path, nb201_table):
+    spec = write_spec(tmp_path / "ray.toml", nb201_spec(nb201_table, run={"name": "ray", "budget": 50}))
+    proc = run_nas("search", str(spec), "--executor", "ray", "--workers", "2", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["evaluated"] == 50 and summary["best"]["values"]["test_acc"] > 90
+    study = optuna.load_study(study_name="ray", storage=open_storage(f"journal:{tmp_path / 'ray/study.journal'}"))
+    workers = {t.user_attrs["info"]["worker"] for t in evaluated_trials(study)}
+    assert 1 <= len(workers) <= 2  # evaluated on the Ray workers, not in the driver
+    assert len({t.user_attrs["arch_id"] for t in evaluated_trials(study)}) == 50
+
+
+def test_a_trial_whose_worker_dies_is_retried(tmp_path, ray_session):
+    study, outcome = synthetic(tmp_path, {"workers": 2, "retries": 2}, crash_dir=str(tmp_path / "crashes"))
+    counted = evaluated_trials(study)
+    assert outcome.reason == "budget"
+    assert [t.state for t in counted] == [TrialState.COMPLETE] * 8
+    assert len(list((tmp_path / "crashes").iterdir())) == 8  # every first attempt killed its worker
+
+
+def test_a_worker_dying_on_every_retry_fails_only_its_trial(tmp_path, ray_session):
+    study, outcome = synthetic(tmp_path, {"workers": 2, "retries": 0}, crash_dir=str(tmp_path / "crashes"))
+    counted = evaluated_trials(study)
+    assert len(counted) == 8
+    assert all(t.state == TrialState.FAIL and "worker died" in t.user_attrs["info"]["error"] for t in counted)
+
+
+def test_per_trial_timeout_fails_the_trial_and_replaces_the_worker(tmp_path, ray_session):
+    started = time.time()
+    study, _ = synthetic(tmp_path, {"workers": 2, "timeout": 1.0}, seconds=30.0)
+    assert time.time() - started < 60
+    counted = evaluated_trials(study)
+    assert len(counted) == 8
+    assert all("timeout" in t.user_attrs["info"]["error"] for t in counted)
+
+
+def test_pruning_reaches_the_study_from_remote_workers(tmp_path, ray_session):
+    study, _ = synthetic(tmp_path, {"workers": 2}, pruner={"name": "median", "n_startup_trials": 2,
+                                                           "n_warmup_steps": 0}, steps=4, seconds=0.2)
+    counted = evaluated_trials(study)
+    assert all(t.intermediate_values for t in counted)
+    assert any(t.state == TrialState.PRUNED for t in counted)
+
+
+def test_ctrl_c_stops_workers_and_leaves_a_resumable_run(tmp_path):
+    data = {"run": {"name": "int", "budget": 30, "seed": 1}, "space": {"name": "nb201"},
+            "controller": {"name": "random"}, "evaluator": {"name": "synthetic", "seconds": 0.5},
+            "objectives": [{"metric": "score"}], "executor": {"name": "ray", "workers": 2}}
+    spec = write_spec(tmp_path / "int.toml", data)
+    journal = tmp_path / "int" / "study.journal"
+    driver = subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if journal.exists() and journal.stat().st_size > 4000:
+            break
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err
+    assert "nas resume" in err
+    proc = run_nas("resume", str(tmp_path / "int"), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    study = optuna.load_study(study_name="int", storage=open_storage(f"journal:{journal}"))
+    counted = evaluated_trials(study)
+    assert len(counted) == 30 and len({t.user_attrs["arch_id"] for t in counted}) == 30
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]

@@ -1,0 +1,127 @@
+"""The search loop on the NB201 table and on the synthetic evaluator (inline executor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.executors.inline import InlineExecutor
+from nas.search import Search, create_study
+from nas.show import evaluated_trials
+from nas.spec import parse_spec
+from tests.conftest import nb201_spec, run_nas, write_spec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def run_in_memory(data: dict, base: Path = Path(".")) -> tuple[optuna.Study, object]:
+    spec = parse_spec(data, base)
+    study = create_study(spec, optuna.storages.InMemoryStorage())
+    outcome = Search(spec, study, InlineExecutor(), "", None).run()
+    return study, outcome
+
+
+def synthetic_spec(**sections) -> dict:
+    spec = {"run": {"name": "s", "budget": 20, "seed": 0}, "space": {"name": "nb201"},
+            "controller": {"name": "random"}, "evaluator": {"name": "synthetic"},
+            "objectives": [{"metric": "score"}]}
+    for key, value in sections.items():
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+    return spec
+
+
+def test_search_end_to_end_writes_the_run_folder(tmp_path, nb201_table):
+    spec = write_spec(tmp_path / "nb.toml", nb201_spec(nb201_table, run={"name": "nb", "budget": 50}))
+    proc = run_nas("search", str(spec), "--json", check=True)
+    summary = json.loads(proc.stdout)
+    folder = tmp_path / "nb"
+    for name in ("spec.toml", "study.journal", "search.log", "summary.json", "best/genotype.json",
+                 "best/architecture.png"):
+        assert (folder / name).is_file(), name
+    assert summary["evaluated"] == 50 and summary["stopped"] == "budget"
+    assert summary["best"]["values"]["test_acc"] == max(r["values"]["test_acc"] for r in summary["top"])
+    assert "[50/50]" in proc.stderr  # the progress line
+    genotype = json.loads((folder / "best/genotype.json").read_text())
+    assert genotype == summary["best"]["genotype"]
+
+
+def test_budget_counts_unique_architectures_and_duplicates_reuse_results(nb201_table):
+    # a tiny population without re-draws proposes many repeats
+    data = nb201_spec(nb201_table, run={"budget": 40, "seed": 3},
+                      controller={"name": "evolution", "population": 2, "sample": 2, "novel_tries": 1})
+    study, outcome = run_in_memory(data)
+    counted = evaluated_trials(study)
+    ids = [t.user_attrs["arch_id"] for t in counted]
+    assert outcome.reason == "budget" and len(counted) == 40 and len(set(ids)) == 40
+    duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs.get("info", {})]
+    assert duplicates, "this seed should propose repeats"
+    by_number = {t.number: t for t in study.trials}
+    for dup in duplicates:
+        original = by_number[dup.user_attrs["info"]["duplicate_of"]]
+        assert original.user_attrs["arch_id"] == dup.user_attrs["arch_id"]
+        assert dup.values == original.values and dup.state == original.state
+
+
+def test_seeded_inline_runs_are_reproducible(nb201_table):
+    for controller in ("evolution", "tpe", "guided"):
+        data = nb201_spec(nb201_table, run={"budget": 25, "seed": 11}, controller={"name": controller})
+        runs = [run_in_memory(data)[0] for _ in range(2)]
+        sequences = [[t.user_attrs["arch_id"] for t in s.trials] for s in runs]
+        assert sequences[0] == sequences[1], controller
+
+
+def test_failing_candidates_never_stop_the_search():
+    study, outcome = run_in_memory(synthetic_spec(evaluator={"fail_rate": 0.3}, run={"budget": 30}))
+    counted = evaluated_trials(study)
+    failed = [t for t in counted if t.state == optuna.trial.TrialState.FAIL]
+    assert outcome.reason == "budget" and len(counted) == 30
+    assert failed and all(t.user_attrs["info"]["error"] == "synthetic failure" for t in failed)
+
+
+def test_repeated_failures_stop_the_search_with_the_last_error(tmp_path):
+    spec = write_spec(tmp_path / "f.toml", synthetic_spec(evaluator={"fail_rate": 1.0},
+                                                           run={"budget": 30, "max_failures": 5}))
+    proc = run_nas("search", str(spec))
+    assert proc.returncode == 1
+    assert "5 candidates failed in a row; last: synthetic failure" in proc.stderr
+
+
+def test_constraints_reject_architectures_before_evaluation(nb201_table):
+    limit = 60e6
+    data = nb201_spec(nb201_table, run={"budget": 20}, constraints={"flops": {"max": limit}})
+    study, _ = run_in_memory(data)
+    counted = evaluated_trials(study)
+    assert len(counted) == 20
+    assert all(t.user_attrs["metrics"]["flops"] <= limit for t in counted)
+    infeasible = [t for t in study.trials if str(t.user_attrs.get("info", {}).get("error", "")).startswith("infeasible")]
+    assert infeasible and all(not t.user_attrs["info"]["counted"] for t in infeasible)
+
+
+def test_median_pruner_stops_unpromising_trials():
+    study, _ = run_in_memory(synthetic_spec(evaluator={"steps": 5}, run={"budget": 30},
+                                            pruner={"name": "median", "n_startup_trials": 3, "n_warmup_steps": 0}))
+    states = [t.state for t in evaluated_trials(study)]
+    assert states.count(optuna.trial.TrialState.PRUNED) >= 5
+    assert states.count(optuna.trial.TrialState.COMPLETE) >= 5
+
+
+def test_wall_clock_budget_stops_the_search():
+    study, outcome = run_in_memory(synthetic_spec(evaluator={"seconds": 0.05}, run={"budget": 1000, "max_time": 1}))
+    assert outcome.reason == "time"
+    assert 3 <= len(evaluated_trials(study)) < 40
+
+
+def test_two_objectives_give_a_pareto_set(tmp_path, nb201_table):
+    data = nb201_spec(nb201_table, run={"name": "mo", "budget": 30}, controller={"name": "nsga2", "population_size": 10},
+                      objectives=[{"metric": "test_acc", "direction": "maximize"},
+                                  {"metric": "flops", "direction": "minimize"}])
+    spec = write_spec(tmp_path / "mo.toml", data)
+    summary = json.loads(run_nas("search", str(spec), "--json", check=True).stdout)
+    front = summary["pareto"]
+    assert front
+    for a in front:  # no member of the set dominates another
+        for b in front:
+            assert not (a["values"]["test_acc"] > b["values"]["test_acc"] and a["values"]["flops"] < b["values"]["flops"])

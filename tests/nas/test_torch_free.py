@@ -1,0 +1,36 @@
+"""The search core and the spaces' genotype/space modules never import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from nas import registry
+
+CORE = ["nas", "nas.cli", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.spec", "nas.search",
+        "nas.runner", "nas.show", "nas.store", "nas.bench", "nas.evaluator", "nas.progress", "nas.pruners",
+        "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
+        "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
+        "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "evaluators.tabular",
+        "evaluators.synthetic"]
+
+
+def space_modules() -> list[str]:
+    modules = []
+    for name in registry.names("spaces"):
+        package = registry.BUILTIN["spaces"][name].split(":")[0].rsplit(".", 1)[0]
+        modules += [f"{package}.genotype", f"{package}.space"]
+    return modules
+
+
+def test_core_and_space_modules_import_without_torch():
+    modules = CORE + space_modules()
+    code = ("import sys, importlib\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "from nas import registry\n"
+            "for n in registry.names('spaces'): registry.make_space(n)\n"
+            "loaded = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
+            "print('TORCH' if loaded else 'CLEAN')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "CLEAN"

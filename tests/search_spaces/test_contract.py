@@ -1,0 +1,125 @@
+"""The contract every registered search space passes (STYLE: one parametrized test for all spaces)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from nas import registry
+from nas.space import SearchSpace
+
+SPACES = registry.names("spaces")
+
+
+def small(name: str) -> SearchSpace:
+    """The space at its smallest preset (fast to build and run)."""
+    cls = registry.lookup("spaces", name)
+    preset = "proxy" if "proxy" in cls.PRESETS else cls.DEFAULT_PRESET
+    return registry.make_space(name, {"preset": preset})
+
+
+@pytest.fixture(params=SPACES)
+def space(request) -> SearchSpace:
+    return small(request.param)
+
+
+def samples(space: SearchSpace, n: int = 8) -> list:
+    rng = random.Random(0)
+    return [space.sample(rng) for _ in range(n)] + list(space.known().values())
+
+
+def test_json_round_trip(space):
+    for genotype in samples(space):
+        text = genotype.to_json()
+        again = space.from_json(text)
+        assert again == genotype
+        assert again.to_json() == text
+        assert json.loads(text)["space"] == space.name
+        assert again.arch_id == genotype.arch_id
+
+
+def test_seeded_sampling_is_reproducible(space):
+    a = [space.sample(random.Random(7)) for _ in range(3)]
+    b = [space.sample(random.Random(7)) for _ in range(3)]
+    assert a == b
+    rng = random.Random(1)
+    assert len({space.sample(rng).arch_id for _ in range(20)}) > 1
+
+
+def test_mutate_leaves_input_alone_and_changes_something(space):
+    rng = random.Random(3)
+    changed = 0
+    for genotype in samples(space):
+        before = genotype.to_json()
+        child = space.mutate(genotype, rng)
+        assert genotype.to_json() == before
+        assert type(child) is type(genotype)
+        changed += child != genotype
+    assert changed >= len(samples(space)) // 2
+
+
+def test_crossover_mixes_parents(space):
+    rng = random.Random(4)
+    a, b = space.sample(rng), space.sample(rng)
+    child = space.crossover(a, b, rng)
+    assert type(child) is type(a)
+    space.from_json(child.to_json())
+
+
+def test_params_round_trip_and_fixed_keys(space):
+    keys = set(space.distributions())
+    for genotype in samples(space):
+        params = space.to_params(genotype)
+        assert set(params) == keys
+        for key, dist in space.distributions().items():
+            assert dist._contains(dist.to_internal_repr(params[key])), key
+        assert space.from_params(params) == genotype
+
+
+def test_from_params_rejects_values_outside_the_space(space):
+    params = space.to_params(space.sample(random.Random(0)))
+    key = next(iter(params))
+    with pytest.raises(ValueError, match=key):
+        space.from_params({**params, key: "not-a-choice-xyz"})
+    with pytest.raises(ValueError):
+        space.from_params({})
+
+
+def test_invalid_genotype_data_raises_value_error(space):
+    data = space.sample(random.Random(0)).to_dict()
+    with pytest.raises(ValueError, match="unknown keys"):
+        space.from_dict({**data, "bogus": 1})
+    with pytest.raises(ValueError, match="space"):
+        space.from_dict({**data, "space": "other"})
+    with pytest.raises(ValueError):
+        space.from_json("{not json")
+
+
+def test_builds_runs_forward_and_cost_matches_module(space):
+    torch = pytest.importorskip("torch")
+    from evaluators.cost import count_macs, count_params
+
+    task = space.default_task()
+    for genotype in samples(space, 3):
+        model = space.build(genotype, task)
+        out = model(torch.randn(2, *task.input_shape))
+        assert out.shape == (2, task.num_classes)
+        cost = space.cost(genotype, task)
+        assert cost.params == count_params(model)
+        assert cost.flops == count_macs(model, task.input_shape)
+
+
+def test_describe_has_the_contract_fields(space):
+    info = space.describe(space.sample(random.Random(0)))
+    for key in ("space", "arch_id", "params", "flops", "input_shape", "num_classes"):
+        assert key in info
+    json.dumps(info)
+
+
+def test_known_architectures_are_valid(space):
+    for name, genotype in space.known().items():
+        assert space.get_known(name) == genotype
+    with pytest.raises(KeyError, match="known"):
+        space.get_known("no-such-architecture")
