@@ -20,10 +20,10 @@ demo: $(STAMP)
 	$(BIN)/nas search runs/quickstart.toml --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not gpu'
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not gpu'
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -166,7 +166,7 @@ class Evaluator(ABC):
 
     @abstractmethod
     def evaluate(self, genotype_json: str, budget: Mapping[str, Any], reporter: Reporter) -> Result:
-        """Score one architecture within ``budget``."""
+        """Score one architecture within ``budget`` (the ``BUDGET`` fields, plus the run's ``seed``)."""
 
 
 def worker_name() -> str:
@@ -178,7 +178,7 @@ def run_job(evaluator: Evaluator, job: Job, reporter: Reporter) -> Result:
     """Evaluate ``job``; any exception becomes a failed result with its reason. Adds timings."""
     started = time.time()
     try:
-        result = evaluator.evaluate(job.genotype_json, job.budget, reporter)
+        result = evaluator.evaluate(job.genotype_json, {**job.budget, "seed": job.seed}, reporter)
     except Exception as err:  # a failing candidate never kills the search
         log.debug("trial %d failed:\n%s", job.trial_number, traceback.format_exc())
         result = Result.failed(f"{type(err).__name__}: {err}")

@@ -15,10 +15,14 @@ from nas.config import SpecError
 BUILTIN: dict[str, dict[str, str]] = {
     "spaces": {
         "nb201": "search_spaces.nb201.space:NB201Space",
+        "randwire": "search_spaces.randwire.space:RandWireSpace",
+        "scaling": "search_spaces.scaling.space:ScalingSpace",
+        "nasnet": "search_spaces.nasnet.space:NASNetSpace",
     },
     "evaluators": {
         "tabular": "evaluators.tabular:TabularEvaluator",
         "synthetic": "evaluators.synthetic:SyntheticEvaluator",
+        "train": "evaluators.train:TrainEvaluator",
     },
     "controllers": {
         "random": "nas.controllers.optuna_samplers:RandomController",

@@ -95,6 +95,11 @@ class SearchSpace(ABC, Generic[G]):
     def crossover(self, a: G, b: G, rng: random.Random) -> G:
         """A child mixing two parents."""
 
+    def contains(self, genotype: G) -> bool:
+        """Whether ``to_params`` can express ``genotype`` exactly (published architectures may lie
+        outside a space's searchable part, e.g. another op vocabulary)."""
+        return True
+
     def neighbours(self, genotype: G) -> list[G] | None:
         """Every architecture one mutation away, where the space can list them; None otherwise."""
         return None

@@ -13,8 +13,8 @@ Names (one per op; the NAS-Bench-201 names ``nor_conv_*`` are aliases of ``conv_
 ``max_pool_KxK``       KxK max pooling, K in 3, 5, 7
 ``conv_1x1/3x3``       ReLU-conv-BN
 ``conv_3x3_dil2``      ReLU-3x3 conv with dilation 2-BN (NASNet "3x3 dilated convolution")
-``conv_1x3_3x1``       ReLU-1x3 conv-3x1 conv-BN (NASNet "1x3 then 3x1")
-``conv_1x7_7x1``       ReLU-1x7 conv-7x1 conv-BN (NASNet/AmoebaNet "1x7 then 7x1")
+``conv_1x3_3x1``       bottlenecked 1x3 then 3x1 conv (NASNet "1x3 then 3x1"; AmoebaNet reference form)
+``conv_1x7_7x1``       bottlenecked 1x7 then 7x1 conv (NASNet/AmoebaNet "1x7 then 7x1")
 ``sep_conv_KxK``       (ReLU-depthwise KxK-pointwise-BN) twice, stride on the first, K in 3, 5, 7
 ``dil_conv_3x3/5x5``   ReLU-depthwise KxK dilation 2-pointwise-BN (DARTS; AmoebaNet "dilated sep. conv")
 =====================  ==========================================================================
@@ -68,21 +68,37 @@ class SepConv(nn.Sequential):
 
 
 class StackedSepConv(nn.Sequential):
-    """Two separable convs (NASNet/DARTS ``sep_conv``): the first strides and keeps ``c_in``."""
+    """Two separable convs (NASNet/DARTS ``sep_conv``): the first strides and maps to ``c_out``."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
-        super().__init__(SepConv(c_in, c_in, kernel, stride), SepConv(c_in, c_out, kernel, 1))
+        super().__init__(SepConv(c_in, c_out, kernel, stride), SepConv(c_out, c_out, kernel, 1))
+
+
+def bottleneck_width(kernel: int, c_out: int) -> int:
+    """Inner channels of a factorized conv: 3/8 of ``c_out`` for 1x3-3x1, 1/4 otherwise (0: none)."""
+    return 3 * c_out // 8 if kernel == 3 else c_out // 4
 
 
 class FactorizedConv(nn.Sequential):
-    """ReLU -> 1xK conv -> Kx1 conv -> BN, striding along width then height."""
+    """1xK then Kx1 conv, striding along width then height, as in the AmoebaNet reference.
+
+    ReLU-1x1 to a bottleneck (``bottleneck_width``)-BN, then ReLU-1xK-BN-ReLU-Kx1-BN, then
+    ReLU-1x1 back to ``c_out``-BN; without the bottleneck when it would have no channels.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
+        inner = bottleneck_width(kernel, c_out)
+        mid = inner or c_out
         pad = kernel // 2
-        super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(c_in, c_out, (1, kernel), (1, stride), (0, pad), bias=False),
-                         nn.Conv2d(c_out, c_out, (kernel, 1), (stride, 1), (pad, 0), bias=False),
-                         nn.BatchNorm2d(c_out))
+        layers: list[nn.Module] = [ReLUConvBN(c_in, inner, 1)] if inner else []
+        layers += [nn.ReLU(inplace=False),
+                   nn.Conv2d(inner or c_in, mid, (1, kernel), (1, stride), (0, pad), bias=False),
+                   nn.BatchNorm2d(mid), nn.ReLU(inplace=False),
+                   nn.Conv2d(mid, mid, (kernel, 1), (stride, 1), (pad, 0), bias=False),
+                   nn.BatchNorm2d(mid)]
+        if inner:
+            layers.append(ReLUConvBN(inner, c_out, 1))
+        super().__init__(*layers)
 
 
 class FactorizedReduce(nn.Module):
@@ -114,7 +130,7 @@ def skip_connect(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 def pool(kind: str, kernel: int) -> Factory:
-    """Pooling with 'same' padding, preceded by a 1x1 ReLU-conv-BN when channels change."""
+    """Pooling with 'same' padding, followed by a 1x1 conv-BN when channels change (NASNet)."""
 
     def make(c_in: int, c_out: int, stride: int) -> nn.Module:
         if kind == "avg":
@@ -123,7 +139,7 @@ def pool(kind: str, kernel: int) -> Factory:
             layer = nn.MaxPool2d(kernel, stride, kernel // 2)
         if c_in == c_out:
             return layer
-        return nn.Sequential(ReLUConvBN(c_in, c_out, 1), layer)
+        return nn.Sequential(layer, nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
 
     return make
 

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+# One torch/OpenMP thread per test process: xdist already runs one process per core, and torch's
+# worker threads spin-wait when the cores are oversubscribed (10x slower, measured).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 NB201_TABLE = SHARED / "data" / "nb201" / "cifar10.csv"

@@ -1,0 +1,235 @@
+"""The space's two search parameterizations: compound coefficients, or the baseline stage table itself.
+
+``coefficients`` (Tan & Le's step 1): params ``alpha`` (depth), ``beta`` (width), ``gamma``
+(resolution) and ``dropout``; the genotype is the baseline scaled by them at the space's ``phi``.
+Sampling draws grid points that meet ``alpha * beta^2 * gamma^2 ~= target``; the float ranges are
+wide enough that every published B0-B7 is a point of the space at phi = 1.
+
+``baseline`` (how B0 was found, MnasNet-style): per stage ``s<i>_kernel`` {3, 5}, ``s<i>_expansion``
+{1, 3, 6}, ``s<i>_repeats`` (the baseline's +-1, at least 1), ``s<i>_se`` (on/off) and
+``s<i>_width`` {0.75, 1.0, 1.25} (channels ``make_divisible(c * width)``); strides, stem, head and
+multipliers stay the baseline's. Where two widths round to the same channels, ``to_params`` reports
+the one nearest 1.0.
+
+Both keep every field they do not search, so ``mutate`` and ``crossover`` also work on genotypes
+from outside the mode (e.g. mutating B3's stage table keeps B3's multipliers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any, Mapping
+
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from nas.space import check_params
+from search_spaces.scaling.compound import MULTIPLIER_DECIMALS, coefficient_grid, coefficients_of, scale
+from search_spaces.scaling.genotype import ScalingGenotype, Stage, format_stage, make_divisible
+
+DROPOUTS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)  # the B0-B7 values
+KERNELS: tuple[int, ...] = (3, 5)
+EXPANSIONS: tuple[int, ...] = (1, 3, 6)
+WIDTHS: tuple[float, ...] = (0.75, 1.0, 1.25)
+SE_RATIO = 0.25  # the ratio a stage gets when SE is switched on and the baseline stage has none
+
+
+def checked(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None:
+    """``check_params`` plus a type check of float params (a string must not reach a comparison)."""
+    for key, dist in distributions.items():
+        value = params.get(key)
+        if isinstance(dist, FloatDistribution) and key in params and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"params: {key}={value!r} is not a number in [{dist.low}, {dist.high}]")
+    check_params(params, distributions)
+
+
+class CoefficientSearch:
+    """Flat params alpha, beta, gamma (at ``phi``) and dropout over a fixed baseline."""
+
+    KEYS = ("alpha", "beta", "gamma", "dropout")
+
+    def __init__(self, baseline: ScalingGenotype, options: Mapping[str, Any]) -> None:
+        self.baseline = baseline
+        self.phi: float = options["phi"]
+        self.step: float = options["grid_step"]
+        self.dropout: float = options["dropout"]
+        self.high: float = options["coefficient_max"]
+        grid = coefficient_grid(self.step, options["grid_tolerance"], options["grid_target"])
+        self.grid = [t for t in grid if max(t) <= self.high]
+        if not self.grid:
+            raise ValueError("space: the coefficient grid is empty; raise grid_tolerance or coefficient_max")
+        self._distributions = {**{key: FloatDistribution(1.0, self.high) for key in self.KEYS[:3]},
+                               "dropout": CategoricalDistribution(DROPOUTS)}
+
+    def distributions(self) -> dict[str, Any]:
+        """Float alpha, beta, gamma in [1, coefficient_max]; dropout among the B-series values."""
+        return dict(self._distributions)
+
+    def to_params(self, genotype: ScalingGenotype) -> dict[str, Any]:
+        """The coefficients that give ``genotype``; ``ValueError`` outside this search."""
+        _require_same(genotype, self.baseline, ("stages", "stem", "head", "drop_connect"), "coefficients")
+        alpha, beta, gamma = coefficients_of(genotype, self.baseline, self.phi)
+        params = {"alpha": alpha, "beta": beta, "gamma": gamma, "dropout": genotype.dropout}
+        try:
+            checked(params, self._distributions)
+        except ValueError as err:
+            raise ValueError(f"genotype outside the coefficients space: {err}") from None
+        return params
+
+    def from_params(self, params: Mapping[str, Any]) -> ScalingGenotype:
+        """The baseline scaled by the params' coefficients at phi."""
+        checked(params, self._distributions)
+        return scale(self.baseline, params["alpha"], params["beta"], params["gamma"], self.phi, params["dropout"])
+
+    def sample(self, rng: random.Random) -> ScalingGenotype:
+        """A grid point meeting the FLOPs constraint, at the space's phi and dropout."""
+        alpha, beta, gamma = rng.choice(self.grid)
+        return scale(self.baseline, alpha, beta, gamma, self.phi, self.dropout)
+
+    def neighbours(self, genotype: ScalingGenotype) -> list[ScalingGenotype]:
+        """One coefficient moved by +-``grid_step`` (within [1, coefficient_max]), the rest kept."""
+        coefficients = coefficients_of(genotype, self.baseline, self.phi)
+        out = []
+        for index in range(3):
+            for delta in (-self.step, self.step):
+                moved = list(coefficients)
+                moved[index] = round(moved[index] + delta, 10)
+                if 1.0 <= moved[index] <= self.high:
+                    child = self._with(genotype, moved)
+                    if child != genotype:
+                        out.append(child)
+        return out
+
+    def crossover(self, a: ScalingGenotype, b: ScalingGenotype, rng: random.Random) -> ScalingGenotype:
+        """Depth, width and resolution each from either parent."""
+        pick = [rng.random() < 0.5 for _ in range(3)]
+        return dataclasses.replace(a, depth=(a if pick[0] else b).depth, width=(a if pick[1] else b).width,
+                                   resolution=(a if pick[2] else b).resolution)
+
+    def _with(self, genotype: ScalingGenotype, coefficients: list[float]) -> ScalingGenotype:
+        """``genotype`` with its multipliers set from (alpha, beta, gamma) at phi."""
+        alpha, beta, gamma = coefficients
+        return dataclasses.replace(
+            genotype, depth=round(self.baseline.depth * alpha ** self.phi, MULTIPLIER_DECIMALS),
+            width=round(self.baseline.width * beta ** self.phi, MULTIPLIER_DECIMALS),
+            resolution=int(round(self.baseline.resolution * gamma ** self.phi)))
+
+
+class BaselineSearch:
+    """Per-stage kernel, expansion, repeats, SE and width around the baseline table (MnasNet-like)."""
+
+    def __init__(self, baseline: ScalingGenotype, options: Mapping[str, Any]) -> None:
+        self.baseline = baseline
+        self.base = baseline.table()
+        self._distributions: dict[str, Any] = {}
+        for i, stage in enumerate(self.base, start=1):
+            repeats = tuple(r for r in (stage.repeats - 1, stage.repeats, stage.repeats + 1) if r >= 1)
+            self._distributions.update({
+                f"s{i}_kernel": CategoricalDistribution(KERNELS),
+                f"s{i}_expansion": CategoricalDistribution(EXPANSIONS),
+                f"s{i}_repeats": CategoricalDistribution(repeats),
+                f"s{i}_se": CategoricalDistribution((False, True)),
+                f"s{i}_width": CategoricalDistribution(WIDTHS),
+            })
+
+    def distributions(self) -> dict[str, Any]:
+        """Five categorical choices per stage, ``s<i>_<choice>``."""
+        return dict(self._distributions)
+
+    def _se_on(self, index: int) -> float:
+        """The SE ratio of stage ``index`` when switched on."""
+        return self.base[index].se or SE_RATIO
+
+    def _channels(self, index: int, width: float) -> int:
+        """Stage ``index``'s channels at a per-stage width multiplier."""
+        return make_divisible(self.base[index].channels * width)
+
+    def to_params(self, genotype: ScalingGenotype) -> dict[str, Any]:
+        """Per-stage choices of ``genotype``; ``ValueError`` outside this search."""
+        _require_same(genotype, self.baseline, ("width", "depth", "resolution", "dropout", "stem", "head",
+                                                "drop_connect"), "baseline")
+        table = self._table_of(genotype)
+        params: dict[str, Any] = {}
+        for i, (stage, base) in enumerate(zip(table, self.base)):
+            if stage.stride != base.stride or stage.se not in (0.0, self._se_on(i)):
+                raise ValueError(f"genotype outside the baseline space: stage {i + 1} {format_stage(stage)!r} "
+                                 f"needs stride {base.stride} and se 0 or {self._se_on(i)}")
+            widths = sorted((w for w in WIDTHS if self._channels(i, w) == stage.channels), key=lambda w: abs(w - 1))
+            if not widths:
+                raise ValueError(f"genotype outside the baseline space: stage {i + 1} has {stage.channels} channels; "
+                                 f"allowed: {sorted({self._channels(i, w) for w in WIDTHS})}")
+            params.update({f"s{i + 1}_kernel": stage.kernel, f"s{i + 1}_expansion": stage.expansion,
+                           f"s{i + 1}_repeats": stage.repeats, f"s{i + 1}_se": stage.se > 0,
+                           f"s{i + 1}_width": widths[0]})
+        try:
+            checked(params, self._distributions)
+        except ValueError as err:
+            raise ValueError(f"genotype outside the baseline space: {err}") from None
+        return params
+
+    def from_params(self, params: Mapping[str, Any]) -> ScalingGenotype:
+        """The baseline with each stage's choices applied (strides kept)."""
+        checked(params, self._distributions)
+        stages = []
+        for i, base in enumerate(self.base):
+            p = {key: params[f"s{i + 1}_{key}"] for key in ("kernel", "expansion", "repeats", "se", "width")}
+            stages.append(Stage(p["repeats"], p["kernel"], base.stride, p["expansion"],
+                                self._channels(i, p["width"]), self._se_on(i) if p["se"] else 0.0))
+        return dataclasses.replace(self.baseline, stages=tuple(format_stage(s) for s in stages))
+
+    def sample(self, rng: random.Random) -> ScalingGenotype:
+        """Every stage's choices uniformly at random."""
+        return self.from_params({key: rng.choice(dist.choices) for key, dist in self._distributions.items()})
+
+    def neighbours(self, genotype: ScalingGenotype) -> list[ScalingGenotype]:
+        """Every genotype with one stage choice changed (other fields kept)."""
+        table = self._table_of(genotype)
+        out = []
+        for i, stage in enumerate(table):
+            for variant in self._stage_variants(i, stage):
+                stages = list(genotype.stages)
+                stages[i] = format_stage(variant)
+                out.append(dataclasses.replace(genotype, stages=tuple(stages)))
+        return out
+
+    def _stage_variants(self, index: int, stage: Stage) -> list[Stage]:
+        """Stage ``index`` with one of kernel, expansion, repeats, SE or width changed."""
+        dists = self._distributions
+        key = f"s{index + 1}_"
+        change = dataclasses.replace
+        variants = [change(stage, kernel=k) for k in dists[key + "kernel"].choices]
+        variants += [change(stage, expansion=e) for e in dists[key + "expansion"].choices]
+        variants += [change(stage, repeats=r) for r in dists[key + "repeats"].choices]
+        variants.append(change(stage, se=0.0 if stage.se > 0 else self._se_on(index)))
+        variants += [change(stage, channels=self._channels(index, w)) for w in WIDTHS]
+        unique = []
+        for variant in variants:
+            if variant != stage and variant not in unique:
+                unique.append(variant)
+        return unique
+
+    def crossover(self, a: ScalingGenotype, b: ScalingGenotype, rng: random.Random) -> ScalingGenotype:
+        """Each stage from either parent (the other fields from ``a``)."""
+        for parent in (a, b):
+            self._table_of(parent)  # both must have the baseline's stage count
+        stages = tuple(x if rng.random() < 0.5 else y for x, y in zip(a.stages, b.stages))
+        return dataclasses.replace(a, stages=stages)
+
+    def _table_of(self, genotype: ScalingGenotype) -> tuple[Stage, ...]:
+        """The genotype's parsed table; ``ValueError`` unless it has the baseline's stage count."""
+        table = genotype.table()
+        if len(table) != len(self.base):
+            raise ValueError(f"baseline search needs {len(self.base)} stages like the baseline, got {len(table)}")
+        return table
+
+
+def _require_same(genotype: ScalingGenotype, baseline: ScalingGenotype, fields: tuple[str, ...], mode: str) -> None:
+    """``ValueError`` naming the first of ``fields`` where ``genotype`` differs from ``baseline``."""
+    for name in fields:
+        if getattr(genotype, name) != getattr(baseline, name):
+            raise ValueError(f"genotype outside the {mode} space: {name} is {getattr(genotype, name)!r}, "
+                             f"this search fixes it to the baseline's {getattr(baseline, name)!r}")
+
+
+MODES: dict[str, type] = {"coefficients": CoefficientSearch, "baseline": BaselineSearch}
