@@ -12,6 +12,7 @@ worker frees the memory and keeps serving), or anything the candidate raises.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -46,6 +47,7 @@ class TrainEvaluator(Evaluator):
     OPTIONS = {
         "data": Field(str, default="digits", choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz")),
         "data_dir": Field(str, default="", help="folder (or .npz file) of the data set"),
+        "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are)"),
         "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
         "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
         "valid_limit": Field(int, default=0, min=0),
@@ -58,7 +60,7 @@ class TrainEvaluator(Evaluator):
         "weight_decay": Field(float, default=3e-4, min=0.0),
         "schedule": Field(str, default="cosine", choices=("cosine", "constant")),
         "label_smoothing": Field(float, default=0.0, min=0.0, max=1.0),
-        "grad_clip": Field(float, default=5.0, min=0.0, help="global gradient-norm clip (0: off)"),
+        "grad_clip": Field(float, default=0.0, min=0.0, help="global gradient-norm clip (0: off; DARTS uses 5)"),
         "aux_weight": Field(float, default=0.4, min=0.0, help="loss weight of an auxiliary head"),
         "threads": Field(int, default=0, min=0, help="torch threads (0: OMP_NUM_THREADS or all cores)"),
         "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
@@ -93,17 +95,17 @@ class TrainEvaluator(Evaluator):
         return torch.device("cuda" if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()) else "cpu")
 
     def _tensor(self, array: Any) -> torch.Tensor:
-        tensor = torch.from_numpy(array).to(self.device)
+        tensor = torch.tensor(array, device=self.device)  # a copy: Ray's shared arrays are read-only
         return tensor.contiguous(memory_format=self.memory_format) if tensor.ndim == 4 else tensor
 
     @classmethod
     def load_shared(cls, options: Mapping[str, Any]) -> Splits:
         o = validate(options, cls.OPTIONS, "evaluator", ignore=("name",))
-        return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"])
+        return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"], o["size"])
 
     @classmethod
     def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:
-        shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""))
+        shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
         return Task(shape, classes)
 
     def evaluate(self, genotype_json: str, budget: Mapping[str, Any], reporter: Reporter) -> Result:
@@ -137,6 +139,7 @@ class Trainer:
         self.generator = torch.Generator(device=ev.device).manual_seed(seed)
         self.optimizer = self._optimizer()
         self.autocast = ev.device.type == "cuda" and self.o["amp"]
+        self.drop_path = hasattr(model, "drop_path_max") and model.drop_path_max > 0
 
     def _max_steps(self, limits: dict[str, Any]) -> int:
         caps = [s for s in (round(limits["epochs"] * self.per_epoch), limits["steps"]) if s > 0]
@@ -200,14 +203,21 @@ class Trainer:
 
     def set_schedule(self, progress: float) -> None:
         """Learning rate (cosine or constant) and drop-path probability for this point of the budget."""
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress)) if self.o["schedule"] == "cosine" else 1.0
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.o["lr"] * factor
-        if hasattr(self.model, "drop_path_max"):
+        if self.o["schedule"] == "cosine":
+            lr = self.o["lr"] * 0.5 * (1.0 + math.cos(math.pi * progress))
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+        if self.drop_path:
             self.model.drop_path_prob = self.model.drop_path_max * progress
 
+    def precision(self) -> Any:
+        """bf16 autocast on CUDA when enabled; no context at all otherwise (it costs per step)."""
+        if self.autocast:
+            return torch.autocast(self.ev.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.ev.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with self.precision():
             out = self.model(x)
             if isinstance(out, tuple):  # (logits, auxiliary logits)
                 loss = self.criterion(out[0], y) + self.o["aux_weight"] * self.criterion(out[1], y)
@@ -232,7 +242,7 @@ class Trainer:
         size = self.o["eval_batch_size"]
         for i in range(0, len(data.x_valid), size):
             x, y = data.x_valid[i:i + size], data.y_valid[i:i + size]
-            with torch.autocast(self.ev.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with self.precision():
                 logits = model(x).float()
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())

@@ -99,7 +99,9 @@ def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
         click.echo(format_summary(summary))
         if outcome.reason == "time":
             click.echo(f"  stopped at the time limit; continue with: nas resume {run_dir.path}")
-    if outcome.reason in ("failures", "exhausted", "infeasible"):
+        if outcome.reason in ("exhausted", "target"):
+            click.echo(f"  stopped: {outcome.message}")
+    if outcome.reason in ("failures", "infeasible"):
         click.echo(f"nas: search stopped: {outcome.message}", err=True)
         sys.exit(1)
 
@@ -291,6 +293,59 @@ def bench_ray(workers: int, seconds: float, trials: int, as_json: bool) -> None:
 
     result = run_ray(workers, seconds, trials)
     click.echo(json.dumps(result, indent=2) if as_json else format_ray(result))
+
+
+def _model_options(data: str):
+    """The --space/--preset/--data options shared by the training benchmarks."""
+    def decorate(f):
+        f = click.option("--data", default=data, show_default=True)(f)
+        f = click.option("--preset", default="proxy", show_default=True)(f)
+        return click.option("--space", "space_name", default="nasnet", show_default=True)(f)
+    return decorate
+
+
+@bench.command("train")
+@_model_options(data="digits")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--steps", type=int, default=40, show_default=True, help="Training steps per round.")
+@click.option("--rounds", type=int, default=5, show_default=True, help="Alternated rounds of each loop.")
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_train(space_name: str, preset: str, data: str, batch_size: int, steps: int, rounds: int, threads: int,
+                as_json: bool) -> None:
+    """Training-loop efficiency: the evaluator's images/s vs a minimal PyTorch loop, alternated."""
+    from evaluators.benchmarks import run_train_efficiency
+
+    r = run_train_efficiency(space_name, preset, data, batch_size, steps, rounds, threads=threads)
+    click.echo(json.dumps(r, indent=2) if as_json else
+               f"{r['space']}/{r['preset']} on {r['data']} ({r['device']}, {r['threads']} thread(s), batch "
+               f"{r['batch']}): evaluator {r['evaluator_images_per_s']:.0f} img/s, minimal loop "
+               f"{r['minimal_images_per_s']:.0f} img/s, ratio {r['ratio']:.3f}")
+
+
+@bench.command("fidelity")
+@_model_options(data="fashion-mnist")
+@click.option("--archs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="The search budget.")
+@click.option("--factor", type=float, default=4.0, show_default=True, help="Longer training = factor x epochs.")
+@click.option("--train-limit", type=int, default=5000, show_default=True)
+@click.option("--valid-limit", type=int, default=2000, show_default=True)
+@click.option("--size", type=int, default=0, help="Downsample images to size x size (0: as they are).")
+@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: float, factor: float,
+                   train_limit: int, valid_limit: int, size: int, jobs: int, as_json: bool) -> None:
+    """Proxy fidelity: Kendall tau between the search budget's accuracy and factor x longer training."""
+    from evaluators.benchmarks import run_fidelity
+
+    r = run_fidelity(space_name, preset, data, archs, epochs, factor, train_limit, valid_limit, jobs=jobs,
+                     size=size)
+    click.echo(json.dumps(r, indent=2) if as_json else
+               f"{r['archs']} {r['space']}/{r['preset']} architectures on {r['data']}: Kendall tau "
+               f"{r['kendall_tau']:.3f} between {r['epochs']:g} and {r['epochs'] * r['factor']:g} epochs; "
+               f"cost ratio {r['cost_ratio']:.3f}")
 
 
 if __name__ == "__main__":  # pragma: no cover

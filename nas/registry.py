@@ -32,6 +32,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "evolution": "nas.controllers.evolution:EvolutionController",
         "local": "nas.controllers.local:LocalSearchController",
         "guided": "nas.controllers.guided:GuidedController",
+        "grid": "nas.controllers.grid:GridController",
     },
     "executors": {
         "inline": "nas.executors.inline:InlineExecutor",

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from nas import registry
 from nas.config import SpecError
 from nas.progress import Progress
 from nas.search import Outcome, Search, create_study
-from nas.show import summarize
+from nas.show import evaluated_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, open_storage
 
@@ -75,22 +76,41 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool) -> Outcom
 
 
 def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:
-    """``summary.json`` and ``best/genotype.json`` (plus a picture where the space can draw)."""
+    """``summary.json``, the space's own report (``SearchSpace.report``) and ``best/genotype.json``
+    (plus a picture where the space can draw)."""
     summary = summarize(spec, study, str(run_dir.path))
     (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    _write_space_report(space, spec, study, run_dir.path)
     best = summary.get("best")
     if not best:
         return
     best_dir = run_dir.path / "best"
     best_dir.mkdir(exist_ok=True)
     (best_dir / "genotype.json").write_text(json.dumps(best["genotype"], indent=2) + "\n")
-    space = registry.make_space(spec.space["name"], spec.space_options())
     try:
         space.draw(space.from_dict(best["genotype"]), str(best_dir / "architecture.png"))
     except NotImplementedError:
         pass
     except Exception:  # a picture is a nicety; never fail a finished search over it
         log.warning("could not draw the best architecture", exc_info=True)
+
+
+def _write_space_report(space: Any, spec: RunSpec, study: optuna.Study, folder: Path) -> None:
+    """The space's outputs from the evaluated trials: scored ones best first, then the rest."""
+    try:
+        trials = evaluated_trials(study)
+        scored = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+        sign = -1.0 if spec.objectives[0]["direction"] == "maximize" else 1.0
+        scored.sort(key=lambda t: sign * t.values[0])
+        numbers = {t.number for t in scored}
+        ordered = scored + [t for t in trials if t.number not in numbers]
+        written = space.report([trial_record(t, spec, space) for t in ordered], folder)
+    except Exception:  # like the picture: never fail a finished search over it
+        log.warning("could not write the %s space's report", space.name, exc_info=True)
+        return
+    if written:
+        log.info("space report: %s", ", ".join(written))
 
 
 def _study_exists(storage: Any, name: str) -> bool:

@@ -22,6 +22,7 @@ from nas import registry
 from nas.controllers import make_sampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
+from nas.objectives import derived_metrics
 from nas.progress import Progress
 from nas.pruners import make_pruner
 from nas.spec import RunSpec
@@ -163,6 +164,11 @@ class Search:
     # ----- ask -----------------------------------------------------------------------------------
     def _ask_one(self) -> None:
         """Ask the controller for one architecture and submit, reuse or reject it."""
+        exhausted = getattr(self.study.sampler, "is_exhausted", None)
+        if exhausted is not None and exhausted(self.study):
+            self.stop = Outcome("exhausted", self.ledger.evaluated, self.spec.budget,
+                                "the controller has proposed every architecture it can (e.g. a whole grid)")
+            return
         if self.dup_streak >= DUPLICATE_STREAK:
             self._enqueue_unseen()
             if self.stop:
@@ -172,6 +178,10 @@ class Search:
             genotype = self.space.from_params(trial.params)
         except ValueError as err:
             self._tell_failed(trial, {}, f"invalid params: {err}", counted=False)
+            self.infeasible_streak += 1
+            if self.infeasible_streak >= EXHAUSTED_TRIES:
+                self.stop = Outcome("infeasible", self.ledger.evaluated, self.spec.budget,
+                                    f"{EXHAUSTED_TRIES} proposals in a row were invalid; last: {err}")
             return
         arch_id = genotype.arch_id
         trial.set_user_attr("arch_id", arch_id)
@@ -225,6 +235,7 @@ class Search:
         trial, cheap = self.trials.pop(job.trial_number)
         del self.in_flight_arch[job.arch_id]
         metrics = {**cheap, **result.metrics}
+        metrics.update(derived_metrics(self.spec.objectives, metrics))
         info = {**result.info, "counted": True}
         self.ledger.evaluated += 1
         if result.state == COMPLETE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Generic, Mapping, TypeVar
 
 from nas.config import Field, SpecError, validate
@@ -104,6 +105,14 @@ class SearchSpace(ABC, Generic[G]):
         """Every architecture one mutation away, where the space can list them; None otherwise."""
         return None
 
+    def grid(self) -> list[G] | None:
+        """Every point of the space's finite grid, in the order the ``grid`` controller visits them.
+
+        None (the default) where the space, with its options, has no grid; the ``grid`` controller
+        then fails at spec validation. Each point must round-trip through ``to_params``.
+        """
+        return None
+
     @abstractmethod
     def distributions(self) -> dict[str, Any]:
         """Flat, fixed-key Optuna distributions covering the space."""
@@ -145,6 +154,22 @@ class SearchSpace(ABC, Generic[G]):
     def draw(self, genotype: G, path: str) -> None:
         """Render a picture of the architecture to ``path`` (PNG)."""
         raise NotImplementedError(f"space {self.name!r} cannot draw architectures")
+
+    def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
+        """Write space-specific outputs of a finished search into the run folder.
+
+        Called at the end of every search (and resume); failures are logged, never fatal.
+
+        Args:
+            records: the evaluated trials, one per unique architecture, as ``nas.show.trial_record``
+                dicts; those with objective values come first, best first by the first objective,
+                then the failed and pruned ones in trial order.
+            folder: the run folder.
+
+        Returns:
+            The names of the files written, relative to ``folder`` (the default writes none).
+        """
+        return []
 
 
 def check_params(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ from nas import registry
 from nas.config import Field, SpecError, validate
 from nas.evaluator import EvaluatorSpec
 from nas.executors import validate_executor
+from nas.objectives import validate_reward
 from nas.pruners import validate_pruner
 
 if sys.version_info >= (3, 11):
@@ -39,8 +40,9 @@ RUN_FIELDS = {
     "storage": Field(str, default="", help="Optuna storage URL ('' : a journal file in the run folder)"),
 }
 OBJECTIVE_FIELDS = {
-    "metric": Field(str, help="a metric the evaluator reports, or params/flops"),
+    "metric": Field(str, help="a metric the evaluator reports, params/flops, or the name of a reward"),
     "direction": Field(str, default="maximize", choices=("maximize", "minimize")),
+    "reward": Field(dict, default={}, help="MnasNet reward: accuracy, cost, target, w (or alpha, beta)"),
 }
 BOUND_FIELDS = {"min": Field(float, default=float("-inf")), "max": Field(float, default=float("inf"))}
 SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner")
@@ -190,7 +192,10 @@ def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str) -
     out = []
     for i, item in enumerate(items):
         objective = validate(item, OBJECTIVE_FIELDS, f"objectives[{i}]")
-        if objective["metric"] not in metrics + CHEAP_METRICS:
+        if objective["reward"]:
+            objective["reward"] = validate_reward(objective["reward"], f"objectives[{i}].reward",
+                                                  metrics + CHEAP_METRICS)
+        elif objective["metric"] not in metrics + CHEAP_METRICS:
             raise SpecError(f"objectives[{i}].metric: unknown metric {objective['metric']!r}; the {evaluator} "
                             f"evaluator reports: {', '.join(metrics) or '(none)'}; cheap: {', '.join(CHEAP_METRICS)}")
         out.append(objective)

@@ -48,7 +48,7 @@ def open_storage(url: str) -> Any:
         host, _, port = url.removeprefix("grpc://").partition(":")
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url)
     except Exception as err:  # sqlalchemy raises many kinds for bad URLs and unreachable servers
         raise SpecError(f"run.storage: cannot open {url!r}: {str(err).splitlines()[0]}") from None
 

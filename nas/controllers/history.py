@@ -109,13 +109,17 @@ class GenotypeSampler(BaseSampler):
     def propose(self, history: History, rng: random.Random) -> Genotype:
         """The next architecture to evaluate."""
 
-    def history(self, study: optuna.Study, current: FrozenTrial) -> History:
+    def is_exhausted(self, study: optuna.Study) -> bool:
+        """True when this sampler has nothing new left to propose (the search loop then stops)."""
+        return False
+
+    def history(self, study: optuna.Study, current: FrozenTrial | None) -> History:
         """Completed members (oriented values, completion order) and all proposed arch ids."""
         signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
         members: list[Member] = []
         seen: set[str] = set()
         for trial in study.get_trials(deepcopy=False):
-            if trial.number == current.number:
+            if current is not None and trial.number == current.number:
                 continue
             known = self._decode(trial)
             if known is None:

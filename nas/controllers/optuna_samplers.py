@@ -23,7 +23,7 @@ class TPEController(Controller):
     OPTIONS = {
         "n_startup_trials": Field(int, default=10, min=0),
         "n_ei_candidates": Field(int, default=24, min=1),
-        "multivariate": Field(bool, default=False),
+        "multivariate": Field(bool, default=True, help="model parameters jointly (Optuna 5's default)"),
         "constant_liar": Field(bool, default=True, help="penalise in-flight trials' regions"),
     }
 

@@ -116,11 +116,16 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: flo
     return (mean - best - xi) * normal_cdf(z) + std * pdf
 
 
+MAX_FIT = 300  # members the GP is fitted to at most: the best half and the most recent half
+
+
 class SurrogateRanker:
     """Ranks candidate genotypes of a space by expected improvement under a GP fitted to members.
 
     Hyperparameters are refitted whenever the member count reaches a new multiple of ten, using
     exactly those first members, so a resumed run makes the same choices as an uninterrupted one.
+    Past ``MAX_FIT`` members, the GP sees the best ``MAX_FIT/2`` and the most recent ones, which
+    keeps a proposal's cost flat in long searches.
     """
 
     def __init__(self, space: Any) -> None:
@@ -131,15 +136,20 @@ class SurrogateRanker:
     def rank(self, members: Sequence[Any], candidates: Sequence[Any]) -> list[Any]:
         """``candidates`` from most to least promising; members need ``genotype``, ``arch_id``, ``values``."""
         unique = list({m.arch_id: m for m in reversed(members)}.values())[::-1]  # first occurrence wins
+        hyper = self._hyperparameters(unique)
+        if len(unique) > MAX_FIT:
+            keep = {id(m) for m in sorted(unique, key=lambda m: m.values, reverse=True)[:MAX_FIT // 2]}
+            keep |= {id(m) for m in unique[-(MAX_FIT - len(keep)):]}
+            unique = [m for m in unique if id(m) in keep]
         x = self.encoder.encode([self.space.to_params(m.genotype) for m in unique])
         y = normal_scores([m.values[0] for m in unique])
-        gp = GP(x, y, self._hyperparameters(unique))
+        gp = GP(x, y, hyper)
         mean, std = gp.predict(self.encoder.encode([self.space.to_params(g) for g in candidates]))
         scores = expected_improvement(mean, std, float(y.max()))
         return [candidates[i] for i in np.argsort(-scores, kind="stable")]
 
     def _hyperparameters(self, members: Sequence[Any]) -> tuple[float, float]:
-        key = max(len(members) // 10 * 10, min(len(members), 2))
+        key = min(max(len(members) // 10 * 10, min(len(members), 2)), MAX_FIT)
         if key not in self._hyper:
             head = members[:key]
             x = self.encoder.encode([self.space.to_params(m.genotype) for m in head])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from typing import Any
 
 from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, StudyReporter, run_job, worker_name
@@ -23,9 +24,15 @@ log = logging.getLogger(__name__)
 class _Worker:
     """Actor body: one evaluator, many jobs."""
 
-    def __init__(self, spec: EvaluatorSpec, shared: Any, broker: Any) -> None:
-        self.evaluator = spec.make(shared)
-        self.broker = broker
+    def __init__(self, spec: EvaluatorSpec, holder: str, broker: str) -> None:
+        import ray
+
+        # Helper actors are found by name, and the shared data's reference comes from the holder:
+        # handles or object references as constructor arguments would make a restarted worker
+        # (after its process died) depend on them (Ray warns about it).
+        refs = ray.get(ray.get_actor(holder).refs.remote())
+        self.evaluator = spec.make(ray.get(refs[0]))
+        self.broker = ray.get_actor(broker) if broker else None
 
     def evaluate(self, job: Job) -> Result:
         reporter = _BrokerReporter(self.broker, job.trial_id) if self.broker is not None else NullReporter()
@@ -33,6 +40,19 @@ class _Worker:
 
     def name(self) -> str:
         return worker_name()
+
+
+class _DataHolder:
+    """Actor body that keeps the reference to the run's shared data for (re)starting workers."""
+
+    def __init__(self) -> None:
+        self._refs: list[Any] = []
+
+    def keep(self, refs: list[Any]) -> None:
+        self._refs = refs
+
+    def refs(self) -> list[Any]:
+        return self._refs
 
 
 class _BrokerReporter:
@@ -77,25 +97,30 @@ class RayExecutor(Executor):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING,
+            kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR,
                                           log_to_driver=self.options["log_to_driver"])
             if self.options["address"]:
                 ray.init(address=self.options["address"], **kwargs)
             else:
                 ray.init(num_cpus=os.cpu_count(), **kwargs)
         cpus = self.options["cpus_per_trial"] or self._even_share()
+        tag = uuid.uuid4().hex[:12]
         broker = None
         if link.storage_url and link.pruner.get("name", "none") != "none":
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-            broker = ray.remote(_PruneBroker).options(num_cpus=0, scheduling_strategy=here).remote(
+            broker = ray.remote(_PruneBroker).options(
+                num_cpus=0, scheduling_strategy=here, name=f"nasforge-broker-{tag}").remote(
                 link.storage_url, link.study_name, dict(link.pruner))
         self._worker_cls = ray.remote(_Worker).options(
             num_cpus=cpus, num_gpus=self.options["gpus_per_trial"],
             max_restarts=-1, max_task_retries=self.options["retries"])
         self._shared = ray.put(evaluator.load_shared())  # once for all workers
+        self._holder = ray.remote(_DataHolder).options(num_cpus=0, name=f"nasforge-data-{tag}").remote()
+        ray.get(self._holder.keep.remote([self._shared]))
         self._spec, self._broker = evaluator, broker
+        self._names = (f"nasforge-data-{tag}", f"nasforge-broker-{tag}" if broker is not None else "")
         self._idle = [self._new_worker() for _ in range(self.workers)]
         self._running: dict[Any, tuple[Job, Any, float]] = {}
         log.info("ray: %d worker(s), %.3g CPU and %.3g GPU each", self.workers, cpus,
@@ -110,7 +135,7 @@ class RayExecutor(Executor):
         return min(share, 1.0) if self.options["address"] else share
 
     def _new_worker(self) -> Any:
-        return self._worker_cls.remote(self._spec, self._shared, self._broker)
+        return self._worker_cls.remote(self._spec, *self._names)
 
     def submit(self, job: Job) -> None:
         worker = self._idle.pop()
@@ -175,8 +200,9 @@ class RayExecutor(Executor):
             ray.kill(worker, no_restart=True)
         for worker in self._idle:
             ray.kill(worker, no_restart=True)
-        if self._broker is not None:
-            ray.kill(self._broker, no_restart=True)
+        for helper in (self._broker, self._holder):
+            if helper is not None:
+                ray.kill(helper, no_restart=True)
         self._running.clear()
         self._idle.clear()
         if self._owns_ray:

@@ -122,10 +122,13 @@ def init_weights(model: nn.Module) -> None:
             layer.bias.zero_()
 
 
-def build(plan: NetworkPlan) -> nn.Module:
-    """The initialized network of ``plan`` on the CPU."""
+def build(plan: NetworkPlan, bn_momentum: float = BN_MOMENTUM) -> nn.Module:
+    """The initialized network of ``plan`` on the CPU; ``bn_momentum`` (PyTorch's convention) of every BN."""
     with torch.device("meta"):
         model = ScalingNetwork(plan)
     model.to_empty(device="cpu")
     init_weights(model)
+    for layer in model.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.momentum = bn_momentum
     return model

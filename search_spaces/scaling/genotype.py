@@ -187,6 +187,12 @@ class ScalingGenotype(Genotype):
         return tuple(Stage(round_repeats(s.repeats, self.depth), s.kernel, s.stride, s.expansion,
                            round_filters(s.channels, self.width), s.se) for s in self.table())
 
+    def canonical(self) -> Any:
+        """The network as built: multipliers that round to the same layers share one arch id."""
+        return {"stages": [format_stage(s) for s in self.scaled_table()],
+                "stem": round_filters(self.stem, self.width), "head": round_filters(self.head, self.width),
+                "resolution": self.resolution, "dropout": self.dropout, "drop_connect": self.drop_connect}
+
 
 # Table 1 of the paper (MBConv1 k3x3 16 ch x1, MBConv6 k3x3 24 ch x2, ...): the B0 baseline.
 B0_STAGES: tuple[str, ...] = (

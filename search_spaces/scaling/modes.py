@@ -87,6 +87,18 @@ class CoefficientSearch:
         alpha, beta, gamma = rng.choice(self.grid)
         return scale(self.baseline, alpha, beta, gamma, self.phi, self.dropout)
 
+    def all_grid_points(self) -> list[tuple[ScalingGenotype, tuple[float, float, float]]]:
+        """(genotype, (alpha, beta, gamma)) of every grid point at phi and the option's dropout,
+        ordered by alpha, beta, gamma (several points may build the same network)."""
+        return [(scale(self.baseline, *c, self.phi, self.dropout), c) for c in self.grid]
+
+    def grid_points(self) -> list[tuple[ScalingGenotype, tuple[float, float, float]]]:
+        """:meth:`all_grid_points` with each network (arch id) listed once, at its first point."""
+        points: dict[str, tuple[ScalingGenotype, tuple[float, float, float]]] = {}
+        for genotype, coefficients in self.all_grid_points():
+            points.setdefault(genotype.arch_id, (genotype, coefficients))
+        return list(points.values())
+
     def neighbours(self, genotype: ScalingGenotype) -> list[ScalingGenotype]:
         """One coefficient moved by +-``grid_step`` (within [1, coefficient_max]), the rest kept."""
         coefficients = coefficients_of(genotype, self.baseline, self.phi)

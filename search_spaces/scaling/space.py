@@ -17,6 +17,7 @@ measures. The search parameterizations (option ``search``) are described in ``mo
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Mapping
 
 from nas.config import Field, SpecError
@@ -31,8 +32,10 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
 
     Options: ``preset`` (``imagenet``, ``proxy``), ``search`` (``coefficients`` or ``baseline``),
     ``baseline`` (a known name or a stage table), ``phi``, ``dropout`` (of sampled genotypes),
-    ``grid_step``/``grid_tolerance``/``grid_target`` (the coefficient grid sampled from) and
-    ``coefficient_max`` (upper bound of alpha, beta, gamma).
+    ``grid_step``/``grid_tolerance``/``grid_target`` (the coefficient grid sampled from and walked
+    by the ``grid`` controller), ``coefficient_max`` (upper bound of alpha, beta, gamma),
+    ``final_phi`` (the compound coefficient the best coefficients are scaled to in the run's report)
+    and ``bn_momentum`` (of the built model's BatchNorm layers).
     """
 
     name = "scaling"
@@ -55,6 +58,11 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
         "grid_tolerance": Field(float, default=0.1, min=0.0, help="allowed |alpha*beta^2*gamma^2 - target|"),
         "grid_target": Field(float, default=2.0, min=1.0, help="FLOPs factor per unit of phi"),
         "coefficient_max": Field(float, default=3.2, min=1.0, help="upper bound of alpha, beta and gamma"),
+        "final_phi": Field(float, default=1.0, min=0.0,
+                           help="phi the best coefficients are scaled to at the end (scaled.json)"),
+        "bn_momentum": Field(float, default=0.01, min=0.0, max=1.0,
+                             help="BatchNorm running-average momentum (PyTorch's convention); 0.01 is the "
+                                  "reference's, 0.1 lets the averages settle within brief training"),
     }
 
     def __init__(self, **options: Any) -> None:
@@ -87,6 +95,14 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
 
     def neighbours(self, genotype: ScalingGenotype) -> list[ScalingGenotype]:
         return self.mode.neighbours(genotype)
+
+    def grid(self) -> list[ScalingGenotype] | None:
+        """Coefficients search: the baseline scaled by each grid point (alpha * beta^2 * gamma^2 within
+        ``grid_tolerance`` of ``grid_target``) at ``phi`` (1 for the paper's grid search) and the
+        ``dropout`` option, ordered by alpha, beta, gamma; baseline search: None."""
+        if self.search != "coefficients":
+            return None
+        return [genotype for genotype, _ in self.mode.grid_points()]
 
     def contains(self, genotype: ScalingGenotype) -> bool:
         """Whether the current search expresses ``genotype`` (``baseline`` search: not B1-B7)."""
@@ -125,7 +141,7 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
     def build(self, genotype: ScalingGenotype, task: Task | None = None) -> Any:
         from search_spaces.scaling.build import build
 
-        return build(self.plan(genotype, task))
+        return build(self.plan(genotype, task), self.options["bn_momentum"])
 
     def cost(self, genotype: ScalingGenotype, task: Task | None = None) -> Cost:
         """Params and conv+linear MACs at the run size, from the layout (nothing is built)."""
@@ -159,6 +175,13 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
         from search_spaces.scaling.draw import draw_stages
 
         draw_stages(self.plan(genotype), f"{self.label(genotype)}   [{self.preset}]", path)
+
+    def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
+        """Coefficients search: ``grid.csv``, ``heatmap.png`` and ``scaled.json``; baseline search:
+        ``stages.csv`` (see ``report.py``)."""
+        from search_spaces.scaling.report import write_report
+
+        return write_report(self, records, Path(folder))
 
 
 def _baseline(text: str) -> ScalingGenotype:

@@ -58,11 +58,26 @@ def propose(study, space):
 
 def test_aging_drops_the_oldest_member_even_if_it_is_the_best():
     space = RecordingSpace()
-    sampler = RegularizedEvolutionSampler(space, population=3, sample=3, novel_tries=1, seed=0)
+    sampler = RegularizedEvolutionSampler(space, population=3, sample=3, novel_tries=1, candidates=1, seed=0)
     genotypes = distinct_genotypes(4)
     study = study_with(sampler, space, genotypes, [100.0, 1.0, 2.0, 3.0])
     propose(study, space)
     assert space.parents == [genotypes[3]]  # best of the last 3, not the oldest (value 100)
+
+
+def test_predictor_guided_mutation_ranks_several_children_of_tournament_winners():
+    space = RecordingSpace()
+    sampler = RegularizedEvolutionSampler(space, population=10, sample=10, candidates=6, seed=3)
+    rng = random.Random(0)
+    genotypes = [space.sample(rng) for _ in range(30)]
+    score = [float(sum(op == "nor_conv_3x3" for op in g.ops)) for g in genotypes]  # a smooth landscape
+    study = study_with(sampler, space, genotypes, score)
+    space.parents.clear()
+    child = propose(study, space)
+    best = max(genotypes[-10:], key=lambda g: sum(op == "nor_conv_3x3" for op in g.ops))
+    assert len(space.parents) >= 6 and all(p == best for p in space.parents)  # S = P: the best is every winner
+    # of the parent's 24 neighbours the surrogate prefers one that adds a 3x3 conv
+    assert sum(op == "nor_conv_3x3" for op in child.ops) == sum(op == "nor_conv_3x3" for op in best.ops) + 1
 
 
 def test_tournament_winner_is_the_best_of_its_sample():

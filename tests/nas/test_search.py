@@ -51,7 +51,8 @@ def test_search_end_to_end_writes_the_run_folder(tmp_path, nb201_table):
 def test_budget_counts_unique_architectures_and_duplicates_reuse_results(nb201_table):
     # a tiny population without re-draws proposes many repeats
     data = nb201_spec(nb201_table, run={"budget": 40, "seed": 3},
-                      controller={"name": "evolution", "population": 2, "sample": 2, "novel_tries": 1})
+                      controller={"name": "evolution", "population": 2, "sample": 2, "novel_tries": 1,
+                      "candidates": 1})
     study, outcome = run_in_memory(data)
     counted = evaluated_trials(study)
     ids = [t.user_attrs["arch_id"] for t in counted]
@@ -125,3 +126,22 @@ def test_two_objectives_give_a_pareto_set(tmp_path, nb201_table):
     for a in front:  # no member of the set dominates another
         for b in front:
             assert not (a["values"]["test_acc"] > b["values"]["test_acc"] and a["values"]["flops"] < b["values"]["flops"])
+
+
+def test_mnas_reward_objective_combines_accuracy_and_cost(nb201_table):
+    target = 100e6
+    data = nb201_spec(nb201_table, run={"budget": 15},
+                      objectives=[{"metric": "reward", "reward": {"accuracy": "test_acc", "cost": "flops",
+                                                                  "target": target, "w": -0.07}}])
+    study, _ = run_in_memory(data)
+    for trial in evaluated_trials(study):
+        m = trial.user_attrs["metrics"]
+        assert trial.values[0] == pytest.approx(m["test_acc"] * (m["flops"] / target) ** -0.07)
+        assert m["reward"] == trial.values[0]
+
+
+def test_hard_reward_constraint_uses_alpha_and_beta():
+    from nas.objectives import mnas_reward
+
+    assert mnas_reward(90.0, 50.0, 100.0, 0.0, -1.0) == 90.0
+    assert mnas_reward(90.0, 200.0, 100.0, 0.0, -1.0) == 45.0

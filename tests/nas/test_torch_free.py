@@ -11,7 +11,7 @@ CORE = ["nas", "nas.cli", "nas.config", "nas.genotype", "nas.space", "nas.regist
         "nas.runner", "nas.show", "nas.store", "nas.bench", "nas.evaluator", "nas.progress", "nas.pruners",
         "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
-        "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "evaluators.tabular",
+        "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.objectives", "evaluators.tabular",
         "evaluators.synthetic"]
 
 

@@ -1,0 +1,49 @@
+"""The documented run specs: each validates, and the quick start runs end to end on Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nas.spec import load_spec
+from tests.conftest import ROOT, run_nas
+
+RUNS = sorted((ROOT / "runs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("spec", RUNS, ids=[p.stem for p in RUNS])
+def test_every_run_spec_validates(spec):
+    load_spec(spec)
+
+
+@pytest.mark.xdist_group("ray")
+def test_quickstart_with_a_reduced_budget_on_ray(tmp_path):
+    out = tmp_path / "quick"
+    proc = run_nas("search", str(ROOT / "runs/quickstart.toml"), "--budget", "4", "--out", str(out), "--json",
+                   timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["evaluated"] == 4 and summary["controller"] == "evolution"
+    best = summary["best"]
+    assert best["values"]["accuracy"] > 50 and best["metrics"]["params"] > 0 and best["metrics"]["flops"] > 0
+    assert (out / "best/genotype.json").is_file() and (out / "best/architecture.png").read_bytes()[:4] == b"\x89PNG"
+    workers = {t["info"]["worker"] for t in summary["top"]}
+    assert all(":" in w for w in workers)
+
+
+def test_randwire_generator_search_trains_on_digits(tmp_path):
+    import tomli_w
+
+    data = {"run": {"name": "rw", "budget": 3, "seed": 0}, "space": {"name": "randwire", "preset": "proxy"},
+            "controller": {"name": "evolution", "population": 2, "sample": 2},
+            "evaluator": {"name": "train", "data": "digits", "train_limit": 256, "budget": {"epochs": 1}},
+            "objectives": [{"metric": "accuracy"}]}
+    spec = tmp_path / "rw.toml"
+    spec.write_text(tomli_w.dumps(data))
+    proc = run_nas("search", str(spec), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["evaluated"] == 3 and summary["best"]["label"].count("N=") >= 1
+    assert Path(tmp_path / "rw/best/architecture.png").is_file()
