@@ -113,8 +113,8 @@ class TrainEvaluator(Evaluator):
         limits = validate({k: v for k, v in budget.items() if k != "seed"}, self.BUDGET, "evaluator.budget")
         torch.manual_seed(seed)
         model = self.space.build(self.space.from_json(genotype_json), self.task)
-        model = model.to(self.device, memory_format=self.memory_format)
         try:
+            model = model.to(self.device, memory_format=self.memory_format)
             return Trainer(self, model, limits, seed, reporter).run()
         except torch.cuda.OutOfMemoryError as err:
             del model
