@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluators.data import Splits, load, shape_of
-from nas.config import Field, validate
+from nas.config import Field, SpecError, validate
 from nas.evaluator import COMPLETE, PRUNED, Evaluator, Reporter, Result
 from nas.space import SearchSpace, Task
 
@@ -101,7 +101,12 @@ class TrainEvaluator(Evaluator):
     @classmethod
     def load_shared(cls, options: Mapping[str, Any]) -> Splits:
         o = validate(options, cls.OPTIONS, "evaluator", ignore=("name",))
-        return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"], o["size"])
+        try:
+            return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"],
+                        o["size"])
+        except (OSError, ValueError) as err:
+            text = str(err)
+            raise SpecError(text if text.startswith("evaluator.") else f"evaluator.data_dir: {text}") from None
 
     @classmethod
     def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:

@@ -33,7 +33,7 @@ def parse_controller(text: str) -> dict[str, Any]:
 
     Values are read as TOML values (numbers, booleans, quoted strings); bare words stay strings.
     """
-    import tomllib
+    from nas.spec import tomllib
 
     name, *pairs = text.split(":")
     table: dict[str, Any] = {"name": name}

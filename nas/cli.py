@@ -192,12 +192,15 @@ def describe(space_name: str, arch: str | None, arch_file: str | None, sample: i
         raise SpecError("give exactly one of --arch, --arch-file, --sample")
     space = registry.make_space(space_name, {"preset": preset} if preset else {}, path="--space")
     if arch is not None:
-        genotype = _known_or_parsed(space, arch)
+        genotype, source = _known_or_parsed(space, arch), "--arch"
     elif arch_file is not None:
-        genotype = _read_genotype(space, arch_file)
+        genotype, source = _read_genotype(space, arch_file), f"--arch-file: {arch_file}"
     else:
-        genotype = space.sample(random.Random(sample))
-    info = space.describe(genotype)
+        genotype, source = space.sample(random.Random(sample)), "--sample"
+    try:
+        info = space.describe(genotype)
+    except ValueError as err:  # e.g. a genotype that does not fit the preset
+        raise ValueError(f"{source}: {err}") from None
     if draw:
         space.draw(genotype, draw)
         info["picture"] = str(Path(draw).resolve())
@@ -214,13 +217,17 @@ def describe(space_name: str, arch: str | None, arch_file: str | None, sample: i
 
 def _known_or_parsed(space: Any, text: str) -> Any:
     """A KNOWN genotype by name, else the space's text form if it has a parser."""
-    if text in space.known() or not hasattr(space, "parse"):
+    if text in space.known():
         return space.get_known(text)
+    known = ", ".join(sorted(space.known())) or "none"
+    if not hasattr(space, "parse"):
+        raise ValueError(f"--arch: {text!r} is not a known {space.name} architecture; known: {known}")
     try:
         return space.parse(text)
-    except ValueError as err:
-        known = ", ".join(sorted(space.known()))
-        raise ValueError(f"--arch: {text!r} is neither a known architecture ({known}) nor a valid text form: {err}") from None
+    except (ValueError, KeyError) as err:
+        reason = err.args[0] if err.args else err
+        raise ValueError(f"--arch: {text!r} is neither a known architecture ({known}) nor a valid text form: "
+                         f"{reason}") from None
 
 
 def _read_genotype(space: Any, path: str) -> Any:
@@ -263,6 +270,11 @@ def bench_controllers(table: str, space_name: str, metric: str | None, seeds: in
     from nas.bench import format_controllers, run_controllers
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
+    if not names:
+        raise SpecError(f"--controllers: expected comma-separated controller names, got {controllers!r}")
+    for option, value in (("--seeds", seeds), ("--budget", budget)):
+        if value < 1:
+            raise SpecError(f"{option}: expected an integer >= 1, got {value}")
     result = run_controllers(table, names, seeds=seeds, budget=budget, space=space_name, metric=metric, jobs=jobs)
     click.echo(json.dumps(result, indent=2) if as_json else format_controllers(result))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,36 @@ def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | No
     """Validate a spec, create its run folder and search."""
     spec = load_spec(spec_path, overrides)
     run_dir = RunDir(out or default_out(spec_path, spec))
+    fresh = not run_dir.path.exists()
     run_dir.prepare_new(overwrite)
-    if not spec.run["storage"]:
-        spec.run["storage"] = run_dir.default_storage_url()
-    elif overwrite:
-        _delete_study(spec.run["storage"], spec.name)
-    run_dir.spec_file.write_text(spec.to_toml())
-    return run_dir, _search(spec, run_dir, new=True, progress=progress)
+    try:
+        if not spec.run["storage"]:
+            spec.run["storage"] = run_dir.default_storage_url()
+        elif overwrite:
+            _delete_study(spec.run["storage"], spec.name)
+        run_dir.spec_file.write_text(spec.to_toml())
+        return run_dir, _search(spec, run_dir, new=True, progress=progress)
+    except BaseException:
+        _discard_if_empty(run_dir, spec, fresh)
+        raise
+
+
+def _discard_if_empty(run_dir: RunDir, spec: RunSpec, fresh: bool) -> None:
+    """Undo a start that failed before any trial (bad data, storage, executor): fixing the spec and
+    running ``nas search`` again must not meet a half-made run. A run with trials is kept for resume."""
+    url = spec.run["storage"]
+    try:
+        storage = open_storage(url) if url else None
+        if storage is not None and _study_exists(storage, spec.name):
+            if optuna.load_study(study_name=spec.name, storage=storage).trials:
+                return
+            optuna.delete_study(study_name=spec.name, storage=storage)
+    except Exception:  # an unreachable storage holds nothing of this run
+        log.debug("could not inspect %s while discarding a failed start", url, exc_info=True)
+    if fresh:
+        shutil.rmtree(run_dir.path, ignore_errors=True)
+    else:
+        run_dir.clear()
 
 
 def resume(path: str | Path, overrides: dict[str, Any], progress: bool = True) -> tuple[RunDir, Outcome]:

@@ -114,9 +114,13 @@ class RunDir:
                             f"'nas resume {self.path}' or start over with --overwrite")
         if self.exists():
             self.check_not_running()
-            for name in ("spec.toml", JOURNAL_NAME, "search.log", "summary.json", "driver.json"):
-                (self.path / name).unlink(missing_ok=True)
+            self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def clear(self) -> None:
+        """Remove the files a run writes (the folder itself and anything else in it stay)."""
+        for name in ("spec.toml", JOURNAL_NAME, "search.log", "summary.json", "driver.json"):
+            (self.path / name).unlink(missing_ok=True)
 
     def check_not_running(self) -> None:
         """``SpecError`` if a live driver on this host holds the run."""

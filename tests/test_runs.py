@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.spec import load_spec
-from tests.conftest import ROOT, run_nas
+from nas.spec import load_spec, tomllib
+from tests.conftest import ROOT, run_nas, write_spec
 
 RUNS = sorted((ROOT / "runs").glob("*.toml"))
 
@@ -20,12 +20,15 @@ def test_every_run_spec_validates(spec):
 
 @pytest.mark.xdist_group("ray")
 def test_quickstart_with_a_reduced_budget_on_ray(tmp_path):
+    # the quick start as shipped, with a budget and population small enough that evolution breeds
+    data = tomllib.loads((ROOT / "runs/quickstart.toml").read_text())
+    data["controller"].update(population=2, sample=2)
+    spec = write_spec(tmp_path / "quickstart.toml", data)
     out = tmp_path / "quick"
-    proc = run_nas("search", str(ROOT / "runs/quickstart.toml"), "--budget", "4", "--out", str(out), "--json",
-                   timeout=900)
+    proc = run_nas("search", str(spec), "--budget", "5", "--out", str(out), "--json", timeout=900)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["evaluated"] == 4 and summary["controller"] == "evolution"
+    assert summary["evaluated"] == 5 and summary["controller"] == "evolution"
     best = summary["best"]
     assert best["values"]["accuracy"] > 50 and best["metrics"]["params"] > 0 and best["metrics"]["flops"] > 0
     assert (out / "best/genotype.json").is_file() and (out / "best/architecture.png").read_bytes()[:4] == b"\x89PNG"

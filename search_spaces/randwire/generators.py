@@ -9,13 +9,19 @@ version; genotypes store the resulting edges, which makes them independent of th
 
 from __future__ import annotations
 
+import functools
+import json
 import random
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import networkx as nx
 
 from search_spaces.randwire.dag import Edges
 from search_spaces.randwire.genotype import GeneratorSpec, RandWireGenotype
+
+
+FROZEN_FILE = Path(__file__).with_name("known_edges.json")
 
 
 def _er(spec: GeneratorSpec, rng: random.Random) -> Edges:
@@ -46,9 +52,26 @@ def generate(spec: GeneratorSpec) -> Edges:
     return _MODELS[spec.kind](spec, random.Random(spec.seed))
 
 
+@functools.lru_cache(maxsize=1)
+def frozen_edges() -> dict[str, Edges]:
+    """The stored graphs of the published generators (``known_edges.json``: generator string -> edges).
+
+    KNOWN architectures are named constants: their graphs are read from this file, not redrawn, so a
+    networkx release that changes its random draws cannot change them (``freeze_known`` wrote it).
+    """
+    data = json.loads(FROZEN_FILE.read_text())
+    return {text: tuple(tuple(edge) for edge in edges) for text, edges in data.items()}
+
+
+def freeze_known(specs: Iterable[GeneratorSpec]) -> dict[str, list[list[int]]]:
+    """The content of ``known_edges.json`` for ``specs``, drawn with the installed networkx."""
+    return {spec.to_string(): [list(edge) for edge in generate(spec)] for spec in specs}
+
+
 def make_genotype(specs: Sequence[GeneratorSpec], reuse: Sequence[RandWireGenotype] = ()) -> RandWireGenotype:
-    """A genotype with one stage per spec; a stage with the generator of a stage in ``reuse`` keeps its edges."""
-    kept: dict[str, Edges] = {}
+    """A genotype with one stage per spec; a stage with the generator of a stage in ``reuse`` keeps its
+    edges, a published generator's stage takes its stored graph, any other stage is drawn."""
+    kept: dict[str, Edges] = dict(frozen_edges())
     for genotype in reuse:
         kept.update(zip(genotype.generators, genotype.edges))
     edges = []

@@ -258,6 +258,13 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
             args = {name: float(v) if name == "p" else int(v) for name, v in zip(KIND_PARAMS[kind], values)}
         except ValueError:
             raise ValueError(f"randwire: {text!r}: P must be a number, K and M integers") from None
+        n = min(shape.nodes for shape in self.macro.stages)
+        if "k" in args and not (args["k"] % 2 == 0 and 2 <= args["k"] <= _even_below(n)):
+            raise ValueError(f"randwire: {text!r}: K must be even, 2..{_even_below(n)} for N={n}")
+        if "m" in args and not 1 <= args["m"] <= n - 1:
+            raise ValueError(f"randwire: {text!r}: M must be 1..{n - 1} for N={n}")
+        if not 0.0 <= args.get("p", 0.0) <= 1.0:
+            raise ValueError(f"randwire: {text!r}: P must be in [0, 1]")
         return self._paper_genotype(kind, **args)
 
     # ----- model -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The space's two search parameterizations: compound coefficients, or the baseline stage table itself.
 
-``coefficients`` (Tan & Le's step 1): params ``alpha`` (depth), ``beta`` (width), ``gamma``
-(resolution) and ``dropout``; the genotype is the baseline scaled by them at the space's ``phi``.
-Sampling draws grid points that meet ``alpha * beta^2 * gamma^2 ~= target``; the float ranges are
-wide enough that every published B0-B7 is a point of the space at phi = 1.
+``coefficients`` (Tan & Le's step 1): params ``point``, one of the grid's (alpha, beta, gamma)
+with ``alpha * beta^2 * gamma^2`` within ``grid_tolerance`` of ``grid_target`` (depth x alpha, width
+x beta, resolution x gamma at the space's ``phi``), and ``dropout``. One categorical param keeps
+every controller (random, TPE, evolution, grid) on the constraint; mutation moves to an adjacent
+grid point. Published B1-B7 are not points of this grid (they are B0 scaled to other phi).
 
 ``baseline`` (how B0 was found, MnasNet-style): per stage ``s<i>_kernel`` {3, 5}, ``s<i>_expansion``
 {1, 3, 6}, ``s<i>_repeats`` (the baseline's +-1, at least 1), ``s<i>_se`` (on/off) and
@@ -45,9 +46,9 @@ def checked(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None
 
 
 class CoefficientSearch:
-    """Flat params alpha, beta, gamma (at ``phi``) and dropout over a fixed baseline."""
+    """Params ``point`` (a grid point ``"alpha,beta,gamma"``, applied at ``phi``) and ``dropout``."""
 
-    KEYS = ("alpha", "beta", "gamma", "dropout")
+    KEYS = ("point", "dropout")
 
     def __init__(self, baseline: ScalingGenotype, options: Mapping[str, Any]) -> None:
         self.baseline = baseline
@@ -59,28 +60,39 @@ class CoefficientSearch:
         self.grid = [t for t in grid if max(t) <= self.high]
         if not self.grid:
             raise ValueError("space: the coefficient grid is empty; raise grid_tolerance or coefficient_max")
-        self._distributions = {**{key: FloatDistribution(1.0, self.high) for key in self.KEYS[:3]},
+        self._labels = {point_label(c): c for c in self.grid}
+        self._by_multipliers = {}
+        for c in self.grid:  # the first grid point of each (depth, width, resolution)
+            g = scale(self.baseline, *c, self.phi)
+            self._by_multipliers.setdefault((g.depth, g.width, g.resolution), c)
+        self._distributions = {"point": CategoricalDistribution(tuple(self._labels)),
                                "dropout": CategoricalDistribution(DROPOUTS)}
 
     def distributions(self) -> dict[str, Any]:
-        """Float alpha, beta, gamma in [1, coefficient_max]; dropout among the B-series values."""
+        """``point`` among the grid's points (so every sampler keeps the FLOPs constraint); dropout
+        among the B-series values."""
         return dict(self._distributions)
 
+    def point_of(self, genotype: ScalingGenotype) -> tuple[float, float, float] | None:
+        """The grid point that scales the baseline into ``genotype``'s multipliers, if any."""
+        return self._by_multipliers.get((genotype.depth, genotype.width, genotype.resolution))
+
     def to_params(self, genotype: ScalingGenotype) -> dict[str, Any]:
-        """The coefficients that give ``genotype``; ``ValueError`` outside this search."""
+        """The grid point and dropout that give ``genotype``; ``ValueError`` outside this search."""
         _require_same(genotype, self.baseline, ("stages", "stem", "head", "drop_connect"), "coefficients")
-        alpha, beta, gamma = coefficients_of(genotype, self.baseline, self.phi)
-        params = {"alpha": alpha, "beta": beta, "gamma": gamma, "dropout": genotype.dropout}
-        try:
-            checked(params, self._distributions)
-        except ValueError as err:
-            raise ValueError(f"genotype outside the coefficients space: {err}") from None
+        point = self.point_of(genotype)
+        if point is None:
+            alpha, beta, gamma = coefficients_of(genotype, self.baseline, self.phi)
+            raise ValueError(f"genotype outside the coefficients space: (alpha, beta, gamma) = ({alpha:.4g}, "
+                             f"{beta:.4g}, {gamma:.4g}) at phi {self.phi:g} is not a point of the grid")
+        params = {"point": point_label(point), "dropout": genotype.dropout}
+        checked(params, self._distributions)
         return params
 
     def from_params(self, params: Mapping[str, Any]) -> ScalingGenotype:
-        """The baseline scaled by the params' coefficients at phi."""
+        """The baseline scaled by the point's coefficients at phi."""
         checked(params, self._distributions)
-        return scale(self.baseline, params["alpha"], params["beta"], params["gamma"], self.phi, params["dropout"])
+        return scale(self.baseline, *self._labels[params["point"]], self.phi, params["dropout"])
 
     def sample(self, rng: random.Random) -> ScalingGenotype:
         """A grid point meeting the FLOPs constraint, at the space's phi and dropout."""
@@ -100,24 +112,24 @@ class CoefficientSearch:
         return list(points.values())
 
     def neighbours(self, genotype: ScalingGenotype) -> list[ScalingGenotype]:
-        """One coefficient moved by +-``grid_step`` (within [1, coefficient_max]), the rest kept."""
-        coefficients = coefficients_of(genotype, self.baseline, self.phi)
+        """Grid points one step away in each coefficient (moving along the constraint: a step in one
+        coefficient is paid for in another); from a genotype off the grid (e.g. B3), the nearest
+        grid points. Stage table and dropout are kept."""
+        here = self.point_of(genotype) or coefficients_of(genotype, self.baseline, self.phi)
+        distance = {c: max(abs(a - b) for a, b in zip(c, here)) for c in self.grid}
+        on_grid = self.point_of(genotype) is not None
+        near = [c for c, d in distance.items() if 0 < d <= self.step + 1e-9] if on_grid else \
+            [c for c, d in distance.items() if d <= min(distance.values()) + 1e-9]
         out = []
-        for index in range(3):
-            for delta in (-self.step, self.step):
-                moved = list(coefficients)
-                moved[index] = round(moved[index] + delta, 10)
-                if 1.0 <= moved[index] <= self.high:
-                    child = self._with(genotype, moved)
-                    if child != genotype:
-                        out.append(child)
+        for c in near:
+            child = self._with(genotype, list(c))
+            if child != genotype and child not in out:
+                out.append(child)
         return out
 
     def crossover(self, a: ScalingGenotype, b: ScalingGenotype, rng: random.Random) -> ScalingGenotype:
-        """Depth, width and resolution each from either parent."""
-        pick = [rng.random() < 0.5 for _ in range(3)]
-        return dataclasses.replace(a, depth=(a if pick[0] else b).depth, width=(a if pick[1] else b).width,
-                                   resolution=(a if pick[2] else b).resolution)
+        """One parent's grid point (a network between two grid points would leave the constraint)."""
+        return dataclasses.replace(a if rng.random() < 0.5 else b, stages=a.stages, dropout=a.dropout)
 
     def _with(self, genotype: ScalingGenotype, coefficients: list[float]) -> ScalingGenotype:
         """``genotype`` with its multipliers set from (alpha, beta, gamma) at phi."""
@@ -126,6 +138,11 @@ class CoefficientSearch:
             genotype, depth=round(self.baseline.depth * alpha ** self.phi, MULTIPLIER_DECIMALS),
             width=round(self.baseline.width * beta ** self.phi, MULTIPLIER_DECIMALS),
             resolution=int(round(self.baseline.resolution * gamma ** self.phi)))
+
+
+def point_label(coefficients: tuple[float, float, float]) -> str:
+    """A grid point as a param value: ``"1.2,1.1,1.15"`` (alpha, beta, gamma)."""
+    return ",".join(f"{c:g}" for c in coefficients)
 
 
 class BaselineSearch:

@@ -46,6 +46,8 @@ def test_describe_known_sample_and_file_agree(tmp_path):
     (["--space", "nb201", "--arch", "resnet-99"], "--arch: 'resnet-99' is neither a known architecture"),
     (["--space", "nb201", "--arch-file", "/nonexistent.json"], "--arch-file: /nonexistent.json: no such file"),
     (["--space", "nb201", "--sample", "1", "--preset", "huge"], "space.preset: expected one of"),
+    (["--space", "nasnet", "--arch", "nasnet-b"], "--arch: 'nasnet-b' is not a known nasnet architecture"),
+    (["--space", "scaling", "--arch", "efficientnet-b9"], "--arch: 'efficientnet-b9' is not a known scaling"),
 ])
 def test_describe_bad_input_exits_2(args, message):
     proc = run_nas("describe", *args)
@@ -85,3 +87,23 @@ def test_bench_controllers_json_contract(nb201_table):
 def test_bench_controllers_bad_input():
     proc = run_nas("bench", "controllers", "--table", "/nope.csv", "--seeds", "1", "--budget", "5")
     assert proc.returncode == 2 and "/nope.csv" in proc.stderr
+
+
+def test_describe_names_the_genotype_file_when_it_does_not_fit_the_preset(tmp_path):
+    one_stage = {"space": "randwire", "nodes": [4], "edges": [[[0, 1], [1, 2], [0, 3]]],
+                 "generators": ["ws(k=2,p=0.5,n=4,seed=0)"]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(one_stage))
+    proc = run_nas("describe", "--space", "randwire", "--arch-file", str(path), "--preset", "small")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert f"--arch-file: {path}: randwire: the genotype has 1 stages" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "0"], "--seeds: expected an integer >= 1, got 0"),
+    (["--budget", "0"], "--budget: expected an integer >= 1, got 0"),
+    (["--controllers", ","], "--controllers: expected comma-separated controller names"),
+])
+def test_bench_controllers_bad_options_exit_2(nb201_table, args, message):
+    proc = run_nas("bench", "controllers", "--table", str(nb201_table), *args)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -21,7 +21,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def spec_data(budget: int) -> dict:
     return {"run": {"name": "crash", "budget": budget, "seed": 4}, "space": {"name": "nb201"},
             "controller": {"name": "evolution", "population": 10, "sample": 3},
-            "evaluator": {"name": "synthetic", "seconds": 0.05}, "objectives": [{"metric": "score"}]}
+            "evaluator": {"name": "synthetic", "seconds": 0.2}, "objectives": [{"metric": "score"}]}
 
 
 def load(folder):
@@ -45,12 +45,16 @@ def test_sigkill_then_resume_finishes_the_budget_without_loss_or_repeats(tmp_pat
     driver = subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: (folder / "study.journal").exists() and len(evaluated_trials(load(folder))) >= 20, 120)
+        # kill while a trial is running (each lasts 0.2 s, so it still runs when the signal lands)
+        wait_for(lambda: (folder / "study.journal").exists() and len(evaluated_trials(load(folder))) >= 20
+                 and any(t.state == TrialState.RUNNING for t in load(folder).trials), 120)
     finally:
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
     before = {t.number: t.user_attrs["arch_id"] for t in evaluated_trials(load(folder))}
     assert 20 <= len(before) < budget
+    stale = [t.number for t in load(folder).trials if t.state == TrialState.RUNNING]
+    assert stale, "the driver should have died with a trial running"
 
     proc = run_nas("resume", str(folder), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -63,6 +67,10 @@ def test_sigkill_then_resume_finishes_the_budget_without_loss_or_repeats(tmp_pat
     after = {t.number: t.user_attrs["arch_id"] for t in counted}
     assert all(after.get(n) == a for n, a in before.items())  # nothing completed was lost
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    for number in stale:  # left running by the dead driver: failed, not counted, budget reused
+        trial = study.trials[number]
+        assert trial.state == TrialState.FAIL and trial.user_attrs["info"]["counted"] is False
+        assert trial.user_attrs["info"]["error"].startswith("interrupted")
     for trial in study.trials:
         if trial.number not in after and trial.state == TrialState.FAIL:
             assert trial.user_attrs["info"]["counted"] is False

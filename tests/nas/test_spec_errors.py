@@ -56,3 +56,29 @@ def test_bad_cli_values_exit_2(tmp_path, nb201_table):
     assert run_nas("search", str(spec), "--executor", "mpi").returncode == 2
     proc = run_nas("show", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "no such run folder" in proc.stderr
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"data": "fashion-mnist", "data_dir": "/nonexistent/fm"},
+     r"evaluator.data_dir: fashion-mnist: /nonexistent/fm/train-images-idx3-ubyte\[.gz\] not found"),
+    ({"data": "npz", "data_dir": "/nonexistent/x.npz"}, r"evaluator.data_dir: .*/nonexistent/x.npz"),
+])
+def test_missing_data_exits_2_and_leaves_no_half_made_run(tmp_path, data, message):
+    spec = write_spec(tmp_path / "data.toml", {
+        "run": {"name": "t", "budget": 2}, "space": {"name": "nasnet", "preset": "proxy"},
+        "controller": {"name": "random"}, "evaluator": {"name": "train", **data},
+        "objectives": [{"metric": "accuracy"}]})
+    for _ in range(2):  # the second attempt meets the same error, not "a run already exists here"
+        proc = run_nas("search", str(spec))
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and __import__("re").search(message, lines[0]), proc.stderr
+        assert not (tmp_path / "t").exists()
+
+
+def test_unreachable_storage_exits_2_and_leaves_no_run_folder(tmp_path, nb201_table):
+    spec = write_spec(tmp_path / "s.toml", nb201_spec(nb201_table))
+    proc = run_nas("search", str(spec), "--storage", "bogus://nowhere")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "t").exists()
+    assert run_nas("search", str(spec), "--budget", "3").returncode == 0  # a corrected run starts cleanly

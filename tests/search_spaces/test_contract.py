@@ -10,14 +10,16 @@ import pytest
 from nas import registry
 from nas.space import SearchSpace
 
-SPACES = registry.names("spaces")
+# every registered space, plus the nasnet space's other op vocabularies ("name:vocabulary")
+SPACES = registry.names("spaces") + ["nasnet:amoebanet", "nasnet:darts"]
 
 
 def small(name: str) -> SearchSpace:
     """The space at its smallest preset (fast to build and run)."""
+    name, _, vocabulary = name.partition(":")
     cls = registry.lookup("spaces", name)
     preset = "proxy" if "proxy" in cls.PRESETS else cls.DEFAULT_PRESET
-    return registry.make_space(name, {"preset": preset})
+    return registry.make_space(name, {"preset": preset, **({"vocabulary": vocabulary} if vocabulary else {})})
 
 
 @pytest.fixture(params=SPACES)

@@ -43,6 +43,23 @@ def test_ws_without_rewiring_is_the_ring_lattice_in_ring_order():
     assert edges == ring
 
 
+def test_er_draws_a_random_labelling_of_the_networkx_graph():
+    spec = GeneratorSpec("er", 32, 3, p=0.2)
+    plain = nx.gnp_random_graph(32, 0.2, seed=random.Random(3))  # the same draw, networkx's labels
+    ours = nx.Graph(list(generate(spec)))
+    ours.add_nodes_from(range(32))
+    assert ours.number_of_edges() == plain.number_of_edges() and nx.is_isomorphic(ours, plain)
+    assert set(generate(spec)) != {tuple(sorted(e)) for e in plain.edges()}  # relabelled, not as drawn
+
+
+def test_ba_keeps_insertion_order_every_new_node_points_back_to_m_older_ones():
+    m, n = 5, 32
+    edges = generate(GeneratorSpec("ba", n, 4, m=m))
+    preds = {v: [a for a, b in edges if b == v] for v in range(n)}
+    assert all(len(preds[v]) == m for v in range(m + 1, n))  # each arrival attaches to m earlier nodes
+    assert preds[0] == [] and all(p == [0] for v in range(1, m + 1) for p in [preds[v]])  # the seed star
+
+
 def augmented(n: int, edges) -> nx.DiGraph:
     """The stage with its implied input node feeding the sources and output node reading the sinks."""
     graph = nx.DiGraph(list(edges))
@@ -62,6 +79,32 @@ def test_every_stage_is_a_dag_with_one_input_and_one_output_node():
             assert [v for v in graph if graph.in_degree(v) == 0] == ["in"]
             assert [v for v in graph if graph.out_degree(v) == 0] == ["out"]
             assert nx.descendants(graph, "in") == set(graph) - {"in"}
+
+
+def test_built_stages_feed_the_input_to_every_source_and_average_every_sink():
+    import torch
+
+    from search_spaces.randwire.build import Stage
+
+    rng = random.Random(9)
+    space = RandWireSpace(preset="proxy")
+    for _ in range(5):
+        genotype = space.sample(rng)
+        n, edges = genotype.nodes[0], genotype.edges[0]
+        graph = nx.DiGraph(list(edges))
+        graph.add_nodes_from(range(n))
+        sources = [v for v in range(n) if graph.in_degree(v) == 0]
+        sinks = [v for v in range(n) if graph.out_degree(v) == 0]
+        stage = Stage(n, edges, 4, 8, 2).eval()
+        assert [v for v in range(n) if not stage.preds[v]] == sources and list(stage.sinks) == sinks
+        x = torch.randn(2, 4, 8, 8)
+        outputs = {}
+        with torch.no_grad():
+            for v in nx.topological_sort(graph):
+                outputs[v] = stage.nodes[v]([outputs[p] for p in sorted(graph.predecessors(v))] or [x])
+            expected = torch.stack([outputs[v] for v in sinks]).mean(0)
+            assert torch.allclose(stage(x), expected, atol=1e-6)
+        assert expected.shape == (2, 8, 4, 4)  # sources take the stage's stride and width
 
 
 # ----- genotype ------------------------------------------------------------------------------------
@@ -173,6 +216,38 @@ def test_known_are_the_papers_generators_at_n32_with_fixed_seeds():
     assert RandWireSpace(preset="small").parse("ws(4, 0.75)") == known["ws-4-0.75"]
 
 
+@pytest.mark.parametrize("preset", ["small", "regular", "proxy"])
+def test_known_graphs_are_stored_constants_not_redrawn(preset, monkeypatch):
+    from search_spaces.randwire import generators
+
+    stored = generators.frozen_edges()
+    known = RandWireSpace(preset=preset).known()
+    for genotype in known.values():
+        assert all(text in stored for text in genotype.generators)  # every stage of every KNOWN entry
+        assert genotype.edges == tuple(stored[text] for text in genotype.generators)
+    # a networkx that draws differently cannot change them
+    monkeypatch.setattr(generators, "generate", lambda spec: ((0, 1),))
+    assert RandWireSpace(preset=preset).known() == known
+
+
+def test_stored_graphs_are_what_the_generators_draw_with_this_networkx():
+    from search_spaces.randwire.generators import frozen_edges, generate
+    from search_spaces.randwire.genotype import GeneratorSpec as Spec
+
+    for text, edges in frozen_edges().items():
+        # if this fails after a networkx upgrade, KNOWN stay as stored; only new draws change
+        assert generate(Spec.parse(text)) == edges, text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ba(40)", "M must be 1..31"), ("ws(40,0.5)", "K must be even, 2..30"), ("ws(3,0.5)", "K must be even"),
+    ("er(1.5)", r"P must be in \[0, 1\]"),
+])
+def test_paper_notation_out_of_range_is_an_error_not_clipped(text, message):
+    with pytest.raises(ValueError, match=message):
+        RandWireSpace(preset="small").parse(text)
+
+
 # ----- model ---------------------------------------------------------------------------------------
 def test_forward_at_proxy_size_trains_the_aggregation_weights():
     torch = pytest.importorskip("torch")
@@ -223,7 +298,7 @@ def test_cli_describe_prints_the_contract_fields():
     assert info["label"] == "ws(4,0.75)x3 N=32"
     assert [s["nodes"] for s in info["stages"]] == [32, 32, 32]
     bad = run_nas("describe", "--space", "randwire", "--arch", "ws(5,0.75)")
-    assert bad.returncode == 2 and "ws needs an even k" in bad.stderr
+    assert bad.returncode == 2 and "K must be even" in bad.stderr and bad.stderr.startswith("nas: error: --arch:")
 
 
 def test_label_and_draw(tmp_path):

@@ -74,6 +74,17 @@ def test_cost_equals_module_for_b0_at_imagenet():
     _check_module(ScalingSpace(preset="imagenet"), KNOWN["efficientnet-b0"])
 
 
+@pytest.mark.parametrize("name", [f"efficientnet-b{i}" for i in range(1, 8)])
+def test_params_from_the_genotype_equal_the_built_module_b1_to_b7(name):
+    # no forward pass (B7 at 600x600 is heavy); MACs of B1-B7 are pinned by the golden file
+    from evaluators.cost import count_params
+
+    space = ScalingSpace(preset="imagenet")
+    genotype = KNOWN[name]
+    task = space.task_for(genotype)
+    assert space.cost(genotype, task).params == count_params(space.build(genotype, task))
+
+
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 16, 16), (3, 32, 32), (3, 20, 12)])
 def test_proxy_accepts_small_inputs_and_scales_resolution_from_them(shape):
     from nas.space import Task
@@ -124,41 +135,56 @@ def test_drop_connect_drops_whole_examples_in_training_only():
 # ----- search parameterizations ----------------------------------------------------------------------------
 def test_coefficients_mode_params():
     space = space_of("coefficients")
-    assert set(space.distributions()) == {"alpha", "beta", "gamma", "dropout"}
-    paper = space.from_params({"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "dropout": 0.2})
+    assert set(space.distributions()) == {"point", "dropout"}
+    paper = space.from_params({"point": "1.2,1.1,1.15", "dropout": 0.2})  # the paper's coefficients
     assert (paper.depth, paper.width, paper.resolution, paper.stages) == (1.2, 1.1, 258, B0_STAGES)
-    for genotype in [space.sample(random.Random(i)) for i in range(20)] + list(KNOWN.values()):
+    assert space.to_params(paper) == {"point": "1.2,1.1,1.15", "dropout": 0.2}
+    for genotype in [space.sample(random.Random(i)) for i in range(20)]:
         assert space.from_params(space.to_params(genotype)) == genotype
     with pytest.raises(ValueError, match="stages"):
         space.to_params(space_of("baseline").sample(random.Random(1)))
-    with pytest.raises(ValueError, match="gamma"):
+    with pytest.raises(ValueError, match="not a point of the grid"):
         space.to_params(dataclasses.replace(KNOWN["efficientnet-b0"], resolution=200))
+    assert not any(space.contains(g) for g in KNOWN.values())  # B0-B7 are B0 at other phi, not grid points
+    with pytest.raises(ValueError, match="point"):
+        space.from_params({"point": "3,3,3", "dropout": 0.2})  # off the constraint: not a value of the space
+
+
+def test_every_param_value_meets_the_constraint_whatever_the_controller():
+    space = space_of("coefficients", grid_tolerance=0.05)
+    for label in space.distributions()["point"].choices:
+        alpha, beta, gamma = map(float, label.split(","))
+        assert abs(alpha * beta ** 2 * gamma ** 2 - 2.0) <= 0.05 + 1e-9
+        genotype = space.from_params({"point": label, "dropout": 0.2})
+        assert genotype.depth == alpha and genotype.width == beta
 
 
 def test_coefficients_samples_lie_on_the_grid_and_phi_applies():
     space = space_of("coefficients", phi=2.0, grid_tolerance=0.05)
     for seed in range(10):
         genotype = space.sample(random.Random(seed))
-        alpha, beta, gamma = (space.to_params(genotype)[k] for k in ("alpha", "beta", "gamma"))
+        alpha, beta, gamma = map(float, space.to_params(genotype)["point"].split(","))
         assert abs(alpha * beta ** 2 * gamma ** 2 - 2.0) <= 0.06
         assert genotype.depth == round(alpha ** 2, 4)
         assert space.from_params(space.to_params(genotype)) == genotype
-    scaled = space.from_params({"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "dropout": 0.3})
-    assert (scaled.depth, scaled.width, scaled.resolution, scaled.dropout) == (1.44, 1.21, 296, 0.3)
+    scaled = space.from_params({"point": "1.15,1.15,1.15", "dropout": 0.3})
+    assert (scaled.depth, scaled.width, scaled.resolution, scaled.dropout) == (1.3225, 1.3225, 296, 0.3)
 
 
-def test_coefficients_mutate_moves_one_coefficient_one_step():
+def test_coefficients_mutate_moves_to_an_adjacent_grid_point():
     space, rng = space_of("coefficients"), random.Random(0)
-    b3 = KNOWN["efficientnet-b3"]
-    before = b3.to_json()
-    for _ in range(30):
-        child = space.mutate(b3, rng)
-        moved = [(child.depth, b3.depth), (child.width, b3.width), (child.resolution / 224, b3.resolution / 224)]
-        changed = [abs(a - b) for a, b in moved if a != b]
-        assert len(changed) == 1 and changed[0] == pytest.approx(0.05, abs=0.003)
-        assert child.stages == b3.stages and child.dropout == b3.dropout
-    assert b3.to_json() == before
-    assert len(space.neighbours(b3)) == 6
+    start = space.from_params({"point": "1.2,1.1,1.15", "dropout": 0.2})
+    before = start.to_json()
+    seen = set()
+    for _ in range(40):
+        child = space.mutate(start, rng)
+        point = tuple(map(float, space.to_params(child)["point"].split(",")))  # still on the grid
+        assert max(abs(a - b) for a, b in zip(point, (1.2, 1.1, 1.15))) == pytest.approx(0.05)
+        assert child.stages == start.stages and child.dropout == start.dropout
+        seen.add(point)
+    assert start.to_json() == before and len(seen) > 2
+    b3 = KNOWN["efficientnet-b3"]  # off the grid: mutation steps onto the nearest grid points
+    assert all(space.contains(n) and n.stages == b3.stages for n in space.neighbours(b3))
 
 
 def test_baseline_mode_params():
@@ -174,7 +200,7 @@ def test_baseline_mode_params():
     with pytest.raises(ValueError, match="width"):
         space.to_params(KNOWN["efficientnet-b3"])
     assert space.contains(b0) and not space.contains(KNOWN["efficientnet-b3"])
-    assert all(space_of("coefficients").contains(g) for g in KNOWN.values())
+    assert not any(space_of("coefficients").contains(g) for g in KNOWN.values())
 
 
 def test_baseline_mutate_changes_one_choice_of_one_stage():
