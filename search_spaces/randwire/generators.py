@@ -71,11 +71,12 @@ def freeze_known(specs: Iterable[GeneratorSpec]) -> dict[str, list[list[int]]]:
 def make_genotype(specs: Sequence[GeneratorSpec], reuse: Sequence[RandWireGenotype] = ()) -> RandWireGenotype:
     """A genotype with one stage per spec; a stage with the generator of a stage in ``reuse`` keeps its
     edges, a published generator's stage takes its stored graph, any other stage is drawn."""
-    kept: dict[str, Edges] = dict(frozen_edges())
+    kept: dict[str, Edges] = {}
     for genotype in reuse:
         kept.update(zip(genotype.generators, genotype.edges))
+    stored = frozen_edges()
     edges = []
     for spec in specs:
         text = spec.to_string()
-        edges.append(kept[text] if text in kept else generate(spec))
+        edges.append(kept[text] if text in kept else stored[text] if text in stored else generate(spec))
     return RandWireGenotype(tuple(s.n for s in specs), tuple(edges), tuple(s.to_string() for s in specs))

@@ -22,10 +22,10 @@ import dataclasses
 import random
 from typing import Any, Mapping
 
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution
 
 from nas.space import check_params
-from search_spaces.scaling.compound import MULTIPLIER_DECIMALS, coefficient_grid, coefficients_of, scale
+from search_spaces.scaling.compound import coefficient_grid, coefficients_of, scale
 from search_spaces.scaling.genotype import ScalingGenotype, Stage, format_stage, make_divisible
 
 DROPOUTS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5)  # the B0-B7 values
@@ -33,16 +33,6 @@ KERNELS: tuple[int, ...] = (3, 5)
 EXPANSIONS: tuple[int, ...] = (1, 3, 6)
 WIDTHS: tuple[float, ...] = (0.75, 1.0, 1.25)
 SE_RATIO = 0.25  # the ratio a stage gets when SE is switched on and the baseline stage has none
-
-
-def checked(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None:
-    """``check_params`` plus a type check of float params (a string must not reach a comparison)."""
-    for key, dist in distributions.items():
-        value = params.get(key)
-        if isinstance(dist, FloatDistribution) and key in params and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ValueError(f"params: {key}={value!r} is not a number in [{dist.low}, {dist.high}]")
-    check_params(params, distributions)
 
 
 class CoefficientSearch:
@@ -86,12 +76,12 @@ class CoefficientSearch:
             raise ValueError(f"genotype outside the coefficients space: (alpha, beta, gamma) = ({alpha:.4g}, "
                              f"{beta:.4g}, {gamma:.4g}) at phi {self.phi:g} is not a point of the grid")
         params = {"point": point_label(point), "dropout": genotype.dropout}
-        checked(params, self._distributions)
+        check_params(params, self._distributions)
         return params
 
     def from_params(self, params: Mapping[str, Any]) -> ScalingGenotype:
         """The baseline scaled by the point's coefficients at phi."""
-        checked(params, self._distributions)
+        check_params(params, self._distributions)
         return scale(self.baseline, *self._labels[params["point"]], self.phi, params["dropout"])
 
     def sample(self, rng: random.Random) -> ScalingGenotype:
@@ -115,14 +105,15 @@ class CoefficientSearch:
         """Grid points one step away in each coefficient (moving along the constraint: a step in one
         coefficient is paid for in another); from a genotype off the grid (e.g. B3), the nearest
         grid points. Stage table and dropout are kept."""
-        here = self.point_of(genotype) or coefficients_of(genotype, self.baseline, self.phi)
+        point = self.point_of(genotype)
+        here = point or coefficients_of(genotype, self.baseline, self.phi)
         distance = {c: max(abs(a - b) for a, b in zip(c, here)) for c in self.grid}
-        on_grid = self.point_of(genotype) is not None
-        near = [c for c, d in distance.items() if 0 < d <= self.step + 1e-9] if on_grid else \
-            [c for c, d in distance.items() if d <= min(distance.values()) + 1e-9]
+        reach = self.step if point else min(distance.values())
         out = []
-        for c in near:
-            child = self._with(genotype, list(c))
+        for c in (c for c, d in distance.items() if d <= reach + 1e-9):
+            scaled = scale(self.baseline, *c, self.phi)
+            child = dataclasses.replace(genotype, depth=scaled.depth, width=scaled.width,
+                                        resolution=scaled.resolution)
             if child != genotype and child not in out:
                 out.append(child)
         return out
@@ -130,14 +121,6 @@ class CoefficientSearch:
     def crossover(self, a: ScalingGenotype, b: ScalingGenotype, rng: random.Random) -> ScalingGenotype:
         """One parent's grid point (a network between two grid points would leave the constraint)."""
         return dataclasses.replace(a if rng.random() < 0.5 else b, stages=a.stages, dropout=a.dropout)
-
-    def _with(self, genotype: ScalingGenotype, coefficients: list[float]) -> ScalingGenotype:
-        """``genotype`` with its multipliers set from (alpha, beta, gamma) at phi."""
-        alpha, beta, gamma = coefficients
-        return dataclasses.replace(
-            genotype, depth=round(self.baseline.depth * alpha ** self.phi, MULTIPLIER_DECIMALS),
-            width=round(self.baseline.width * beta ** self.phi, MULTIPLIER_DECIMALS),
-            resolution=int(round(self.baseline.resolution * gamma ** self.phi)))
 
 
 def point_label(coefficients: tuple[float, float, float]) -> str:
@@ -192,14 +175,14 @@ class BaselineSearch:
                            f"s{i + 1}_repeats": stage.repeats, f"s{i + 1}_se": stage.se > 0,
                            f"s{i + 1}_width": widths[0]})
         try:
-            checked(params, self._distributions)
+            check_params(params, self._distributions)
         except ValueError as err:
             raise ValueError(f"genotype outside the baseline space: {err}") from None
         return params
 
     def from_params(self, params: Mapping[str, Any]) -> ScalingGenotype:
         """The baseline with each stage's choices applied (strides kept)."""
-        checked(params, self._distributions)
+        check_params(params, self._distributions)
         stages = []
         for i, base in enumerate(self.base):
             p = {key: params[f"s{i + 1}_{key}"] for key in ("kernel", "expansion", "repeats", "se", "width")}
