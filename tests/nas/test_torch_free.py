@@ -7,7 +7,7 @@ import sys
 
 from nas import registry
 
-CORE = ["nas", "nas.cli", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.spec", "nas.search",
+CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.spec", "nas.search",
         "nas.runner", "nas.show", "nas.store", "nas.bench", "nas.evaluator", "nas.progress", "nas.pruners",
         "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",

@@ -1,0 +1,123 @@
+"""``nas bench ...``: the benchmarks whose numbers go into BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from nas.cli.base import handle_errors, main
+from nas.config import SpecError
+
+
+# ----- bench ----------------------------------------------------------------------------------------
+@main.group()
+def bench() -> None:
+    """Benchmarks (numbers for BENCHMARKS.md)."""
+
+
+@bench.command("controllers")
+@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV (arch,metric...).")
+@click.option("--space", "space_name", default="nb201", show_default=True, help="Space whose text form the table uses.")
+@click.option("--metric", help="Column to maximize (default: the table's first metric).")
+@click.option("--seeds", type=int, default=30, show_default=True)
+@click.option("--budget", type=int, default=300, show_default=True, help="Unique queries per seed.")
+@click.option("--controllers", default="random,tpe,evolution,local,guided", show_default=True,
+              help="Comma-separated controller names.")
+@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_controllers(table: str, space_name: str, metric: str | None, seeds: int, budget: int, controllers: str,
+                      jobs: int, as_json: bool) -> None:
+    """Controllers' sample efficiency on a tabular benchmark (same loop and dedup as nas search)."""
+    from nas.bench import format_controllers, run_controllers
+
+    names = [c.strip() for c in controllers.split(",") if c.strip()]
+    if not names:
+        raise SpecError(f"--controllers: expected comma-separated controller names, got {controllers!r}")
+    for option, value in (("--seeds", seeds), ("--budget", budget)):
+        if value < 1:
+            raise SpecError(f"{option}: expected an integer >= 1, got {value}")
+    result = run_controllers(table, names, seeds=seeds, budget=budget, space=space_name, metric=metric, jobs=jobs)
+    click.echo(json.dumps(result, indent=2) if as_json else format_controllers(result))
+
+
+@bench.command("loop")
+@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV.")
+@click.option("--trials", type=int, default=1000, show_default=True)
+@click.option("--controllers", default="random,tpe,evolution", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_loop(table: str, trials: int, controllers: str, as_json: bool) -> None:
+    """Search-loop overhead: trials/s with the tabular evaluator, inline executor, journal storage."""
+    from nas.bench import format_loop, run_loop
+
+    result = run_loop(table, [c.strip() for c in controllers.split(",") if c.strip()], trials)
+    click.echo(json.dumps(result, indent=2) if as_json else format_loop(result))
+
+
+@bench.command("ray")
+@click.option("--workers", type=int, default=8, show_default=True)
+@click.option("--seconds", type=float, default=0.5, show_default=True, help="Sleep per trial.")
+@click.option("--trials", type=int, default=160, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_ray(workers: int, seconds: float, trials: int, as_json: bool) -> None:
+    """Ray executor overhead: throughput of sleeping trials vs the ideal workers/seconds."""
+    from nas.bench import format_ray, run_ray
+
+    result = run_ray(workers, seconds, trials)
+    click.echo(json.dumps(result, indent=2) if as_json else format_ray(result))
+
+
+def _model_options(data: str):
+    """The --space/--preset/--data options shared by the training benchmarks."""
+    def decorate(f):
+        f = click.option("--data", default=data, show_default=True)(f)
+        f = click.option("--preset", default="proxy", show_default=True)(f)
+        return click.option("--space", "space_name", default="nasnet", show_default=True)(f)
+    return decorate
+
+
+@bench.command("train")
+@_model_options(data="digits")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--steps", type=int, default=40, show_default=True, help="Training steps per round.")
+@click.option("--rounds", type=int, default=5, show_default=True, help="Alternated rounds of each loop.")
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_train(space_name: str, preset: str, data: str, batch_size: int, steps: int, rounds: int, threads: int,
+                as_json: bool) -> None:
+    """Training-loop efficiency: the evaluator's images/s vs a minimal PyTorch loop, alternated."""
+    from evaluators.benchmarks import run_train_efficiency
+
+    r = run_train_efficiency(space_name, preset, data, batch_size, steps, rounds, threads=threads)
+    click.echo(json.dumps(r, indent=2) if as_json else
+               f"{r['space']}/{r['preset']} on {r['data']} ({r['device']}, {r['threads']} thread(s), batch "
+               f"{r['batch']}): evaluator {r['evaluator_images_per_s']:.0f} img/s, minimal loop "
+               f"{r['minimal_images_per_s']:.0f} img/s, ratio {r['ratio']:.3f}")
+
+
+@bench.command("fidelity")
+@_model_options(data="fashion-mnist")
+@click.option("--archs", type=int, default=30, show_default=True)
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="The search budget.")
+@click.option("--factor", type=float, default=4.0, show_default=True, help="Longer training = factor x epochs.")
+@click.option("--train-limit", type=int, default=5000, show_default=True)
+@click.option("--valid-limit", type=int, default=2000, show_default=True)
+@click.option("--size", type=int, default=0, help="Downsample images to size x size (0: as they are).")
+@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: float, factor: float,
+                   train_limit: int, valid_limit: int, size: int, jobs: int, as_json: bool) -> None:
+    """Proxy fidelity: Kendall tau between the search budget's accuracy and factor x longer training."""
+    from evaluators.benchmarks import run_fidelity
+
+    r = run_fidelity(space_name, preset, data, archs, epochs, factor, train_limit, valid_limit, jobs=jobs,
+                     size=size)
+    click.echo(json.dumps(r, indent=2) if as_json else
+               f"{r['archs']} {r['space']}/{r['preset']} architectures on {r['data']}: Kendall tau "
+               f"{r['kendall_tau']:.3f} between {r['epochs']:g} and {r['epochs'] * r['factor']:g} epochs; "
+               f"cost ratio {r['cost_ratio']:.3f}")

@@ -1,0 +1,112 @@
+"""``nas search``, ``nas resume`` and ``nas show``: running a search and reading its ledger."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_interrupt
+
+
+# ----- search / resume / show ---------------------------------------------------------------------
+def _overrides(budget: int | None, seed: int | None, executor: str | None, workers: int | None,
+               ray_address: str | None, storage: str | None) -> dict[str, Any]:
+    return {"run.budget": budget, "run.seed": seed, "executor.name": executor, "executor.workers": workers,
+            "executor.address": ray_address, "run.storage": storage}
+
+
+def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--budget", type=int, help="Unique architectures to evaluate (overrides run.budget)."),
+        click.option("--executor", type=click.Choice(["inline", "ray"]), help="Where trials run."),
+        click.option("--workers", type=int, help="Trials evaluated at once (ray)."),
+        click.option("--ray-address", help="Join this Ray cluster instead of starting a local instance."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
+    from nas.show import format_summary
+
+    summary = json.loads((run_dir.path / "summary.json").read_text())
+    if as_json:
+        click.echo(json.dumps({**summary, "stopped": outcome.reason}, indent=2))
+    else:
+        click.echo(format_summary(summary))
+        if outcome.reason == "time":
+            click.echo(f"  stopped at the time limit; continue with: nas resume {run_dir.path}")
+        if outcome.reason in ("exhausted", "target"):
+            click.echo(f"  stopped: {outcome.message}")
+    if outcome.reason in ("failures", "infeasible"):
+        click.echo(f"nas: search stopped: {outcome.message}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<name>/ beside the spec).")
+@_executor_options
+@click.option("--storage", help="Optuna storage URL (default: a journal file in the run folder).")
+@click.option("--seed", type=int, help="Seed of the controller and of training.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in the output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def search(spec: str, out: str | None, budget: int | None, executor: str | None, workers: int | None,
+           ray_address: str | None, storage: str | None, seed: int | None, overwrite: bool, as_json: bool) -> None:
+    """Run the search described by the TOML file SPEC."""
+    from nas import runner
+
+    sigterm_as_interrupt()
+    overrides = _overrides(budget, seed, executor, workers, ray_address, storage)
+    if ray_address and not executor:
+        overrides["executor.name"] = "ray"
+    try:
+        run_dir, outcome = runner.start(spec, overrides, out, overwrite)
+    except KeyboardInterrupt:
+        click.echo("\nnas: interrupted; the run can be continued with 'nas resume <run folder>'", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _finish_search(run_dir, outcome, as_json)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@_executor_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def resume(run_dir: str, budget: int | None, executor: str | None, workers: int | None,
+           ray_address: str | None, as_json: bool) -> None:
+    """Continue the interrupted search in RUN_DIR to its budget."""
+    from nas import runner
+
+    sigterm_as_interrupt()
+    overrides = _overrides(budget, None, executor, workers, ray_address, None)
+    try:
+        folder, outcome = runner.resume(run_dir, overrides)
+    except KeyboardInterrupt:
+        click.echo(f"\nnas: interrupted; continue with 'nas resume {run_dir}'", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    _finish_search(folder, outcome, as_json)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to list.")
+@handle_errors
+def show(run_dir: str, as_json: bool, top: int) -> None:
+    """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
+    from nas.search import create_study
+    from nas.show import format_summary, summarize
+    from nas.spec import load_spec
+    from nas.store import RunDir, open_storage
+
+    folder = RunDir(run_dir)
+    folder.check_run()
+    spec = load_spec(folder.spec_file)
+    study = create_study(spec, open_storage(spec.run["storage"]))
+    summary = summarize(spec, study, str(folder.path), top)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
