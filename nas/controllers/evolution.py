@@ -70,8 +70,9 @@ class RegularizedEvolutionSampler(GenotypeSampler):
         parent = winner(rng.sample(population, self.sample)).genotype
         if self.crossover_prob and rng.random() < self.crossover_prob:
             other = winner(rng.sample(population, self.sample)).genotype
-            parent = self._space.crossover(parent, other, rng)
-        return self._space.mutate(parent, rng)
+            mixed = self._space.crossover(parent, other, rng)
+            return self.child(self._space.mutate(mixed, rng), parent, other)
+        return self.child(self._space.mutate(parent, rng), parent)
 
 
 class EvolutionController(Controller):

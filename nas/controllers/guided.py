@@ -57,9 +57,9 @@ class GuidedSampler(GenotypeSampler):
 
     def _neighbours(self, genotype: Genotype, rng: random.Random) -> list[Genotype]:
         listed = self._space.neighbours(genotype)
-        if listed is not None:
-            return listed
-        return [self._space.mutate(genotype, rng) for _ in range(self.tries)]
+        if listed is None:
+            listed = [self._space.mutate(genotype, rng) for _ in range(self.tries)]
+        return [self.child(g, genotype) for g in listed]
 
 
 class GuidedController(Controller):

@@ -4,6 +4,9 @@ Such a sampler is stateless between calls: each proposal re-reads the study (com
 architectures already proposed or in flight), so resuming a run or sharing a study between drivers
 needs no saved sampler state. Randomness comes from ``random.Random(f"{seed}:{trial.number}")``,
 which makes a seeded run reproducible whatever happened before a restart.
+
+Lineage: a child made by mutation or crossover records its parents' arch ids in the trial's system
+attribute :data:`PARENTS_ATTR` (a list; absent for random samples), written when it is proposed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.genotype import Genotype
 from nas.space import SearchSpace
+
+PARENTS_ATTR = "nas:parents"
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class GenotypeSampler(BaseSampler):
         self._seed = 0 if seed is None else seed
         self._independent = RandomSampler(seed=seed)
         self._arch_ids: dict[int, tuple[str, Genotype] | None] = {}
+        self._parents: dict[str, tuple[str, ...]] = {}  # child arch_id -> parents, for the current proposal
 
     # Optuna's sampler interface ------------------------------------------------------------------
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -92,7 +98,11 @@ class GenotypeSampler(BaseSampler):
         if not search_space:
             return {}
         rng = random.Random(f"{self._seed}:{trial.number}")
+        self._parents.clear()
         genotype = self.propose(self.history(study, trial), rng)
+        parents = self._parents.get(genotype.arch_id)
+        if parents:
+            study._storage.set_trial_system_attr(trial._trial_id, PARENTS_ATTR, list(parents))
         return self._space.to_params(genotype)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
@@ -108,6 +118,13 @@ class GenotypeSampler(BaseSampler):
     @abstractmethod
     def propose(self, history: History, rng: random.Random) -> Genotype:
         """The next architecture to evaluate."""
+
+    def child(self, genotype: Genotype, *parents: Genotype) -> Genotype:
+        """Note that ``genotype`` was made from ``parents`` (recorded if it is the one proposed)."""
+        ids = tuple(p.arch_id for p in parents if p.arch_id != genotype.arch_id)
+        if ids:
+            self._parents.setdefault(genotype.arch_id, ids)
+        return genotype
 
     def is_exhausted(self, study: optuna.Study) -> bool:
         """True when this sampler has nothing new left to propose (the search loop then stops)."""

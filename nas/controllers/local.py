@@ -47,11 +47,11 @@ class LocalSearchSampler(GenotypeSampler):
         listed = self._space.neighbours(genotype)
         if listed is not None:
             fresh = [g for g in listed if g.arch_id not in history.seen]
-            return rng.choice(fresh) if fresh else None
+            return self.child(rng.choice(fresh), genotype) if fresh else None
         for _ in range(self.tries):
             child = self._space.mutate(genotype, rng)
             if child.arch_id not in history.seen:
-                return child
+                return self.child(child, genotype)
         return None
 
 

@@ -145,3 +145,24 @@ def test_hard_reward_constraint_uses_alpha_and_beta():
 
     assert mnas_reward(90.0, 50.0, 100.0, 0.0, -1.0) == 90.0
     assert mnas_reward(90.0, 200.0, 100.0, 0.0, -1.0) == 45.0
+
+
+@pytest.mark.parametrize("controller", ["evolution", "local", "guided"])
+def test_children_record_their_parents_arch_ids(controller):
+    """Lineage: every mutated child names parents that were evaluated before it was proposed."""
+    from nas.controllers.history import PARENTS_ATTR
+
+    options = {"evolution": {"population": 5, "sample": 2}, "local": {"n_startup": 5},
+               "guided": {"n_startup": 5}}[controller]
+    study, _ = run_in_memory(synthetic_spec(run={"budget": 25}, controller={"name": controller, **options}))
+    trials = study.get_trials(deepcopy=False)
+    first_seen = {}
+    for trial in trials:
+        first_seen.setdefault(trial.user_attrs["arch_id"], trial.number)
+    children = [t for t in trials if t.system_attrs.get(PARENTS_ATTR)]
+    assert len(children) >= 10
+    for child in children:
+        for parent in child.system_attrs[PARENTS_ATTR]:
+            assert first_seen[parent] < child.number
+            assert parent != child.user_attrs["arch_id"]
+    assert all(not t.system_attrs.get(PARENTS_ATTR) for t in trials[:5])
