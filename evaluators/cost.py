@@ -2,7 +2,9 @@
 
 FLOPs are multiply-accumulates of one forward pass of conv and linear layers (the convention of
 the NASNet/EfficientNet papers' "multiply-adds"); BN, activations, pooling and additions are not
-counted.
+counted. A module whose own forward multiplies matrices outside those layers (attention's Q K^T and
+attention x V) reports them through a ``matmul_macs(inputs, output) -> int`` method (per example),
+which :func:`count_macs` adds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def count_params(module: nn.Module, exclude: tuple[str, ...] = ("aux",)) -> int:
 
 
 def count_macs(module: nn.Module, input_shape: tuple[int, ...], batch: int = 1) -> int:
-    """Multiply-accumulates of conv and linear layers in one forward pass (per example)."""
+    """Multiply-accumulates of conv and linear layers (and modules' ``matmul_macs``) in one forward pass
+    (per example)."""
     total = [0]
 
     def conv_hook(layer: nn.Conv2d, inputs: Any, output: torch.Tensor) -> None:
@@ -34,8 +37,13 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...], batch: int = 1) 
     def linear_hook(layer: nn.Linear, inputs: Any, output: torch.Tensor) -> None:
         total[0] += output.numel() // output.shape[0] * layer.in_features
 
+    def matmul_hook(layer: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        total[0] += layer.matmul_macs(inputs, output)
+
     hooks = []
     for layer in module.modules():
+        if callable(getattr(layer, "matmul_macs", None)):
+            hooks.append(layer.register_forward_hook(matmul_hook))
         if isinstance(layer, nn.Conv2d):
             hooks.append(layer.register_forward_hook(conv_hook))
         elif isinstance(layer, nn.Linear):

@@ -18,6 +18,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "randwire": "search_spaces.randwire.space:RandWireSpace",
         "scaling": "search_spaces.scaling.space:ScalingSpace",
         "nasnet": "search_spaces.nasnet.space:NASNetSpace",
+        "vit": "search_spaces.vit.space:VitSpace",
     },
     "evaluators": {
         "tabular": "evaluators.tabular:TabularEvaluator",

@@ -1,0 +1,1 @@
+"""Vision transformers, MLP-Mixers and conv/attention/mixer hybrids (ViT, Mixer, CoAtNet-like) as typed stages."""
