@@ -25,9 +25,13 @@ from nas.evaluator import COMPLETE, Job, NullReporter, run_job
 
 
 def minimal_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,
-                 lr: float, generator: torch.Generator) -> float:
-    """Images/s of the plainest loop: shuffled batches, SGD, cross-entropy, backward, step."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=3e-4)
+                 lr: float, generator: torch.Generator, optimizer_name: str = "sgd") -> float:
+    """Images/s of the plainest loop: shuffled batches, SGD (or AdamW, as the evaluator uses), cross-entropy,
+    backward, step."""
+    if optimizer_name == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=3e-4)
     model.train()
     order = torch.randperm(len(x), generator=generator)
     started = time.perf_counter()
@@ -56,10 +60,10 @@ def run_train_efficiency(space: str = "nasnet", preset: str = "proxy", data: str
                                         {"epochs": 0, "steps": steps}, seed), NullReporter())
         assert result.state == COMPLETE, result.error
         ours.append(result.metrics["images_per_second"])
-        plain.append(minimal_loop(copy.deepcopy(initial), x, y, batch, steps, 0.05,
-                                  torch.Generator().manual_seed(seed + r)))
+        plain.append(minimal_loop(copy.deepcopy(initial), x, y, batch, steps, evaluator.options["lr"],
+                                  torch.Generator().manual_seed(seed + r), evaluator.options["optimizer"]))
     return {"space": space, "preset": preset, "data": data, "batch": batch, "steps": steps, "rounds": rounds,
-            "threads": threads, "device": str(evaluator.device), "evaluator_images_per_s": statistics.median(ours),
+            "threads": threads, "optimizer": evaluator.options["optimizer"], "device": str(evaluator.device), "evaluator_images_per_s": statistics.median(ours),
             "minimal_images_per_s": statistics.median(plain),
             "ratio": statistics.median(ours) / statistics.median(plain)}
 

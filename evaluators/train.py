@@ -59,6 +59,8 @@ class TrainEvaluator(Evaluator):
         "nesterov": Field(bool, default=True),
         "weight_decay": Field(float, default=3e-4, min=0.0),
         "schedule": Field(str, default="cosine", choices=("cosine", "constant")),
+        "warmup": Field(float, default=0.0, min=0.0, max=0.9,
+                        help="share of the budget over which the learning rate ramps up linearly from 0"),
         "label_smoothing": Field(float, default=0.0, min=0.0, max=1.0),
         "grad_clip": Field(float, default=0.0, min=0.0, help="global gradient-norm clip (0: off; DARTS uses 5)"),
         "aux_weight": Field(float, default=0.4, min=0.0, help="loss weight of an auxiliary head"),
@@ -75,7 +77,7 @@ class TrainEvaluator(Evaluator):
     METRICS = METRICS
 
     def __init__(self, space: SearchSpace, options: Mapping[str, Any], shared: Any = None) -> None:
-        super().__init__(space, options, shared)
+        super().__init__(space, {**space.evaluator_defaults("train"), **options}, shared)
         threads = self.options["threads"] or int(os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1)
         torch.set_num_threads(threads)
         self.device = self._device()
@@ -207,11 +209,18 @@ class Trainer:
         return step, images, value, ""
 
     def set_schedule(self, progress: float) -> None:
-        """Learning rate (cosine or constant) and drop-path probability for this point of the budget."""
-        if self.o["schedule"] == "cosine":
-            lr = self.o["lr"] * 0.5 * (1.0 + math.cos(math.pi * progress))
+        """Learning rate (linear warm-up, then cosine or constant) and drop-path probability for this point
+        of the budget."""
+        warmup, cosine = self.o["warmup"], self.o["schedule"] == "cosine"
+        if cosine or warmup:
+            if progress < warmup:
+                factor = progress / warmup
+            elif cosine:
+                factor = 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / (1.0 - warmup)))
+            else:
+                factor = 1.0
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = self.o["lr"] * factor
         if self.drop_path:
             self.model.drop_path_prob = self.model.drop_path_max * progress
 

@@ -42,8 +42,10 @@ class SearchSpace(ABC, Generic[G]):
     """A family of architectures.
 
     Subclasses set ``name``, ``genotype``, ``PRESETS`` (macro settings by name, each with at least
-    ``input_shape`` and ``num_classes``) and optionally extra ``OPTIONS``; they implement the
-    abstract methods. Options come from the run spec's ``[space]`` table.
+    ``input_shape`` and ``num_classes``) and optionally extra ``OPTIONS`` and ``EVALUATOR_DEFAULTS``
+    (evaluator name -> options its networks train best with, e.g. AdamW for transformers; the
+    spec's own ``[evaluator]`` values win); they implement the abstract methods. Options come from
+    the run spec's ``[space]`` table.
     """
 
     name: ClassVar[str]
@@ -51,6 +53,7 @@ class SearchSpace(ABC, Generic[G]):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     DEFAULT_PRESET: ClassVar[str] = ""
     OPTIONS: ClassVar[dict[str, Field]] = {}
+    EVALUATOR_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
         fields = {"preset": Field(str, default=self.DEFAULT_PRESET, choices=tuple(self.PRESETS)),
@@ -77,6 +80,10 @@ class SearchSpace(ABC, Generic[G]):
         if name not in known:
             raise KeyError(f"unknown {self.name} architecture {name!r}; known: {', '.join(sorted(known)) or '(none)'}")
         return known[name]
+
+    def evaluator_defaults(self, evaluator: str) -> dict[str, Any]:
+        """Options the space's networks want from evaluator ``evaluator`` unless a spec sets them."""
+        return dict(self.EVALUATOR_DEFAULTS.get(evaluator, {}))
 
     def default_task(self) -> Task:
         """The preset's input shape and class count."""

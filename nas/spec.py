@@ -146,7 +146,7 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
     if "name" not in space:
         raise SpecError("space.name: required; known: " + ", ".join(registry.names("spaces")))
     space_obj = registry.make_space(space["name"], _without(space, "name"))
-    evaluator, metrics = _validate_evaluator(_table(data, "evaluator"), base_dir)
+    evaluator, metrics = _validate_evaluator(_table(data, "evaluator"), base_dir, space_obj)
     objectives = _validate_objectives(data.get("objectives"), metrics, evaluator["name"])
     if run["target"] == run["target"] and len(objectives) != 1:
         raise SpecError("run.target: a target needs exactly one objective")
@@ -170,10 +170,12 @@ def _without(table: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in table.items() if k not in keys}
 
 
-def _validate_evaluator(table: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``[evaluator]`` options and budget, and the metrics it will report."""
+def _validate_evaluator(table: dict[str, Any], base_dir: Path, space: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``[evaluator]`` options (the space's defaults for this evaluator under them) and budget, and the
+    metrics it will report."""
     if "name" not in table:
         raise SpecError("evaluator.name: required; known: " + ", ".join(registry.names("evaluators")))
+    table = {**space.evaluator_defaults(table["name"]), **table}
     cls = registry.lookup("evaluators", table["name"], "evaluator.name")
     options = cls.validate_options(_without(table, "budget"), base_dir)
     budget = validate(table.get("budget", {}), cls.BUDGET, "evaluator.budget", base_dir)

@@ -147,7 +147,7 @@ def make_stem(plan: NetworkPlan) -> nn.Module:
     """Patch embedding (p x p conv, stride p, bias) or two 3x3 conv-BN-GELU layers."""
     stem, c_img = plan.stem, plan.image_channels
     if stem.kind == "patch":
-        return nn.Conv2d(c_img, plan.stem_channels, stem.stride, stem.stride)
+        return nn.Conv2d(c_img, plan.stem_channels, plan.stem_stride, plan.stem_stride)
     c = stem.channels
     return nn.Sequential(nn.Conv2d(c_img, c, 3, stem.stride, 1, bias=False), nn.BatchNorm2d(c), nn.GELU(),
                          nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.GELU())

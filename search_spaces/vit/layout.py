@@ -74,6 +74,7 @@ class NetworkPlan:
     size: Size  # (H, W) the network is built for
     stem: Stem
     stem_channels: int
+    stem_stride: int  # the patch side for a patch stem (clipped to the image), else the first conv's stride
     stem_size: Size
     stages: tuple[StagePlan, ...]
     pool: str
@@ -95,21 +96,23 @@ def _ceil_half(size: Size, stride: int) -> Size:
     return (-(-size[0] // stride), -(-size[1] // stride))
 
 
-def _stem_layout(stem: Stem, size: Size, first_channels: int) -> tuple[int, Size]:
-    """Channels and map size after the stem."""
+def _stem_layout(stem: Stem, size: Size, first_channels: int) -> tuple[int, int, Size]:
+    """Channels, stride (the patch side) and map size after the stem.
+
+    A patch larger than the image is clipped to the image's shorter side, so a published /16 network
+    still runs (on very few tokens, its cost counted exactly) on 8x8 proxy inputs.
+    """
     if stem.kind == "patch":
-        out = (size[0] // stem.stride, size[1] // stem.stride)
-        if min(out) < 1:
-            raise ValueError(f"stem patch{stem.stride} is larger than the {size[0]}x{size[1]} input")
-        return first_channels, out
-    return stem.channels, _ceil_half(size, stem.stride)
+        patch = min(stem.stride, *size)
+        return first_channels, patch, (size[0] // patch, size[1] // patch)
+    return stem.channels, stem.stride, _ceil_half(size, stem.stride)
 
 
 def plan_network(genotype: VitGenotype, input_shape: tuple[int, int, int], num_classes: int) -> NetworkPlan:
     """Lay ``genotype`` out for inputs of ``input_shape`` (C, H, W) and ``num_classes`` classes."""
     table, stem = genotype.table(), genotype.parsed_stem()
     size: Size = (input_shape[1], input_shape[2])
-    c_in, current = _stem_layout(stem, size, table[0].channels)
+    c_in, stem_stride, current = _stem_layout(stem, size, table[0].channels)
     stem_channels, stem_size = c_in, current
     stages: list[StagePlan] = []
     for index, stage in enumerate(table):
@@ -120,8 +123,8 @@ def plan_network(genotype: VitGenotype, input_shape: tuple[int, int, int], num_c
         cls = genotype.pool == "cls" and index == len(table) - 1
         stages.append(StagePlan(index, stage, c_in, current, out, cls, blocks))
         c_in, current = stage.channels, out
-    return NetworkPlan(input_shape[0], size, stem, stem_channels, stem_size, tuple(stages), genotype.pool,
-                       num_classes)
+    return NetworkPlan(input_shape[0], size, stem, stem_channels, stem_stride, stem_size, tuple(stages),
+                       genotype.pool, num_classes)
 
 
 def _conv_blocks(index: int, stage: Stage, c_in: int, size: Size) -> tuple[BlockPlan, ...]:
@@ -141,7 +144,7 @@ def stem_cost(plan: NetworkPlan) -> tuple[int, int]:
     """Params and MACs of the stem."""
     c_img, stem, (h, w) = plan.image_channels, plan.stem, plan.stem_size
     if stem.kind == "patch":
-        weights = c_img * stem.stride ** 2 * plan.stem_channels
+        weights = c_img * plan.stem_stride ** 2 * plan.stem_channels
         return weights + plan.stem_channels, weights * h * w
     c = stem.channels
     weights = 9 * c_img * c + 9 * c * c  # two 3x3 convs without bias, each followed by BN

@@ -119,7 +119,8 @@ class VitSpace(SearchSpace[VitGenotype]):
         for i, stage in enumerate(genotype.table()):
             for name in USED[stage.kind]:
                 params[f"s{i}_{name}"] = getattr(stage, STAGE_PARAMS[name][0])
-            params[f"s{i}_se"] = stage.se  # not searched; kept so mutating a genotype keeps its SE
+            if stage.kind == "conv":
+                params[f"s{i}_se"] = stage.se  # not searched; kept so mutating a genotype keeps its SE
         return params
 
     def _decode(self, params: Mapping[str, Any], count: int) -> VitGenotype:
