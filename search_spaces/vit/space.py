@@ -18,6 +18,7 @@ the network as built (MLP ratios that give the same hidden width are one archite
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Mapping
 
 from optuna.distributions import CategoricalDistribution
@@ -257,6 +258,12 @@ class VitSpace(SearchSpace[VitGenotype]):
         text = f"{genotype.stem} | {' '.join(genotype.stages)} | {genotype.pool}"
         names = [name for name, known in KNOWN.items() if known == genotype]
         return f"{names[0]} ({text})" if names else text
+
+    def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
+        """``stage_types.csv``: the candidates grouped by stage-type family and pattern (see ``report.py``)."""
+        from search_spaces.vit.report import write_report
+
+        return write_report(records, Path(folder))
 
     def draw(self, genotype: VitGenotype, path: str) -> None:
         from search_spaces.vit.draw import draw_layout

@@ -54,3 +54,25 @@ def test_short_search_on_digits(controller):
     assert max(t.value for t in trials) > 10.0  # above chance after 8 steps on 256 images
     if controller["name"] == "evolution":  # children past the population record their parents
         assert any(PARENTS_ATTR in t.system_attrs for t in trials[3:])
+
+
+def test_search_cli_writes_the_stage_type_report(tmp_path):
+    import csv
+    import json
+
+    from tests.conftest import run_nas, write_spec
+
+    pytest.importorskip("torch")
+    data = digits_spec({"name": "random"}, budget=4, evaluator={"budget": {"steps": 2}})
+    proc = run_nas("search", str(write_spec(tmp_path / "vit.toml", data)), "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    folder = tmp_path / "vit"
+    rows = list(csv.DictReader((folder / "stage_types.csv").open()))
+    families = [r for r in rows if r["group"] == "family"]
+    assert sum(int(r["candidates"]) for r in families) == summary["evaluated"] == 4
+    assert sum(int(r["candidates"]) for r in rows if r["group"] == "pattern") == 4
+    best = max(families, key=lambda r: float(r["best"]))
+    assert float(best["best"]) == summary["best"]["values"]["accuracy"]
+    assert int(best["best_trial"]) == summary["best"]["number"]
+    assert (folder / "best/architecture.png").read_bytes()[:4] == b"\x89PNG"
