@@ -35,8 +35,8 @@ def _stage_text(stage: StagePlan) -> str:
 def layout_rows(plan: NetworkPlan) -> list[tuple[str, str, int, int, int]]:
     """(kind, caption, channels, params, MACs) of the stem, each stage and the head."""
     stem = plan.stem
-    stem_text = (f"stem\npatch {plan.stem_stride}x{plan.stem_stride}" if stem.kind == "patch"
-                 else f"stem\n2 conv3x3 s{stem.stride}") + f"\n{plan.stem_channels} ch, {plan.stem_size[0]}x{plan.stem_size[1]}"
+    kind = f"patch {plan.stem_stride}x{plan.stem_stride}" if stem.kind == "patch" else f"2 conv3x3 s{stem.stride}"
+    stem_text = f"stem\n{kind}\n{plan.stem_channels} ch, {plan.stem_size[0]}x{plan.stem_size[1]}"
     rows = [("stem", stem_text, plan.stem_channels, *stem_cost(plan))]
     rows += [(s.kind, _stage_text(s), s.c_out, *stage_cost(s)) for s in plan.stages]
     pool = "class token" if plan.pool == "cls" else "average"

@@ -3,8 +3,9 @@
 ``stage_types.csv`` groups the evaluated candidates twice: by ``family`` (``conv``, ``attn`` or
 ``mixer`` alone, or ``hybrid``) and by ``pattern`` (the stage types in order, repeats merged, e.g.
 ``conv>attn``). Each row: how many candidates, how many scored, the highest and median metric
-(``accuracy`` where trials measured it, else the first objective, taken as higher-is-better), the median FLOPs and params, and
-the best candidate's trial number and arch id; rows are sorted best first within each grouping.
+(``accuracy`` where trials measured it, else the first objective, taken as higher-is-better), the
+median FLOPs and params, and the best candidate's trial number and arch id; rows are sorted best
+first within each grouping.
 """
 
 from __future__ import annotations

@@ -105,3 +105,21 @@ def test_auxiliary_head_and_drop_path_train(monkeypatch):
 def test_unknown_budget_key_is_rejected(evaluator):
     result = run_job(evaluator, job({"epoch": 1}), NullReporter())
     assert result.state == FAILED and "evaluator.budget.epoch: unknown key" in result.error
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_warmup_ramps_the_learning_rate_then_follows_the_schedule(schedule):
+    from evaluators.train import Trainer
+
+    ev = TrainEvaluator(SPACE, {"data": "digits", "train_limit": 256, "batch_size": 32, "lr": 0.1, "warmup": 0.2,
+                                "schedule": schedule})
+    trainer = Trainer(ev, SPACE.build(GENOTYPE, ev.task), {"epochs": 1.0, "steps": 0, "seconds": 0.0}, 0,
+                      NullReporter())
+
+    def lr_at(progress: float) -> float:
+        trainer.set_schedule(progress)
+        return trainer.optimizer.param_groups[0]["lr"]
+
+    assert [lr_at(p) for p in (0.0, 0.1, 0.2)] == pytest.approx([0.0, 0.05, 0.1])
+    after = [lr_at(p) for p in (0.6, 1.0)]
+    assert after == pytest.approx([0.05, 0.0] if schedule == "cosine" else [0.1, 0.1])

@@ -87,7 +87,9 @@ def test_brief_training_uses_adamw_with_warmup_and_learns_digits():
 
     space = proxy()
     evaluator = TrainEvaluator(space, {"data": "digits", "threads": 1, "batch_size": 64})
-    assert (evaluator.options["optimizer"], evaluator.options["warmup"], evaluator.options["lr"]) == ("adamw", 0.1, 1e-2)
+    options = evaluator.options
+    assert (options["optimizer"], options["warmup"], options["lr"]) == ("adamw", 0.1, 1e-2)
+    assert options["weight_decay"] == 0.05
     assert VitSpace(preset="imagenet").evaluator_defaults("train")["lr"] == 1e-3
     assert TrainEvaluator(space, {"optimizer": "sgd", "lr": 0.05}).options["optimizer"] == "sgd"  # a spec wins
     genotype = VitGenotype(("conv_d1_c16_s1_e2_k3_se0.25", "attn_d2_c32_s2_h4_m2"), "patch2", "cls")
