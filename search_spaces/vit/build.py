@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.scaling.build import MBConv
-from search_spaces.vit.layout import NetworkPlan, StagePlan
+from search_spaces.vit.layout import LayerKey, NetworkPlan, StagePlan
 
 LN_EPS = 1e-6
 BN_MOMENTUM = 0.1  # PyTorch's default: the running averages settle within brief training
@@ -174,6 +174,17 @@ class VitNetwork(nn.Module):
         tokens = self.norm(self.stages(self.stem(x)))  # (B, T, C)
         pooled = tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1)
         return self.head(pooled)
+
+
+def make_layer(key: LayerKey) -> nn.Module:
+    """One layer of ``layout.layer_keys`` as a module taking (B, tokens, C) tokens (attn, mixer) or a
+    (B, C_in, H, W) map (mbconv): what a latency table measures per entry."""
+    if key.kind == "mbconv":
+        assert key.block is not None
+        return MBConv(key.block)
+    if key.kind == "attn":
+        return AttentionBlock(key.channels, key.heads, key.hidden)
+    return MixerBlock(key.channels, key.tokens, key.token_dim, key.hidden)
 
 
 def resize_positions(pos_embed: torch.Tensor, grid: tuple[int, int], new_grid: tuple[int, int],

@@ -190,3 +190,40 @@ def plan_cost(plan: NetworkPlan) -> tuple[int, int]:
     """Trainable params and multiply-accumulates (conv, linear, attention products) of the planned network."""
     parts = [stem_cost(plan), *(stage_cost(stage) for stage in plan.stages), head_cost(plan)]
     return sum(p for p, _ in parts), sum(m for _, m in parts)
+
+
+@dataclass(frozen=True)
+class LayerKey:
+    """One layer at its shape: what a per-layer latency table keys on (``build.make_layer`` builds it).
+
+    Attributes:
+        kind: ``attn`` (a transformer layer), ``mixer`` (a mixer layer) or ``mbconv`` (one MBConv-SE block).
+        channels: embedding dimension (attn, mixer) or output channels (mbconv).
+        tokens: tokens the layer sees (attn: the class token included; mixer: the grid's); mbconv: 0.
+        hidden: channel-MLP width (attn, mixer); mbconv: 0.
+        heads: attention heads (attn only).
+        token_dim: token-MLP width (mixer only).
+        block: the MBConv block (mbconv only).
+    """
+
+    kind: str
+    channels: int
+    tokens: int = 0
+    hidden: int = 0
+    heads: int = 0
+    token_dim: int = 0
+    block: BlockPlan | None = None
+
+
+def layer_keys(plan: NetworkPlan) -> list[LayerKey]:
+    """Every attention, mixer and MBConv layer of ``plan`` in order (stem, stage entries and head excluded)."""
+    keys: list[LayerKey] = []
+    for stage in plan.stages:
+        s = stage.stage
+        if stage.kind == "conv":
+            keys += [LayerKey("mbconv", block.c_out, block=block) for block in stage.blocks]
+        elif stage.kind == "attn":
+            keys += [LayerKey("attn", s.channels, stage.tokens, s.mlp_hidden, s.heads)] * s.depth
+        else:
+            keys += [LayerKey("mixer", s.channels, stage.grid_tokens, s.mlp_hidden, token_dim=s.token_dim)] * s.depth
+    return keys

@@ -107,3 +107,23 @@ def test_describe_draws_the_stage_layout(tmp_path):
     assert picture.read_bytes()[:4] == b"\x89PNG"
     bad = run_nas("describe", "--space", "vit", "--arch", "vit-h14")
     assert bad.returncode == 2 and "vit-b16" in bad.stderr
+
+
+def test_layer_keys_cover_every_layer_and_build_alone():
+    """The hook a per-layer latency table uses: each key builds a layer with the layout's cost."""
+    from evaluators.cost import count_params
+    from search_spaces.scaling.layout import block_cost
+    from search_spaces.vit.build import make_layer
+    from search_spaces.vit.layout import StagePlan, layer_cost, layer_keys
+
+    plan = proxy().plan(HYBRID)
+    keys = layer_keys(plan)
+    assert [k.kind for k in keys] == ["mbconv", "mixer", "attn", "attn"]
+    assert keys[1].tokens == 4 and keys[2].tokens == 5  # 2x2 grid after the stride; + class token
+    for key, stage in zip(keys, (plan.stages[0], plan.stages[1], plan.stages[2], plan.stages[2])):
+        layer = make_layer(key)
+        expected = block_cost(key.block)[0] if key.kind == "mbconv" else layer_cost(stage)[0]
+        assert count_params(layer) == expected and isinstance(stage, StagePlan)
+        block = key.block
+        x = torch.randn(2, block.c_in, *block.size_in) if block else torch.randn(2, key.tokens, key.channels)
+        assert layer(x).shape[0] == 2
