@@ -3,7 +3,7 @@
 Times (a) ``VitSpace.cost`` of all six published genotypes (ViT-Ti/S/B/16, Mixer-S/B/16, CoAtNet-0-like;
 no module, no tensor; the stage-string parse caches are cleared before each pass) against a target of
 10 ms, and (b) building all six modules (no forward pass) against 3 s. One-time torch start-up is paid
-by a warm-up build of ViT-Ti before timing. The build's process CPU time is reported too (on a loaded
+by a warm-up build of ViT-Ti before timing, and garbage is collected before each cost pass. The build's process CPU time is reported too (on a loaded
 machine, wall time measures the neighbours as much as the code).
 
     .venv/bin/python tests/bench/bench_vit.py [--repeat 3] [--threads N] [--json]
@@ -12,6 +12,7 @@ machine, wall time measures the neighbours as much as the code).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -34,6 +35,7 @@ def measure(repeat: int) -> dict:
     for _ in range(repeat):
         parse_stage.cache_clear()
         parse_stem.cache_clear()
+        gc.collect()  # the garbage of the previous builds is not the cost pass's
         start = time.perf_counter()
         costs = {name: space.cost(genotype) for name, genotype in known.items()}
         best_cost = min(best_cost, time.perf_counter() - start)
