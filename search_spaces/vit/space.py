@@ -25,7 +25,8 @@ from optuna.distributions import CategoricalDistribution
 
 from nas.config import Field, SpecError
 from nas.space import Cost, SearchSpace, Task, check_params
-from search_spaces.vit.genotype import KNOWN, POOLS, STAGE_TYPES, Stage, VitGenotype, format_stage, parse_stem
+from search_spaces.vit.genotype import (KNOWN, POOLS, STAGE_TYPES, Stage, VitGenotype, format_stage, format_stem,
+                                       parse_stem)
 from search_spaces.vit.layout import NetworkPlan, plan_cost, plan_network
 
 # per-stage param -> the Stage field it sets and the grid option it draws from
@@ -89,6 +90,7 @@ class VitSpace(SearchSpace[VitGenotype]):
         self.max_stages: int = self.options["max_stages"] or grid["max_stages"]
         self.se: float = self.options["se"]
         _check_grid(self.grid)
+        self.grid["stems"] = tuple(format_stem(parse_stem(stem)) for stem in self.grid["stems"])  # canonical
         self._distributions = self._make_distributions()
 
     def evaluator_defaults(self, evaluator: str) -> dict[str, Any]:

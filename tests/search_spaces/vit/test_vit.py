@@ -200,6 +200,7 @@ def test_space_options_are_checked():
         with pytest.raises(SpecError, match=field):
             proxy(**options)
     assert proxy(types=["mixer", "conv"], heads=[3]).sample(random.Random(1))  # heads unused without attention
+    assert proxy(stems=["patch02"]).sample(random.Random(0)).stem == "patch2"  # stems in canonical form
 
 
 def test_outside_the_grid_is_not_contained():
