@@ -10,6 +10,7 @@ study make that safe with any Optuna storage (journal file, RDB, gRPC proxy):
   trial is *stale* only when its owner is gone: stopped, not beating for :data:`GRACE_S` seconds,
   or (same host) its process no longer exists. Only stale trials are failed; their architectures
   are queued again (:meth:`Ledger.requeue`), so an interrupted evaluation is repeated, not lost.
+  (Attributes of finished trials cannot change in an RDB, so records never depend on that.)
 - **Claims** (trial system attr :data:`CLAIM_ATTR` = arch_id): written before a trial is submitted.
   A driver then re-reads the study and keeps its claim only if no other live claim of the same
   architecture exists and the study's counted evaluations plus live claims do not exceed the
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 OWNER_ATTR = "nas:owner"
 CLAIM_ATTR = "nas:claim"
-REQUEUED_ATTR = "nas:requeued"
+REQUEUED_ATTR = "requeued_from"  # user attr of a queued trial: the interrupted trial it repeats
 DRIVER_PREFIX = "nas:driver:"
 ELAPSED_ATTR = "nas:elapsed_s"
 HEARTBEAT_S = float(os.environ.get("NAS_HEARTBEAT_S", 5.0))
@@ -204,18 +205,20 @@ class Ledger:
         self.stale.append(storage.get_trial(trial._trial_id))
 
     def requeue(self, study: optuna.Study) -> list[str]:
-        """Queue again the architectures of interrupted evaluations not evaluated since (each once)."""
+        """Queue again the architectures of interrupted evaluations not evaluated since (each once:
+        the queued trial's user attr :data:`REQUEUED_ATTR` names the trial it repeats)."""
+        trials = study.get_trials(deepcopy=False)
+        done_before = {t.user_attrs[REQUEUED_ATTR] for t in trials if REQUEUED_ATTR in t.user_attrs}
         queued: list[str] = []
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        for trial in trials:
             info = trial.user_attrs.get("info", {})
             arch_id = trial.system_attrs.get(CLAIM_ATTR) or (
                 trial.user_attrs.get("arch_id") if OWNER_ATTR not in trial.system_attrs else None)
-            if (not arch_id or info.get("counted") or "duplicate_of" in info or REQUEUED_ATTR in trial.system_attrs
-                    or not str(info.get("error", "")).startswith("interrupted")
+            if (trial.state != TrialState.FAIL or not arch_id or info.get("counted") or "duplicate_of" in info
+                    or not str(info.get("error", "")).startswith("interrupted") or trial.number in done_before
                     or arch_id in self.done or arch_id in queued or not trial.params):
                 continue
-            study._storage.set_trial_system_attr(trial._trial_id, REQUEUED_ATTR, True)
-            study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+            study.enqueue_trial(trial.params, user_attrs={REQUEUED_ATTR: trial.number})
             queued.append(arch_id)
         if queued:
             log.info("queued again %d interrupted architecture(s)", len(queued))

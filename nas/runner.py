@@ -64,8 +64,10 @@ def _discard_if_empty(run_dir: RunDir, spec: RunSpec, fresh: bool, keep_study: b
             if optuna.load_study(study_name=spec.name, storage=storage).trials:
                 return
             optuna.delete_study(study_name=spec.name, storage=storage)
-    except Exception:  # an unreachable storage holds nothing of this run
+    except Exception:  # an unreachable storage: nothing of this run unless its search had begun
         log.debug("could not inspect %s while discarding a failed start", url, exc_info=True)
+        if run_dir.searched:
+            return
     if fresh:
         shutil.rmtree(run_dir.path, ignore_errors=True)
     else:
@@ -101,6 +103,7 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
         executor = registry.lookup("executors", spec.executor["name"], "executor.name")(
             **{k: v for k, v in spec.executor.items() if k != "name"})
         search = Search(spec, study, executor, url, Progress() if progress else None)
+        run_dir.searched = True
         outcome = search.run()
         write_outputs(run_dir, spec, study)
         return outcome

@@ -120,7 +120,10 @@ class Search:
         finally:
             self.executor.shutdown()
             self.driver.stop()
-            self._write_elapsed(force=True)
+            try:
+                self._write_elapsed(force=True)
+            except Exception:  # a lost storage is reported by the error already on its way
+                log.debug("could not record the elapsed time", exc_info=True)
             if self.progress:
                 self.progress.close()
         return outcome

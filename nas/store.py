@@ -210,15 +210,24 @@ def _first_line(err: BaseException) -> str:
 
 
 def is_storage_outage(err: BaseException) -> bool:
-    """Whether ``err`` says the storage went away (server down, connection lost), not a bug."""
-    try:
-        import sqlalchemy.exc as sa
-    except ImportError:  # pragma: no cover - optuna depends on sqlalchemy
-        sa = None
-    if sa is not None and isinstance(err, (sa.OperationalError, sa.InterfaceError)):
-        return True
-    if sa is not None and isinstance(err, sa.DBAPIError) and err.connection_invalidated:
-        return True
+    """Whether ``err`` (or an error it was raised from) says the storage went away: server down,
+    connection lost, gRPC proxy unreachable; not a bug."""
+    import sqlalchemy.exc as sa
+
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (sa.OperationalError, sa.InterfaceError)):
+            return True
+        if isinstance(err, sa.DBAPIError) and err.connection_invalidated:
+            return True
+        if _grpc_unavailable(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _grpc_unavailable(err: BaseException) -> bool:
     try:
         import grpc
     except ImportError:
@@ -237,6 +246,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).resolve()
+        self.searched = False  # set once a search loop ran here (a failed start may then not discard it)
 
     @property
     def spec_file(self) -> Path:
