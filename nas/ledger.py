@@ -6,12 +6,15 @@ study make that safe with any Optuna storage (journal file, RDB, gRPC proxy):
 - **Driver records** (study system attr ``nas:driver:<id>``: host, pid, last heartbeat, stopped).
   A :class:`Driver` writes its record on start, refreshes the heartbeat from a background thread
   every :data:`HEARTBEAT_S` seconds and marks it stopped at the end.
-- **Owners** (trial system attr :data:`OWNER_ATTR`): the driver that asked the trial. A RUNNING
-  trial is *stale* only when its owner is gone: stopped, not beating for :data:`GRACE_S` seconds,
-  or (same host) its process no longer exists. Only stale trials are failed; their architectures
+- **Owners**: the driver that asked a trial, named in its claim, or (for a trial parked behind
+  another, and for every trial while other drivers are alive) in trial system attr
+  :data:`OWNER_ATTR`. A RUNNING trial is *stale* only when its owner is gone: stopped, not beating
+  for :data:`GRACE_S` seconds, or (same host) its process no longer exists. A trial without an owner
+  (its driver was killed right after asking, or wrote no owner because it was alone) is stale once
+  no other driver is alive, or after :data:`GRACE_S`. Only stale trials are failed; their architectures
   are queued again (:meth:`Ledger.requeue`), so an interrupted evaluation is repeated, not lost.
   (Attributes of finished trials cannot change in an RDB, so records never depend on that.)
-- **Claims** (trial system attr :data:`CLAIM_ATTR` = arch_id): written before a trial is submitted.
+- **Claims** (trial system attr :data:`CLAIM_ATTR` = {arch_id, driver}): written before a trial is submitted.
   A driver then re-reads the study and keeps its claim only if no other live claim of the same
   architecture exists and the study's counted evaluations plus live claims do not exceed the
   budget; otherwise it withdraws. Each storage write is visible to every later read, so of two
@@ -57,6 +60,8 @@ class Driver:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.mine: set[int] = set()  # numbers of the trials this driver asked and has not finished
+        self.liveness = Liveness(study, self)
 
     def start(self) -> None:
         """Write this driver's record and keep it fresh until :meth:`stop`."""
@@ -74,9 +79,19 @@ class Driver:
         except Exception:  # the storage may be gone; the missing heartbeat says the same
             log.debug("could not mark driver %s stopped", self.id, exc_info=True)
 
+    def asked(self, trial: optuna.Trial) -> None:
+        """Note a new trial as this driver's (written to the study only while other drivers live)."""
+        self.mine.add(trial.number)
+        if self.liveness.others_alive():
+            self.own(trial)
+
     def own(self, trial: optuna.Trial) -> None:
-        """Mark ``trial`` as this driver's."""
+        """Name this driver as ``trial``'s owner in the study."""
         self.study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, self.id)
+
+    def claim(self, trial: optuna.Trial, arch_id: str) -> None:
+        """Claim ``arch_id`` for ``trial`` in the study (see the module's docstring)."""
+        self.study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, {"arch_id": arch_id, "driver": self.id})
 
     def _beat(self, stopped: bool = False) -> None:
         record = {"host": self.host, "pid": self.pid, "beat": time.time(), "stopped": stopped}
@@ -93,19 +108,20 @@ class Driver:
 class Liveness:
     """Answers whether a RUNNING trial's owner still runs (driver records re-read at most once a second)."""
 
-    def __init__(self, study: optuna.Study, me: str = "", grace: float = GRACE_S) -> None:
-        self.study, self.me, self.grace = study, me, grace
+    def __init__(self, study: optuna.Study, driver: Driver | None = None, grace: float = GRACE_S) -> None:
+        self.study, self.driver, self.grace = study, driver, grace
+        self.me = driver.id if driver is not None else ""
         self.host = socket.gethostname()
         self._records: dict[str, Any] = {}
         self._read_at = 0.0
 
     def owner_alive(self, trial: FrozenTrial) -> bool:
         """Whether the driver that asked ``trial`` is still running."""
-        owner = trial.system_attrs.get(OWNER_ATTR)
-        if owner == self.me and self.me:
+        if self.driver is not None and trial.number in self.driver.mine:
             return True
-        if owner is None:  # killed between ask and marking it, or left by an older version
-            return _age(trial) < self.grace and self._others_alive()
+        owner = trial.system_attrs.get(OWNER_ATTR) or (trial.system_attrs.get(CLAIM_ATTR) or {}).get("driver")
+        if owner is None:  # killed right after asking, written while alone, or left by an older version
+            return _age(trial) < self.grace and self.others_alive()
         record = self._records_now().get(owner)
         if record is None:
             return _age(trial) < self.grace
@@ -118,7 +134,8 @@ class Liveness:
             return False
         return time.time() - float(record.get("beat", 0.0)) < self.grace
 
-    def _others_alive(self) -> bool:
+    def others_alive(self) -> bool:
+        """Whether another driver of the study is alive."""
         return any(self._alive(r) for d, r in self._records_now().items() if d != self.me)
 
     def _records_now(self) -> dict[str, Any]:
@@ -149,9 +166,10 @@ class Ledger:
     liveness: Liveness | None = None
 
     @classmethod
-    def load(cls, study: optuna.Study, me: str = "") -> Ledger:
+    def load(cls, study: optuna.Study, driver: Driver | None = None) -> Ledger:
         """Index the study; fail trials whose driver is gone (their budget is used again)."""
-        ledger = cls(elapsed=float(study.user_attrs.get(ELAPSED_ATTR, 0.0)), liveness=Liveness(study, me))
+        liveness = driver.liveness if driver is not None else Liveness(study)
+        ledger = cls(elapsed=float(study.user_attrs.get(ELAPSED_ATTR, 0.0)), liveness=liveness)
         ledger.refresh(study)
         return ledger
 
@@ -192,7 +210,7 @@ class Ledger:
             return
         claim = trial.system_attrs.get(CLAIM_ATTR)
         if claim and trial.number != skip:
-            self.claims.setdefault(claim, trial.number)
+            self.claims.setdefault(claim["arch_id"], trial.number)
 
     def _fail_stale(self, study: optuna.Study, trial: FrozenTrial) -> None:
         storage = study._storage
@@ -212,7 +230,8 @@ class Ledger:
         queued: list[str] = []
         for trial in trials:
             info = trial.user_attrs.get("info", {})
-            arch_id = trial.system_attrs.get(CLAIM_ATTR) or (
+            claim = trial.system_attrs.get(CLAIM_ATTR)
+            arch_id = claim["arch_id"] if claim else (  # an older run's trials have no claims
                 trial.user_attrs.get("arch_id") if OWNER_ATTR not in trial.system_attrs else None)
             if (trial.state != TrialState.FAIL or not arch_id or info.get("counted") or "duplicate_of" in info
                     or not str(info.get("error", "")).startswith("interrupted") or trial.number in done_before

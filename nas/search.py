@@ -26,7 +26,7 @@ from nas.controllers import make_sampler
 from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
-from nas.ledger import CLAIM_ATTR, ELAPSED_ATTR, Driver, Ledger
+from nas.ledger import ELAPSED_ATTR, Driver, Ledger
 from nas.objectives import derived_metrics
 from nas.progress import Progress
 from nas.pruners import make_pruner
@@ -103,7 +103,7 @@ class Search:
     def run(self) -> Outcome:
         """Search until the budget, the time limit, exhaustion or repeated failure stops it."""
         self.driver.start()
-        self.ledger = Ledger.load(self.study, self.driver.id)
+        self.ledger = Ledger.load(self.study, self.driver)
         self.ledger.requeue(self.study)
         self._seed_best()
         self.started = time.time()
@@ -189,7 +189,7 @@ class Search:
             if self.stop:
                 return
         trial = self.study.ask(self.distributions)
-        self.driver.own(trial)
+        self.driver.asked(trial)
         try:
             genotype = self.space.from_params(trial.params)
         except ValueError as err:
@@ -207,6 +207,7 @@ class Search:
             self._tell_duplicate(trial, self.ledger.done[arch_id])
         elif arch_id in self.in_flight_arch:
             self.dup_streak += 1
+            self.driver.own(trial)  # it may wait long: other drivers must know it is alive
             self.parked.setdefault(arch_id, []).append(trial)
         elif arch_id in self.ledger.claims:
             self.dup_streak += 1
@@ -218,7 +219,7 @@ class Search:
     def _claim(self, trial: optuna.Trial, arch_id: str) -> bool:
         """Claim ``arch_id`` in the study, then keep the claim only if no other driver's claim or
         result of it exists and the study's budget still has room (see :mod:`nas.ledger`)."""
-        self.study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, arch_id)
+        self.driver.claim(trial, arch_id)
         self.ledger.refresh(self.study, skip=trial.number)
         if arch_id in self.ledger.done:
             self._tell_duplicate(trial, self.ledger.done[arch_id])
@@ -319,6 +320,8 @@ class Search:
         except UpdateFinishedTrialError:  # another driver judged this one gone: keep its verdict
             log.warning("trial %d was failed by another driver while this one ran it", trial.number)
             return self.study._storage.get_trial(trial._trial_id)
+        finally:
+            self.driver.mine.discard(trial.number)
 
     def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,
                      info: dict[str, Any] | None = None) -> FrozenTrial:

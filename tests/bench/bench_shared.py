@@ -1,0 +1,110 @@
+"""Benchmarks of the shared ledger (issue 9).
+
+    python -m tests.bench.bench_shared throughput [--seconds 0.5] [--trials 16]
+        one driver vs two drivers sharing one PostgreSQL study (a throw-away server, see
+        tests/fault/pg.py); trials of the synthetic evaluator that sleep --seconds; prints each
+        setting's trials/s (first trial start to last trial end, from the ledger) and the ratio.
+    python -m tests.bench.bench_shared memory [--trials 2000]
+        one driver's resident memory over --trials trials (synthetic evaluator, 0 s, random
+        controller, journal storage): RSS after the first 200 trials and at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def spec_data(name: str, budget: int, seconds: float, controller: str = "evolution") -> dict:
+    return {"run": {"name": name, "budget": budget, "seed": 0}, "space": {"name": "nb201"},
+            "controller": {"name": controller}, "evaluator": {"name": "synthetic", "seconds": seconds},
+            "objectives": [{"metric": "score"}]}
+
+
+def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drivers: int) -> float:
+    """Run ``drivers`` joined drivers on a fresh study; trials per second from the ledger's timestamps."""
+    import tomli_w
+
+    from nas.show import evaluated_trials
+    from nas.store import open_storage
+
+    spec = root / f"{name}.toml"
+    spec.write_text(tomli_w.dumps(spec_data(name, budget, seconds)))
+    procs = [subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec), "--storage", url, "--join",
+                               "--out", str(root / f"{name}-{i}")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(drivers)]
+    for proc in procs:
+        if proc.wait(timeout=600) != 0:
+            raise RuntimeError(proc.stderr.read())
+    counted = evaluated_trials(optuna.load_study(study_name=name, storage=open_storage(url)))
+    span = (max(t.datetime_complete for t in counted) - min(t.datetime_start for t in counted)).total_seconds()
+    return len(counted) / span
+
+
+def throughput(seconds: float, trials: int) -> dict:
+    from tests.fault.pg import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            one = _drivers(Path(tmp), server.url, "one", trials, seconds, 1)
+            two = _drivers(Path(tmp), server.url, "two", 2 * trials, seconds, 2)
+    finally:
+        server.close()
+    return {"trial_seconds": seconds, "one_driver_trials_per_s": round(one, 3),
+            "two_drivers_trials_per_s": round(two, 3), "ratio": round(two / one, 3)}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(trials: int) -> dict:
+    from nas.executors.inline import InlineExecutor
+    from nas.search import Search, create_study
+    from nas.spec import parse_spec
+    from nas.store import open_storage
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"journal:{tmp}/study.journal"
+        rss, times = [], []
+        for budget in (200, trials):
+            spec = parse_spec(spec_data("mem", budget, 0.0, "random"), Path("."))
+            started = time.time()
+            study = create_study(spec, open_storage(url), stream=str(budget))
+            Search(spec, study, InlineExecutor(), url, None).run()
+            times.append(time.time() - started)
+            rss.append(_rss_mb())
+    return {"trials": trials, "rss_mb_after_200": round(rss[0], 1), "rss_mb_at_end": round(rss[1], 1),
+            "growth_mb": round(rss[1] - rss[0], 1), "seconds": round(sum(times), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["throughput", "memory"])
+    parser.add_argument("--seconds", type=float, default=0.5)
+    parser.add_argument("--trials", type=int, default=None)
+    args = parser.parse_args()
+    if args.what == "throughput":
+        print(json.dumps(throughput(args.seconds, args.trials or 16)))
+    else:
+        print(json.dumps(memory(args.trials or 2000)))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
