@@ -116,7 +116,13 @@ class Liveness:
         self._read_at = 0.0
 
     def owner_alive(self, trial: FrozenTrial) -> bool:
-        """Whether the driver that asked ``trial`` is still running."""
+        """Whether the driver that asked ``trial`` is still running (a 'no' is checked on fresh records)."""
+        if self._owner_alive(trial):
+            return True
+        self._read_at = 0.0
+        return self._owner_alive(trial)
+
+    def _owner_alive(self, trial: FrozenTrial) -> bool:
         if self.driver is not None and trial.number in self.driver.mine:
             return True
         owner = trial.system_attrs.get(OWNER_ATTR) or (trial.system_attrs.get(CLAIM_ATTR) or {}).get("driver")

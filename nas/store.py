@@ -50,10 +50,23 @@ def open_storage(url: str) -> Any:
         return optuna.storages.JournalStorage(backend)
     if url.startswith("grpc://"):
         return _grpc_proxy(url)
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as err:  # sqlalchemy raises many kinds for bad URLs and unreachable servers
-        raise SpecError(f"run.storage: cannot open {url!r}: {_first_line(err)}") from None
+    return _open_rdb(url)
+
+
+def _open_rdb(url: str, tries: int = 5) -> Any:
+    """An RDB storage; drivers that create the tables of an empty database at once retry the loser."""
+    import sqlalchemy.exc as sa
+
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sa.IntegrityError, sa.ProgrammingError) as err:  # another process created the tables
+            if attempt == tries - 1:
+                raise SpecError(f"run.storage: cannot open {url!r}: {_first_line(err)}") from None
+            time.sleep(0.5 * (attempt + 1))
+        except Exception as err:  # sqlalchemy raises many kinds for bad URLs and unreachable servers
+            raise SpecError(f"run.storage: cannot open {url!r}: {_first_line(err)}") from None
+    raise AssertionError("unreachable")
 
 
 def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:

@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from nas.ledger import CLAIM_ATTR
 from nas.show import evaluated_trials
 from nas.store import open_storage
 from tests.conftest import run_nas, write_spec
@@ -54,7 +55,7 @@ def check_shared(url: str, name: str, budget: int) -> dict:
     counted = evaluated_trials(study)
     per_arch = collections.Counter(t.user_attrs["arch_id"] for t in counted)
     doubles = sum(n - 1 for n in per_arch.values())
-    owners = collections.Counter(t.system_attrs.get("nas:owner") for t in counted)
+    owners = collections.Counter(t.system_attrs[CLAIM_ATTR]["driver"] for t in counted)
     interrupted = [t.number for t in study.trials if "interrupted" in str(t.user_attrs.get("info", {}).get("error"))]
     assert doubles == 0, f"{doubles} architecture(s) evaluated twice: {per_arch.most_common(3)}"
     assert len(counted) == budget
