@@ -309,6 +309,8 @@ class RunDir:
     def check_not_running(self) -> None:
         """``SpecError`` if a live driver on this host holds the run."""
         holder = self.lock_holder()
+        if holder and holder.get("dir", str(self.path)) != str(self.path):
+            return  # the lock was copied with the folder: it guards the original, not this copy
         if holder and holder.get("host") == socket.gethostname() and _alive(holder.get("pid", -1)):
             raise SpecError(f"{self.path}: a search is running on it (pid {holder['pid']}); stop it first")
 
@@ -323,7 +325,7 @@ class RunDir:
         """Take the driver lock (after checking no live driver has it)."""
         self.check_not_running()
         self.lock_file.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                              "started": time.time()}))
+                                              "started": time.time(), "dir": str(self.path)}))
 
     def release(self) -> None:
         holder = self.lock_holder()
