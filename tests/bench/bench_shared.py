@@ -1,6 +1,6 @@
 """Benchmarks of the shared ledger (issue 9).
 
-    python -m tests.bench.bench_shared throughput [--seconds 0.5] [--trials 16]
+    python -m tests.bench.bench_shared throughput [--seconds 0.5] [--trials 16] [--controller random]
         one driver vs two drivers sharing one PostgreSQL study (a throw-away server, see
         tests/fault/pg.py); trials of the synthetic evaluator that sleep --seconds; prints each
         setting's trials/s (first trial start to last trial end, from the ledger) and the ratio.
@@ -31,7 +31,7 @@ def spec_data(name: str, budget: int, seconds: float, controller: str = "evoluti
             "objectives": [{"metric": "score"}]}
 
 
-def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drivers: int) -> float:
+def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drivers: int, controller: str) -> float:
     """Run ``drivers`` joined drivers on a fresh study; trials per second from the ledger's timestamps."""
     import tomli_w
 
@@ -39,7 +39,7 @@ def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drive
     from nas.store import open_storage
 
     spec = root / f"{name}.toml"
-    spec.write_text(tomli_w.dumps(spec_data(name, budget, seconds)))
+    spec.write_text(tomli_w.dumps(spec_data(name, budget, seconds, controller)))
     procs = [subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec), "--storage", url, "--join",
                                "--out", str(root / f"{name}-{i}")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for i in range(drivers)]
@@ -51,18 +51,18 @@ def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drive
     return len(counted) / span
 
 
-def throughput(seconds: float, trials: int) -> dict:
+def throughput(seconds: float, trials: int, controller: str) -> dict:
     from tests.fault.pg import PostgresServer
 
     server = PostgresServer()
     server.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            one = _drivers(Path(tmp), server.url, "one", trials, seconds, 1)
-            two = _drivers(Path(tmp), server.url, "two", 2 * trials, seconds, 2)
+            one = _drivers(Path(tmp), server.url, "one", trials, seconds, 1, controller)
+            two = _drivers(Path(tmp), server.url, "two", 2 * trials, seconds, 2, controller)
     finally:
         server.close()
-    return {"trial_seconds": seconds, "one_driver_trials_per_s": round(one, 3),
+    return {"controller": controller, "trial_seconds": seconds, "one_driver_trials_per_s": round(one, 3),
             "two_drivers_trials_per_s": round(two, 3), "ratio": round(two / one, 3)}
 
 
@@ -98,9 +98,10 @@ def main() -> None:
     parser.add_argument("what", choices=["throughput", "memory"])
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--controller", default="random")
     args = parser.parse_args()
     if args.what == "throughput":
-        print(json.dumps(throughput(args.seconds, args.trials or 16)))
+        print(json.dumps(throughput(args.seconds, args.trials or 16, args.controller)))
     else:
         print(json.dumps(memory(args.trials or 2000)))
 

@@ -5,6 +5,7 @@ trial is failed; the server going away stops a driver with one line, and ``nas r
 from __future__ import annotations
 
 import collections
+import json
 import subprocess
 import sys
 import time
@@ -76,6 +77,9 @@ def test_two_drivers_share_one_postgresql_study(tmp_path, postgres, make_spec):
     for code, err in results:
         assert code == 0, err
     check_shared(postgres.url, name, budget)
+    shown = run_nas("show", str(tmp_path / "driver0"), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["evaluated"] == budget
 
 
 def test_two_drivers_through_the_grpc_proxy(tmp_path, postgres, grpc_proxy):
