@@ -169,6 +169,7 @@ class Ledger:
     claims: dict[str, int] = field(default_factory=dict)  # arch_id -> trial number, live claims of any driver
     stale: list[FrozenTrial] = field(default_factory=list)  # failed by this driver, in order
     final: set[int] = field(default_factory=set)  # trial numbers already indexed
+    refreshed_at: float = 0.0
     liveness: Liveness | None = None
 
     @classmethod
@@ -187,6 +188,7 @@ class Ledger:
     def refresh(self, study: optuna.Study, skip: int | None = None) -> None:
         """Read the study again (``skip``: a trial number to leave out of the claims, e.g. one's own)."""
         self.claims = {}
+        self.refreshed_at = time.time()
         for trial in study.get_trials(deepcopy=False):
             if trial.number in self.final:
                 continue

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DUPLICATE_STREAK = 50  # consecutive repeats before the loop injects a random unseen architecture
 EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
 POLL_S = 1.0  # how often a driver with nothing in flight looks at other drivers' claims
+REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
 
 
 @dataclass
@@ -151,7 +152,10 @@ class Search:
         return Outcome(reason, self.ledger.evaluated, budget)
 
     def _room(self) -> bool:
-        """Whether the study's budget has room for one more claim (reads the study: all drivers)."""
+        """Whether the study's budget has room for one more claim (reads the study again, for all
+        drivers' claims, if the last read is older than ``REFRESH_S``; each claim re-reads it anyway)."""
+        if time.time() - self.ledger.refreshed_at < REFRESH_S:
+            return self.ledger.used < self.spec.budget
         stale = len(self.ledger.stale)
         self.ledger.refresh(self.study)
         if len(self.ledger.stale) > stale:
@@ -228,6 +232,7 @@ class Search:
         elif self.ledger.used >= self.spec.budget:
             self._skip(trial, "the study's budget was taken by other drivers' claims")
         else:
+            self.ledger.claims[arch_id] = trial.number
             return True
         time.sleep(self.rng.random() * 0.05)  # two drivers that withdrew together retry apart
         return False
@@ -277,6 +282,7 @@ class Search:
         """Record an evaluation's result and release duplicates that waited for it."""
         trial, cheap = self.trials.pop(job.trial_number)
         del self.in_flight_arch[job.arch_id]
+        self.ledger.claims.pop(job.arch_id, None)
         metrics = {**cheap, **result.metrics}
         metrics.update(derived_metrics(self.spec.objectives, metrics))
         info = {**result.info, "counted": True}
