@@ -3,7 +3,8 @@
     python -m tests.bench.bench_shared throughput [--seconds 0.5] [--trials 16] [--controller random]
         one driver vs two drivers sharing one PostgreSQL study (a throw-away server, see
         tests/fault/pg.py); trials of the synthetic evaluator that sleep --seconds; prints each
-        setting's trials/s (first trial start to last trial end, from the ledger) and the ratio.
+        setting's trials/s and the ratio. Throughput counts the trials that started and ended
+        while every driver was working (from the ledger's timestamps), as drivers start apart.
     python -m tests.bench.bench_shared memory [--trials 2000]
         one driver's resident memory over --trials trials (synthetic evaluator, 0 s, random
         controller, journal storage): RSS after the first 200 trials and at the end.
@@ -47,8 +48,14 @@ def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drive
         if proc.wait(timeout=600) != 0:
             raise RuntimeError(proc.stderr.read())
     counted = evaluated_trials(optuna.load_study(study_name=name, storage=open_storage(url)))
-    span = (max(t.datetime_complete for t in counted) - min(t.datetime_start for t in counted)).total_seconds()
-    return len(counted) / span
+    by_driver: dict[str, list] = {}
+    for trial in counted:
+        by_driver.setdefault(trial.system_attrs["nas:claim"]["driver"], []).append(trial)
+    # the window in which every driver was working (drivers start a few seconds apart)
+    begin = max(min(t.datetime_start for t in ts) for ts in by_driver.values())
+    end = min(max(t.datetime_complete for t in ts) for ts in by_driver.values())
+    inside = [t for t in counted if t.datetime_start >= begin and t.datetime_complete <= end]
+    return len(inside) / (end - begin).total_seconds()
 
 
 def throughput(seconds: float, trials: int, controller: str) -> dict:

@@ -69,11 +69,10 @@ def check_shared(url: str, name: str, budget: int) -> dict:
     return {"doubles": doubles, "skipped": skipped}
 
 
-@pytest.mark.parametrize("make_spec", [grid_spec, evolution_spec], ids=["grid", "evolution"])
-def test_two_drivers_share_one_postgresql_study(tmp_path, postgres, make_spec):
-    name = f"shared-{make_spec.__name__}"
-    budget = 12 if make_spec is grid_spec else 24
-    results = run_drivers(tmp_path, make_spec(name, budget, 0.2), postgres.url)
+def test_two_drivers_share_one_postgresql_study(tmp_path, postgres):
+    # evolution on a shared SQLite study: tests/fault/test_shared_sqlite.py
+    name, budget = "shared-grid", 12
+    results = run_drivers(tmp_path, grid_spec(name, budget, 0.2), postgres.url)
     for code, err in results:
         assert code == 0, err
     check_shared(postgres.url, name, budget)
