@@ -5,6 +5,9 @@
         tests/fault/pg.py); trials of the synthetic evaluator that sleep --seconds; prints each
         setting's trials/s and the ratio. Throughput counts the trials that started and ended
         while every driver was working (from the ledger's timestamps), as drivers start apart.
+    python -m tests.bench.bench_shared contention [--drivers 3] [--trials 50]
+        that many drivers walk one compound-scaling grid in the same order on one PostgreSQL study
+        (every proposal races): double evaluations (goal 0), withdrawn claims.
     python -m tests.bench.bench_shared memory [--trials 2000]
         one driver's resident memory over --trials trials (synthetic evaluator, 0 s, random
         controller, journal storage): RSS after the first 200 trials and at the end.
@@ -73,6 +76,44 @@ def throughput(seconds: float, trials: int, controller: str) -> dict:
             "two_drivers_trials_per_s": round(two, 3), "ratio": round(two / one, 3)}
 
 
+def contention(drivers: int, budget: int) -> dict:
+    """``drivers`` drivers walk one grid (61 distinct networks) in the same order on one PostgreSQL
+    study: every proposal races; counts double evaluations (goal 0) and withdrawn claims."""
+    import collections
+
+    import tomli_w
+
+    from nas.store import open_storage
+    from tests.fault.pg import PostgresServer
+
+    data = {"run": {"name": "race", "budget": budget, "seed": 0},
+            "space": {"name": "scaling", "preset": "proxy", "search": "coefficients", "phi": 1.0,
+                      "grid_step": 0.05},
+            "controller": {"name": "grid"}, "evaluator": {"name": "synthetic", "seconds": 0.05},
+            "objectives": [{"metric": "score"}]}
+    server = PostgresServer()
+    server.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = Path(tmp) / "race.toml"
+            spec.write_text(tomli_w.dumps(data))
+            procs = [subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec), "--storage", server.url,
+                                       "--join", "--out", f"{tmp}/d{i}"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True) for i in range(drivers)]
+            codes = [p.wait(timeout=900) for p in procs]
+            study = optuna.load_study(study_name="race", storage=open_storage(server.url))
+            trials = study.get_trials()
+    finally:
+        server.close()
+    counted = [t for t in trials if t.user_attrs.get("info", {}).get("counted")]
+    per_arch = collections.Counter(t.user_attrs["arch_id"] for t in counted)
+    infos = [t.user_attrs.get("info", {}) for t in trials]
+    return {"drivers": drivers, "exit_codes": codes, "evaluated": len(counted), "budget": budget,
+            "double_evaluations": sum(n - 1 for n in per_arch.values()),
+            "withdrawn_claims": sum(str(i.get("error", "")).startswith("skipped") for i in infos),
+            "duplicates_told": sum("duplicate_of" in i for i in infos), "trials": len(trials)}
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -102,13 +143,16 @@ def memory(trials: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["throughput", "memory"])
+    parser.add_argument("what", choices=["throughput", "memory", "contention"])
+    parser.add_argument("--drivers", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--controller", default="random")
     args = parser.parse_args()
     if args.what == "throughput":
         print(json.dumps(throughput(args.seconds, args.trials or 16, args.controller)))
+    elif args.what == "contention":
+        print(json.dumps(contention(args.drivers, args.trials or 50)))
     else:
         print(json.dumps(memory(args.trials or 2000)))
 
