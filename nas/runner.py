@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from nas.progress import Progress
 from nas.search import Outcome, Search, create_study
 from nas.show import evaluated_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
-from nas.store import RunDir, open_storage
+from nas.store import RunDir, describe_outage, is_storage_outage, open_storage, repair_journal
 
 log = logging.getLogger(__name__)
 
@@ -28,36 +30,44 @@ def default_out(spec_path: str | Path, spec: RunSpec) -> Path:
 
 
 def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | None = None,
-          overwrite: bool = False, progress: bool = True) -> tuple[RunDir, Outcome]:
-    """Validate a spec, create its run folder and search."""
+          overwrite: bool = False, progress: bool = True, join: bool = False) -> tuple[RunDir, Outcome]:
+    """Validate a spec, create its run folder and search.
+
+    ``join``: work on the storage's study of this name if it exists (another driver's shared study;
+    its budget is shared), instead of refusing it.
+    """
     spec = load_spec(spec_path, overrides)
     run_dir = RunDir(out or default_out(spec_path, spec))
     fresh = not run_dir.path.exists()
     run_dir.prepare_new(overwrite)
     try:
+        if join and not spec.run["storage"]:
+            raise SpecError("--join: needs the shared study's storage (--storage URL or run.storage)")
         if not spec.run["storage"]:
             spec.run["storage"] = run_dir.default_storage_url()
-        elif overwrite:
+        elif overwrite and not join:
             _delete_study(spec.run["storage"], spec.name)
         run_dir.spec_file.write_text(spec.to_toml())
-        return run_dir, _search(spec, run_dir, new=True, progress=progress)
+        return run_dir, _search(spec, run_dir, new=not join, progress=progress, join=join)
     except BaseException:
-        _discard_if_empty(run_dir, spec, fresh)
+        _discard_if_empty(run_dir, spec, fresh, keep_study=join)
         raise
 
 
-def _discard_if_empty(run_dir: RunDir, spec: RunSpec, fresh: bool) -> None:
+def _discard_if_empty(run_dir: RunDir, spec: RunSpec, fresh: bool, keep_study: bool = False) -> None:
     """Undo a start that failed before any trial (bad data, storage, executor): fixing the spec and
     running ``nas search`` again must not meet a half-made run. A run with trials is kept for resume."""
     url = spec.run["storage"]
     try:
-        storage = open_storage(url) if url else None
+        storage = open_storage(url) if url and not keep_study else None
         if storage is not None and _study_exists(storage, spec.name):
             if optuna.load_study(study_name=spec.name, storage=storage).trials:
                 return
             optuna.delete_study(study_name=spec.name, storage=storage)
-    except Exception:  # an unreachable storage holds nothing of this run
+    except Exception:  # an unreachable storage: nothing of this run unless its search had begun
         log.debug("could not inspect %s while discarding a failed start", url, exc_info=True)
+        if run_dir.searched:
+            return
     if fresh:
         shutil.rmtree(run_dir.path, ignore_errors=True)
     else:
@@ -74,25 +84,34 @@ def resume(path: str | Path, overrides: dict[str, Any], progress: bool = True) -
     return run_dir, _search(spec, run_dir, new=False, progress=progress)
 
 
-def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool) -> Outcome:
+def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: bool = False) -> Outcome:
     """Open the ledger, run the loop, write the summary; the driver lock is held throughout."""
     run_dir.acquire()
     handler = _log_to(run_dir.log_file)
+    url = spec.run["storage"]
     try:
-        url = spec.run["storage"]
+        if url.startswith("journal:") or url.endswith(".journal"):
+            repair_journal(url.removeprefix("journal:"))  # we hold the run: a torn tail is a dead writer's
         storage = open_storage(url)
-        if new and _study_exists(storage, spec.name):
-            raise SpecError(f"run.storage: study {spec.name!r} already exists in {url}; "
-                            "use 'nas resume', another run.name, or --overwrite")
-        if not new and not _study_exists(storage, spec.name):
+        exists = _study_exists(storage, spec.name)
+        if new and exists:
+            raise SpecError(f"run.storage: study {spec.name!r} already exists in {url}; use 'nas resume', "
+                            "--join to share it with its drivers, another run.name, or --overwrite")
+        if not new and not join and not exists:
             raise SpecError(f"{run_dir.path}: its study {spec.name!r} is not in {url}")
-        study = create_study(spec, storage)
+        study = _open_study(spec, storage, exists, join)
         executor = registry.lookup("executors", spec.executor["name"], "executor.name")(
             **{k: v for k, v in spec.executor.items() if k != "name"})
         search = Search(spec, study, executor, url, Progress() if progress else None)
+        run_dir.searched = True
         outcome = search.run()
         write_outputs(run_dir, spec, study)
         return outcome
+    except Exception as err:
+        if is_storage_outage(err):
+            raise SpecError(f"run.storage: lost {url} ({describe_outage(err)}); the search stopped; "
+                            f"continue with 'nas resume {run_dir.path}' once it is back") from None
+        raise
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -135,6 +154,22 @@ def _write_space_report(space: Any, spec: RunSpec, study: optuna.Study, folder: 
         return
     if written:
         log.info("space report: %s", ", ".join(written))
+
+
+def _open_study(spec: RunSpec, storage: Any, exists: bool, join: bool) -> optuna.Study:
+    """The study, its sampler's random stream continued (resume) or made the driver's own (join)."""
+    stream = ""
+    if join:
+        stream = f"driver:{os.getpid()}:{time.time()}"
+    elif exists:
+        study_id = storage.get_study_id_from_name(spec.name)
+        stream = f"trials:{len(storage.get_all_trials(study_id, deepcopy=False))}"
+    study = create_study(spec, storage, stream=stream)
+    found = [d.name.lower() for d in study.directions]
+    if found != [d.lower() for d in spec.directions]:
+        raise SpecError(f"objectives: the study {spec.name!r} in the storage has directions {found}, "
+                        f"this spec {spec.directions}")
+    return study
 
 
 def _study_exists(storage: Any, name: str) -> bool:

@@ -2,8 +2,10 @@
 
 The Optuna study is the ledger. The budget counts *unique* evaluations: an architecture proposed
 again reuses its result (told as a duplicate, no budget spent), and one proposed while it is still
-being evaluated waits for that result. Trials a previous driver left RUNNING (it was killed) are
-marked failed on start and their budget is used again; nothing completed is ever re-evaluated.
+being evaluated waits for that result. Several drivers may share one study (see :mod:`nas.ledger`):
+each claims an architecture in the study before submitting it, the budget is the study's, and a
+trial is failed as stale only when its own driver is gone; the interrupted architecture is queued
+again, so it is evaluated once more and nothing completed is ever re-evaluated.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
 from nas.controllers import make_sampler
+from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
+from nas.ledger import ELAPSED_ATTR, Driver, Ledger
 from nas.objectives import derived_metrics
 from nas.progress import Progress
 from nas.pruners import make_pruner
@@ -31,7 +36,8 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_STREAK = 50  # consecutive repeats before the loop injects a random unseen architecture
 EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
-ELAPSED_ATTR = "nas:elapsed_s"
+POLL_S = 1.0  # how often a driver with nothing in flight looks at other drivers' claims
+REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
 
 
 @dataclass
@@ -44,37 +50,21 @@ class Outcome:
     message: str = ""
 
 
-@dataclass
-class Ledger:
-    """What the study already holds: evaluations by architecture and the budget they used."""
+def create_study(spec: RunSpec, storage: Any, load_if_exists: bool = True, stream: str = "") -> optuna.Study:
+    """The run's study with the spec's controller (sampler), pruner and directions.
 
-    evaluated: int = 0
-    done: dict[str, FrozenTrial] = field(default_factory=dict)  # arch_id -> the trial that evaluated it
-    elapsed: float = 0.0
-
-    @classmethod
-    def load(cls, study: optuna.Study) -> Ledger:
-        """Index the study; fail trials left RUNNING by a dead driver so their budget is reused."""
-        ledger = cls(elapsed=float(study.user_attrs.get(ELAPSED_ATTR, 0.0)))
-        storage = study._storage
-        for trial in study.get_trials(deepcopy=False):
-            info = trial.user_attrs.get("info", {})
-            if trial.state == TrialState.RUNNING:
-                storage.set_trial_user_attr(trial._trial_id, "info", {
-                    "counted": False, "error": "interrupted: the driver stopped before this trial finished"})
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                log.info("trial %d was left running by a stopped driver: marked failed", trial.number)
-            elif info.get("counted"):
-                ledger.evaluated += 1
-                ledger.done.setdefault(trial.user_attrs["arch_id"], trial)
-        return ledger
-
-
-def create_study(spec: RunSpec, storage: Any, load_if_exists: bool = True) -> optuna.Study:
-    """The run's study with the spec's controller (sampler), pruner and directions."""
+    ``stream`` names where the sampler's random stream continues: "" for a new run (the spec's seed
+    as is); e.g. ``"trials:120"`` on resume, so a resumed run does not replay its first proposals,
+    or a driver's id when it joins a shared study. Samplers that seed each proposal by trial number
+    (ours) already continue and keep the spec's seed.
+    """
     space = registry.make_space(spec.space["name"], spec.space_options())
     sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, spec.seed,
                            len(spec.objectives))
+    if stream and not isinstance(sampler, GenotypeSampler):
+        seed = random.Random(f"{spec.seed}:{stream}").randrange(2**31)
+        sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, seed,
+                               len(spec.objectives))
     return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
                                pruner=make_pruner(spec.pruner), directions=spec.directions,
                                load_if_exists=load_if_exists)
@@ -104,14 +94,18 @@ class Search:
         self.parked: dict[str, list[optuna.Trial]] = {}  # arch_id in flight -> duplicates waiting for it
         self.in_flight_arch: dict[str, int] = {}
         self.dup_streak = self.fail_streak = self.infeasible_streak = 0
-        self.counts = {"complete": 0, "pruned": 0, "failed": 0, "duplicates": 0, "infeasible": 0}
+        self.counts = {"complete": 0, "pruned": 0, "failed": 0, "duplicates": 0, "infeasible": 0,
+                       "skipped": 0}
         self.best: tuple[float, int] | None = None
         self.stop: Outcome | None = None
+        self.driver = Driver(study)
 
     # ----- driving -------------------------------------------------------------------------------
     def run(self) -> Outcome:
         """Search until the budget, the time limit, exhaustion or repeated failure stops it."""
-        self.ledger = Ledger.load(self.study)
+        self.driver.start()
+        self.ledger = Ledger.load(self.study, self.driver)
+        self.ledger.requeue(self.study)
         self._seed_best()
         self.started = time.time()
         self._last_elapsed_write = self.started
@@ -126,7 +120,11 @@ class Search:
             raise
         finally:
             self.executor.shutdown()
-            self._write_elapsed(force=True)
+            self.driver.stop()
+            try:
+                self._write_elapsed(force=True)
+            except Exception:  # a lost storage is reported by the error already on its way
+                log.debug("could not record the elapsed time", exc_info=True)
             if self.progress:
                 self.progress.close()
         return outcome
@@ -135,10 +133,13 @@ class Search:
         budget, workers = self.spec.budget, self.executor.workers
         while True:
             while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
-                   and self.ledger.evaluated + self.executor.in_flight() < budget and not self._time_up()):
+                   and not self._time_up() and self._room()):
                 self._ask_one()
             if self.executor.in_flight() == 0:
-                break
+                if not self._others_at_work():
+                    break
+                time.sleep(POLL_S)
+                continue
             for job, result in self.executor.collect(timeout=1.0):
                 self._tell(job, result)
             self._show()
@@ -149,6 +150,24 @@ class Search:
             return Outcome("target", self.ledger.evaluated, budget, f"reached the target {self.spec.run['target']:g}")
         reason = "budget" if self.ledger.evaluated >= budget else "time"
         return Outcome(reason, self.ledger.evaluated, budget)
+
+    def _room(self) -> bool:
+        """Whether the study's budget has room for one more claim (reads the study again, for all
+        drivers' claims, if the last read is older than ``REFRESH_S``; each claim re-reads it anyway)."""
+        if time.time() - self.ledger.refreshed_at < REFRESH_S:
+            return self.ledger.used < self.spec.budget
+        stale = len(self.ledger.stale)
+        self.ledger.refresh(self.study)
+        if len(self.ledger.stale) > stale:
+            self.ledger.requeue(self.study)
+        return self.ledger.used < self.spec.budget
+
+    def _others_at_work(self) -> bool:
+        """Other drivers hold live claims that may still leave budget to this one: wait for them."""
+        if self.stop is not None or self._target_reached() or self._time_up():
+            return False
+        self.ledger.refresh(self.study)
+        return bool(self.ledger.claims) and self.ledger.evaluated < self.spec.budget
 
     def _target_reached(self) -> bool:
         target = self.spec.run["target"]
@@ -174,6 +193,7 @@ class Search:
             if self.stop:
                 return
         trial = self.study.ask(self.distributions)
+        self.driver.asked(trial)
         try:
             genotype = self.space.from_params(trial.params)
         except ValueError as err:
@@ -191,12 +211,40 @@ class Search:
             self._tell_duplicate(trial, self.ledger.done[arch_id])
         elif arch_id in self.in_flight_arch:
             self.dup_streak += 1
+            self.driver.own(trial)  # it may wait long: other drivers must know it is alive
             self.parked.setdefault(arch_id, []).append(trial)
+        elif arch_id in self.ledger.claims:
+            self.dup_streak += 1
+            self._skip(trial, f"trial #{self.ledger.claims[arch_id]} of another driver is evaluating it")
         else:
             self.dup_streak = 0
             self._submit(trial, genotype, arch_id)
 
+    def _claim(self, trial: optuna.Trial, arch_id: str) -> bool:
+        """Claim ``arch_id`` in the study, then keep the claim only if no other driver's claim or
+        result of it exists and the study's budget still has room (see :mod:`nas.ledger`)."""
+        self.driver.claim(trial, arch_id)
+        self.ledger.refresh(self.study, skip=trial.number)
+        if arch_id in self.ledger.done:
+            self._tell_duplicate(trial, self.ledger.done[arch_id])
+        elif arch_id in self.ledger.claims:
+            self._skip(trial, f"trial #{self.ledger.claims[arch_id]} of another driver claimed it too")
+        elif self.ledger.used >= self.spec.budget:
+            self._skip(trial, "the study's budget was taken by other drivers' claims")
+        else:
+            self.ledger.claims[arch_id] = trial.number
+            return True
+        time.sleep(self.rng.random() * 0.05)  # two drivers that withdrew together retry apart
+        return False
+
+    def _skip(self, trial: optuna.Trial, reason: str) -> None:
+        """Give a trial up without evaluating it (uncounted; the architecture stays free)."""
+        self.counts["skipped"] += 1
+        self._finish(trial, {}, {"counted": False, "error": f"skipped: {reason}"}, TrialState.FAIL)
+
     def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
+        if not self._claim(trial, arch_id):
+            return
         cost = self.space.cost(genotype, self.task)
         cheap = {"params": float(cost.params), "flops": float(cost.flops)}
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
@@ -234,10 +282,10 @@ class Search:
         """Record an evaluation's result and release duplicates that waited for it."""
         trial, cheap = self.trials.pop(job.trial_number)
         del self.in_flight_arch[job.arch_id]
+        self.ledger.claims.pop(job.arch_id, None)
         metrics = {**cheap, **result.metrics}
         metrics.update(derived_metrics(self.spec.objectives, metrics))
         info = {**result.info, "counted": True}
-        self.ledger.evaluated += 1
         if result.state == COMPLETE:
             missing = [o["metric"] for o in self.spec.objectives if o["metric"] not in metrics]
             if missing:
@@ -256,11 +304,12 @@ class Search:
             self.fail_streak = 0
         else:
             frozen = self._tell_failed(trial, metrics, result.error or "failed", counted=True, info=info)
+            self.ledger.index(frozen)
             self.fail_streak += 1
             if self.fail_streak >= self.spec.run["max_failures"]:
                 self.stop = Outcome("failures", self.ledger.evaluated, self.spec.budget,
                                     f"{self.fail_streak} candidates failed in a row; last: {result.error}")
-        self.ledger.done[job.arch_id] = frozen
+        self.ledger.index(frozen)
         log.info("trial %d %s %s %s", job.trial_number, frozen.state.name.lower(), job.arch_id,
                  _short(metrics) if frozen.state != TrialState.FAIL else result.error)
         for waiting in self.parked.pop(job.arch_id, []):
@@ -270,9 +319,15 @@ class Search:
     def _finish(self, trial: optuna.Trial, metrics: dict[str, float], info: dict[str, Any],
                 state: TrialState, values: list[float] | None = None) -> FrozenTrial:
         """Write a trial's metrics and info, then tell it."""
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("info", _plain(info))
-        return self.study.tell(trial, values, state=state)
+        try:
+            trial.set_user_attr("metrics", metrics)
+            trial.set_user_attr("info", _plain(info))
+            return self.study.tell(trial, values, state=state)
+        except UpdateFinishedTrialError:  # another driver judged this one gone: keep its verdict
+            log.warning("trial %d was failed by another driver while this one ran it", trial.number)
+            return self.study._storage.get_trial(trial._trial_id)
+        finally:
+            self.driver.mine.discard(trial.number)
 
     def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,
                      info: dict[str, Any] | None = None) -> FrozenTrial:

@@ -43,7 +43,7 @@ def summarize(spec: RunSpec, study: optuna.Study, run_dir: str = "", top: int = 
     trials = study.get_trials(deepcopy=False)
     counted = [t for t in trials if t.user_attrs.get("info", {}).get("counted")]
     states = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "duplicates": 0,
-              "infeasible": 0, "interrupted": 0}
+              "infeasible": 0, "interrupted": 0, "skipped": 0}
     for trial in trials:
         states[_kind(trial)] += 1
     complete = [t for t in counted if t.state == TrialState.COMPLETE]
@@ -81,6 +81,8 @@ def _kind(trial: FrozenTrial) -> str:
         return "infeasible"
     if not info.get("counted", True) and error.startswith("interrupted"):
         return "interrupted"
+    if not info.get("counted", True) and error.startswith("skipped"):
+        return "skipped"  # another driver of a shared study held the architecture or the last budget
     return "failed"
 
 

@@ -53,11 +53,18 @@ def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
 @click.option("--storage", help="Optuna storage URL (default: a journal file in the run folder).")
 @click.option("--seed", type=int, help="Seed of the controller and of training.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in the output folder.")
+@click.option("--join", is_flag=True,
+              help="Work on the storage's study of this name with the drivers already on it (shared budget).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def search(spec: str, out: str | None, budget: int | None, executor: str | None, workers: int | None,
-           ray_address: str | None, storage: str | None, seed: int | None, overwrite: bool, as_json: bool) -> None:
-    """Run the search described by the TOML file SPEC."""
+           ray_address: str | None, storage: str | None, seed: int | None, overwrite: bool, join: bool,
+           as_json: bool) -> None:
+    """Run the search described by the TOML file SPEC.
+
+    Several drivers share one search by running the same SPEC with the same --storage (an RDB such
+    as PostgreSQL, or Optuna's gRPC proxy) and --join, each with its own --out folder.
+    """
     from nas import runner
 
     sigterm_as_interrupt()
@@ -65,7 +72,7 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
     if ray_address and not executor:
         overrides["executor.name"] = "ray"
     try:
-        run_dir, outcome = runner.start(spec, overrides, out, overwrite)
+        run_dir, outcome = runner.start(spec, overrides, out, overwrite, join=join)
     except KeyboardInterrupt:
         click.echo("\nnas: interrupted; the run can be continued with 'nas resume <run folder>'", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -99,14 +106,13 @@ def resume(run_dir: str, budget: int | None, executor: str | None, workers: int 
 @handle_errors
 def show(run_dir: str, as_json: bool, top: int) -> None:
     """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
-    from nas.search import create_study
     from nas.show import format_summary, summarize
     from nas.spec import load_spec
-    from nas.store import RunDir, open_storage
+    from nas.store import RunDir, open_study_readonly
 
     folder = RunDir(run_dir)
     folder.check_run()
     spec = load_spec(folder.spec_file)
-    study = create_study(spec, open_storage(spec.run["storage"]))
+    study = open_study_readonly(folder.path, spec)
     summary = summarize(spec, study, str(folder.path), top)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -15,12 +15,13 @@ import random
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas.config import Field, SpecError
 from nas.controllers import Controller
 from nas.controllers.history import GenotypeSampler, History
 from nas.genotype import Genotype
+from nas.ledger import released
 from nas.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,8 @@ class GridSampler(GenotypeSampler):
 
 
 def _abandoned(trial: FrozenTrial) -> bool:
-    """A trial a stopped driver gave up (failed, uncounted, 'interrupted'): its point is free again."""
-    info = trial.user_attrs.get("info", {})
-    return (trial.state == TrialState.FAIL and not info.get("counted", True)
-            and str(info.get("error", "")).startswith("interrupted"))
+    """A trial that gave its point back (interrupted, or withdrawn for another driver): free again."""
+    return released(trial)
 
 
 class GridController(Controller):

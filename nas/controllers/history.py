@@ -24,6 +24,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.genotype import Genotype
+from nas.ledger import released
 from nas.space import SearchSpace
 
 PARENTS_ATTR = "nas:parents"
@@ -41,7 +42,8 @@ class Member:
 
 
 class History:
-    """Completed members in completion order, and every architecture already proposed."""
+    """Completed members in completion order, and every architecture already proposed (except those
+    whose trial gave them back: interrupted or withdrawn, see :func:`nas.ledger.released`)."""
 
     def __init__(self, members: list[Member], seen: set[str]) -> None:
         self.members, self.seen = members, seen
@@ -95,8 +97,8 @@ class GenotypeSampler(BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
-            return {}
+        if not search_space or "fixed_params" in trial.system_attrs:
+            return {}  # an enqueued trial (e.g. an interrupted architecture queued again) is not ours to propose
         rng = random.Random(f"{self._seed}:{trial.number}")
         self._parents.clear()
         genotype = self.propose(self.history(study, trial), rng)
@@ -142,7 +144,8 @@ class GenotypeSampler(BaseSampler):
             if known is None:
                 continue
             arch_id, genotype = known
-            seen.add(arch_id)
+            if not released(trial):  # an interrupted architecture may be proposed again
+                seen.add(arch_id)
             if trial.state == TrialState.COMPLETE and trial.values is not None:
                 values = tuple(s * v for s, v in zip(signs, trial.values))
                 members.append(Member(trial.number, genotype, arch_id, values,
