@@ -201,10 +201,14 @@ class Search:
         cheap = {"params": float(cost.params), "flops": float(cost.flops)}
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
+        for key, value in constraint_values(self.spec.constraints, cheap).items():
+            trial.set_constraint(key, value)  # TPE, NSGA-II and GP read these to learn feasibility
         if violated:
             self.counts["infeasible"] += 1
             self.infeasible_streak += 1
-            frozen = self._tell_failed(trial, cheap, "infeasible: " + "; ".join(violated), counted=False)
+            # PRUNED (no values): TPE counts it as an infeasible observation; FAIL would hide it.
+            frozen = self._finish(trial, cheap, {"counted": False, "error": "infeasible: " + "; ".join(violated)},
+                                  TrialState.PRUNED)
             self.ledger.done[arch_id] = frozen
             if self.infeasible_streak >= EXHAUSTED_TRIES:
                 self.stop = Outcome("infeasible", self.ledger.evaluated, self.spec.budget,
@@ -281,16 +285,18 @@ class Search:
                             TrialState.FAIL)
 
     def _tell_duplicate(self, trial: optuna.Trial, original: FrozenTrial) -> None:
-        """Tell a repeated architecture the result of the trial that evaluated it (no budget spent)."""
+        """Answer a repeated architecture from the ledger (no budget spent).
+
+        The repeat is told as FAIL with ``info.duplicate_of`` and the original's metrics, so that
+        samplers, ``study.best_trials``, Pareto sets and optuna-dashboard's plots see each
+        architecture once; our history samplers read the original's values through it.
+        """
         self.counts["duplicates"] += 1
-        info = {"counted": False, "duplicate_of": original.number}
+        info = {"counted": False, "duplicate_of": original.number,
+                "duplicate_state": original.state.name.lower()}
         if "error" in original.user_attrs.get("info", {}):
             info["error"] = original.user_attrs["info"]["error"]
-        if original.state == TrialState.PRUNED and original.intermediate_values:
-            step = max(original.intermediate_values)
-            trial.report(original.intermediate_values[step], step)
-        values = original.values if original.state == TrialState.COMPLETE else None
-        self._finish(trial, original.user_attrs.get("metrics", {}), info, original.state, values)
+        self._finish(trial, original.user_attrs.get("metrics", {}), info, TrialState.FAIL)
 
     def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
         """Write the learning curve as intermediate values (with a pruner, the reporter already did)."""
@@ -339,6 +345,23 @@ class Search:
                              metric=metric, running=self.executor.in_flight(),
                              failed=self.counts["failed"], duplicates=self.counts["duplicates"],
                              final=final)
+
+
+def constraint_values(bounds: dict[str, dict[str, float]], metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna constraint values of ``metrics`` under ``bounds`` (spec's ``[constraints]``).
+
+    One value per finite bound, named ``"<metric><=max"`` or ``"<metric>>=min"``: the violation
+    relative to the bound, <= 0 when satisfied (Optuna's convention), so that metrics of different
+    scales weigh alike in the samplers' infeasibility scores.
+    """
+    out: dict[str, float] = {}
+    for metric, b in bounds.items():
+        value = metrics[metric]
+        if math.isfinite(b["max"]):
+            out[f"{metric}<=max"] = (value - b["max"]) / (abs(b["max"]) or 1.0)
+        if math.isfinite(b["min"]):
+            out[f"{metric}>=min"] = (b["min"] - value) / (abs(b["min"]) or 1.0)
+    return out
 
 
 def _without_name(table: dict[str, Any]) -> dict[str, Any]:
