@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.config import SpecError
 from nas.executors.inline import InlineExecutor
 from nas.search import Search, create_study
 from nas.show import evaluated_trials
@@ -40,7 +41,7 @@ def parse_controller(text: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--controllers: expected NAME:KEY=VALUE:..., got {text!r}")
+            raise SpecError(f"--controllers: expected NAME:KEY=VALUE:..., got {text!r}")
         try:
             table[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -93,7 +94,7 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     rows = Table.read(table)
     metric = metric or rows.columns[0]
     if metric not in rows.columns:
-        raise ValueError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
+        raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
     optimum = rows.best(metric)
     for name in controllers:  # fail fast on a bad name before starting processes
         table_spec(table, space, metric, name, 0, budget)
