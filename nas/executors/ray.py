@@ -15,10 +15,13 @@ import time
 import uuid
 from typing import Any
 
-from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, StudyReporter, run_job, worker_name
+from nas.config import SpecError
+from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, run_job, worker_name
 from nas.executors import Executor, StudyLink
 
 log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 10.0  # seconds to wait for a cluster's address to accept a connection
 
 
 class _Worker:
@@ -35,7 +38,10 @@ class _Worker:
         self.broker = ray.get_actor(broker) if broker else None
 
     def evaluate(self, job: Job) -> Result:
-        reporter = _BrokerReporter(self.broker, job.trial_id) if self.broker is not None else NullReporter()
+        # Each call is one attempt: a retry after this process died reports under a new attempt id,
+        # so that the pruner judges the retry by its own values only.
+        reporter = (_BrokerReporter(self.broker, job.trial_id, uuid.uuid4().hex) if self.broker is not None
+                    else NullReporter())
         return run_job(self.evaluator, job, reporter)
 
     def name(self) -> str:
@@ -58,17 +64,24 @@ class _DataHolder:
 class _BrokerReporter:
     """Reporter that forwards to the pruning broker and waits for its answer."""
 
-    def __init__(self, broker: Any, trial_id: int) -> None:
-        self.broker, self.trial_id = broker, trial_id
+    def __init__(self, broker: Any, trial_id: int, attempt: str) -> None:
+        self.broker, self.trial_id, self.attempt = broker, trial_id, attempt
 
     def report(self, step: int, value: float) -> bool:
         import ray
 
-        return bool(ray.get(self.broker.report.remote(self.trial_id, step, value)))
+        return bool(ray.get(self.broker.report.remote(self.trial_id, step, value, self.attempt)))
 
 
 class _PruneBroker:
-    """Actor body on the driver's node: records intermediate values and asks the pruner."""
+    """Actor body on the driver's node: records intermediate values and asks the pruner.
+
+    A trial retried after its worker died reports again from its first step. Optuna keeps the first
+    value reported for a step, so the broker writes each value itself: when a retry starts, the dead
+    attempt's values become NaN (which pruners skip) until the retry overwrites them; the pruner
+    is asked about a copy of the trial holding only the current attempt's values; reports from an
+    attempt that a newer one replaced are answered "stop".
+    """
 
     def __init__(self, storage_url: str, study_name: str, pruner: dict[str, Any]) -> None:
         import optuna
@@ -79,11 +92,35 @@ class _PruneBroker:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
                                        sampler=optuna.samplers.RandomSampler(), pruner=make_pruner(pruner))
-        self.reporters: dict[int, StudyReporter] = {}
+        self.attempts: dict[int, tuple[str, dict[int, float]]] = {}  # trial id -> (attempt, its values)
+        self.retired: set[str] = set()
 
-    def report(self, trial_id: int, step: int, value: float) -> bool:
-        reporter = self.reporters.setdefault(trial_id, StudyReporter(self.study, trial_id))
-        return reporter.report(step, value)
+    def report(self, trial_id: int, step: int, value: float, attempt: str = "") -> bool:
+        import math
+
+        if attempt in self.retired:
+            return True  # a replaced attempt: stop it
+        current, values = self.attempts.get(trial_id, (attempt, {}))
+        if current != attempt:  # a retry: blank the dead attempt's values until the retry reaches them
+            self.retired.add(current)
+            for old_step in values:
+                self.study._storage.set_trial_intermediate_value(trial_id, old_step, math.nan)
+            values = {}
+        self.attempts[trial_id] = (attempt, values)
+        if not math.isfinite(value):
+            return False
+        values[step] = float(value)
+        self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
+        return prune_on_values(self.study, trial_id, values)
+
+
+def prune_on_values(study: Any, trial_id: int, values: dict[int, float]) -> bool:
+    """The study pruner's verdict on trial ``trial_id`` as if it had reported only ``values``."""
+    import copy
+
+    frozen = copy.copy(study._storage.get_trial(trial_id))
+    frozen.intermediate_values = dict(values)
+    return bool(study.pruner.prune(study, frozen))
 
 
 class RayExecutor(Executor):
@@ -97,19 +134,15 @@ class RayExecutor(Executor):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR,
-                                          log_to_driver=self.options["log_to_driver"])
-            if self.options["address"]:
-                ray.init(address=self.options["address"], **kwargs)
-            else:
-                ray.init(num_cpus=os.cpu_count(), **kwargs)
+            _connect(self.options["address"], self.options["log_to_driver"])
         cpus = self.options["cpus_per_trial"] or self._even_share()
         tag = uuid.uuid4().hex[:12]
         broker = None
-        if link.storage_url and link.pruner.get("name", "none") != "none":
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        # Helpers live on the driver's node: a worker node that leaves the cluster takes only workers.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        if link.storage_url and link.pruner.get("name", "none") != "none":
             broker = ray.remote(_PruneBroker).options(
                 num_cpus=0, scheduling_strategy=here, name=f"nasforge-broker-{tag}").remote(
                 link.storage_url, link.study_name, dict(link.pruner))
@@ -117,7 +150,8 @@ class RayExecutor(Executor):
             num_cpus=cpus, num_gpus=self.options["gpus_per_trial"],
             max_restarts=-1, max_task_retries=self.options["retries"])
         self._shared = ray.put(evaluator.load_shared())  # once for all workers
-        self._holder = ray.remote(_DataHolder).options(num_cpus=0, name=f"nasforge-data-{tag}").remote()
+        self._holder = ray.remote(_DataHolder).options(num_cpus=0, name=f"nasforge-data-{tag}",
+                                                       scheduling_strategy=here).remote()
         ray.get(self._holder.keep.remote([self._shared]))
         self._spec, self._broker = evaluator, broker
         self._names = (f"nasforge-data-{tag}", f"nasforge-broker-{tag}" if broker is not None else "")
@@ -211,6 +245,37 @@ class RayExecutor(Executor):
     def describe(self) -> str:
         where = self.options["address"] or "local Ray instance"
         return f"ray executor, {self.workers} worker(s) on {where}"
+
+
+def _connect(address: str, log_to_driver: bool) -> None:
+    """Start a local Ray instance, or join the cluster at ``address`` (``SpecError`` within seconds
+    when nothing answers there, instead of Ray's minutes of retries)."""
+    import ray
+
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
+    if not address:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+        return
+    _probe(address)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, TimeoutError, ValueError) as err:
+        raise SpecError(f"executor.address: cannot join the Ray cluster at {address!r}: {_first_line(err)}") from None
+
+
+def _probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Fail fast when ``host:port`` (or ``ray://host:port``) does not accept a connection."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return  # Ray itself looks up a cluster on this host, and fails at once when there is none
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        raise SpecError(f"executor.address: expected HOST:PORT, ray://HOST:PORT or 'auto', got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise SpecError(f"executor.address: no Ray cluster answers at {address!r} ({err.strerror or err})") from None
 
 
 def _first_line(err: Exception) -> str:
