@@ -21,6 +21,7 @@ from nas.executors import Executor, StudyLink
 
 log = logging.getLogger(__name__)
 
+MAX_RESUBMITS = 5  # runs of one trial again after its worker was lost with a node
 PROBE_TIMEOUT = 10.0  # seconds to wait for a cluster's address to accept a connection
 
 
@@ -46,6 +47,12 @@ class _Worker:
 
     def name(self) -> str:
         return worker_name()
+
+    def node(self) -> str:
+        """The Ray node this worker runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 class _DataHolder:
@@ -155,8 +162,10 @@ class RayExecutor(Executor):
         ray.get(self._holder.keep.remote([self._shared]))
         self._spec, self._broker = evaluator, broker
         self._names = (f"nasforge-data-{tag}", f"nasforge-broker-{tag}" if broker is not None else "")
+        self._where: dict[str, Any] = {}  # worker's actor id -> reference to the node it runs on
         self._idle = [self._new_worker() for _ in range(self.workers)]
         self._running: dict[Any, tuple[Job, Any, float]] = {}
+        self._resubmits: dict[int, int] = {}  # trial id -> runs again after infrastructure failures
         log.info("ray: %d worker(s), %.3g CPU and %.3g GPU each", self.workers, cpus,
                  self.options["gpus_per_trial"])
 
@@ -169,11 +178,12 @@ class RayExecutor(Executor):
         return min(share, 1.0) if self.options["address"] else share
 
     def _new_worker(self) -> Any:
-        return self._worker_cls.remote(self._spec, *self._names)
+        worker = self._worker_cls.remote(self._spec, *self._names)
+        self._where[worker._actor_id.hex()] = worker.node.remote()
+        return worker
 
     def submit(self, job: Job) -> None:
-        worker = self._idle.pop()
-        self._running[worker.evaluate.remote(job)] = (job, worker, time.time())
+        self._launch(job, self._idle.pop())
 
     def collect(self, timeout: float | None = None) -> list[tuple[Job, Result]]:
         import ray
@@ -188,25 +198,56 @@ class RayExecutor(Executor):
         ready, _ = ray.wait(list(self._running), num_returns=1, timeout=wait)
         if ready:  # take everything else that finished too
             ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-        finished = [self._finish(ref) for ref in ready]
+        finished = [done for done in map(self._finish, ready) if done is not None]
         if limit:
             finished += self._expire(limit)
         return finished
 
-    def _finish(self, ref: Any) -> tuple[Job, Result]:
-        """Result of a finished task; a worker that died on every retry becomes a failed trial."""
+    def _finish(self, ref: Any) -> tuple[Job, Result] | None:
+        """Result of a finished task, or None when it was submitted again after an infrastructure
+        failure. A worker process that died on every one of Ray's retries (the candidate crashes it)
+        becomes a failed trial; a worker lost with its node is replaced and the trial run again."""
         import ray
 
         job, worker, _ = self._running.pop(ref)
         try:
             result = ray.get(ref)
         except ray.exceptions.RayActorError as err:
+            if self._infrastructure(err, worker) and self._resubmits.get(job.trial_id, 0) < MAX_RESUBMITS:
+                self._resubmits[job.trial_id] = self._resubmits.get(job.trial_id, 0) + 1
+                log.warning("trial %d: its worker was lost with its node (%s); running it again on another worker",
+                            job.trial_number, _first_line(err))
+                ray.kill(worker, no_restart=True)
+                self._where.pop(worker._actor_id.hex(), None)
+                self._launch(job, self._new_worker())
+                return None
             result = Result.failed(f"worker died {self.options['retries'] + 1} time(s) on this trial: "
                                    f"{_first_line(err)}")
         except ray.exceptions.RayError as err:
             result = Result.failed(f"ray: {_first_line(err)}")
+        self._resubmits.pop(job.trial_id, None)
         self._idle.append(worker)
         return job, result
+
+    def _launch(self, job: Job, worker: Any) -> None:
+        self._running[worker.evaluate.remote(job)] = (job, worker, time.time())
+
+    def _infrastructure(self, err: Exception, worker: Any) -> bool:
+        """Whether an actor error is the cluster's doing (the worker's node is gone or its raylet does
+        not answer), not the candidate's (its process died on a node that is alive)."""
+        import ray
+
+        if getattr(err, "preempted", False):
+            return True
+        nodes = {n["NodeID"]: n for n in ray.nodes()}
+        try:
+            where = ray.get(self._where[worker._actor_id.hex()], timeout=2)
+        except Exception:  # never answered: started on a node that failed, or still starting
+            return any(not n.get("Alive") for n in nodes.values())
+        node = nodes.get(where)
+        if node is None or not node.get("Alive"):
+            return True
+        return not _answers(node["NodeManagerAddress"], int(node["NodeManagerPort"]))
 
     def _expire(self, limit: float) -> list[tuple[Job, Result]]:
         """Fail trials past the time limit and replace their workers."""
@@ -253,6 +294,7 @@ def _connect(address: str, log_to_driver: bool) -> None:
     import ray
 
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
+    _cluster_messages_to_stderr()
     if not address:
         ray.init(num_cpus=os.cpu_count(), **kwargs)
         return
@@ -261,6 +303,22 @@ def _connect(address: str, log_to_driver: bool) -> None:
         ray.init(address=address, **kwargs)
     except (ConnectionError, TimeoutError, ValueError) as err:
         raise SpecError(f"executor.address: cannot join the Ray cluster at {address!r}: {_first_line(err)}") from None
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Ray's driver prints the cluster's error messages ("(raylet) a worker died ...") to stdout, where
+    they would break ``nas search --json``; send them to stderr with the rest of the diagnostics."""
+    from ray._private import worker
+
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "_nas_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._nas_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
@@ -276,6 +334,17 @@ def _probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
         raise SpecError(f"executor.address: no Ray cluster answers at {address!r} ({err.strerror or err})") from None
+
+
+def _answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _first_line(err: Exception) -> str:
