@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import registry
+from nas import batching, registry
 from nas.controllers import make_sampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
@@ -29,7 +29,8 @@ from nas.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_STREAK = 50  # consecutive repeats before the loop injects a random unseen architecture
+DUPLICATE_STREAK = 10  # consecutive repeats before the loop injects a random unseen architecture (Optuna
+# samplers do not see repeats, told FAIL, so TPE may propose one architecture many times: break that soon)
 EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
 ELAPSED_ATTR = "nas:elapsed_s"
 
@@ -112,6 +113,7 @@ class Search:
     def run(self) -> Outcome:
         """Search until the budget, the time limit, exhaustion or repeated failure stops it."""
         self.ledger = Ledger.load(self.study)
+        batching.install(self.study._storage)
         self._seed_best()
         self.started = time.time()
         self._last_elapsed_write = self.started
@@ -136,11 +138,13 @@ class Search:
         while True:
             while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
                    and self.ledger.evaluated + self.executor.in_flight() < budget and not self._time_up()):
-                self._ask_one()
+                with batching.deferred(self.study._storage):  # one journal sync for the trial's attributes
+                    self._ask_one()
             if self.executor.in_flight() == 0:
                 break
             for job, result in self.executor.collect(timeout=1.0):
-                self._tell(job, result)
+                with batching.deferred(self.study._storage):
+                    self._tell(job, result)
             self._show()
         self._show(final=True)
         if self.stop is not None:
@@ -219,6 +223,7 @@ class Search:
                   self.spec.seed)
         self.trials[trial.number] = (trial, cheap)
         self.in_flight_arch[arch_id] = trial.number
+        batching.flush(self.study._storage)  # the trial's params and attributes, before a worker sees it
         self.executor.submit(job)
 
     def _enqueue_unseen(self) -> None:
@@ -276,6 +281,7 @@ class Search:
         """Write a trial's metrics and info, then tell it."""
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("info", _plain(info))
+        batching.flush(self.study._storage)  # the sampler's after_trial sees them
         return self.study.tell(trial, values, state=state)
 
     def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,

@@ -48,7 +48,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug, never hide it
             traceback.print_exc(file=sys.stderr)
             click.echo(f"nas: internal error (a bug in nasforge; please report it with the traceback above): "
-                       f"{type(err).__name__}: {_one_line(err)}. A search stopped by it can be continued "
+                       f"{type(err).__name__}: {_one_line(err).rstrip('.')}. A search stopped by it can be continued "
                        "with 'nas resume <run folder>'.", err=True)
             sys.exit(EXIT_BUG)
 
