@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from nas.cli.base import handle_errors
 from nas.config import SpecError
-
 from tests.conftest import nb201_spec, run_nas, write_spec
 
 
