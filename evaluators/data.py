@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from nas.config import SpecError
+
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]  # x, y, x_test, y_test
@@ -59,7 +61,7 @@ def load(name: str, data_dir: str = "", seed: int = 0, valid_fraction: float = 0
         ValueError: a file is malformed or the arrays are inconsistent.
     """
     if name not in LOADERS:
-        raise ValueError(f"evaluator.data: unknown data set {name!r}; known: {', '.join(LOADERS)}")
+        raise SpecError(f"evaluator.data: unknown data set {name!r}; known: {', '.join(LOADERS)}")
     x, y, x_test, y_test = LOADERS[name](data_dir)
     if size:
         x = downsample(x, size)
@@ -99,7 +101,7 @@ def shape_of(name: str, data_dir: str = "", size: int = 0) -> tuple[tuple[int, i
 def _factor(h: int, w: int, size: int) -> int:
     """The integer downsampling factor from (h, w) to ``size``; ``ValueError`` if there is none."""
     if h != w or size <= 0 or h % size:
-        raise ValueError(f"evaluator.size: {h}x{w} images cannot be averaged down to {size}x{size} "
+        raise SpecError(f"evaluator.size: {h}x{w} images cannot be averaged down to {size}x{size} "
                          f"(size must divide {h})")
     return h // size
 
@@ -116,7 +118,7 @@ def _split(x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generat
     order = rng.permutation(len(x))
     held = max(1, int(round(len(x) * fraction)))
     if held >= len(x):
-        raise ValueError(f"data: {len(x)} examples are too few to hold out {fraction:.0%}")
+        raise SpecError(f"data: {len(x)} examples are too few to hold out {fraction:.0%}")
     return x[order[held:]], y[order[held:]], x[order[:held]], y[order[:held]]
 
 
@@ -139,13 +141,13 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as handle:
             header = handle.read(4)
             if len(header) != 4 or header[:2] != b"\x00\x00" or header[2] != 0x08:
-                raise ValueError(f"{path}: not an IDX file of unsigned bytes (magic {header.hex()})")
+                raise SpecError(f"{path}: not an IDX file of unsigned bytes (magic {header.hex()})")
             dims = struct.unpack(">" + "I" * header[3], handle.read(4 * header[3]))
             data = np.frombuffer(handle.read(), dtype=np.uint8)
     except (OSError, EOFError, struct.error) as err:
-        raise ValueError(f"{path}: unreadable IDX file ({err})") from None
+        raise SpecError(f"{path}: unreadable IDX file ({err})") from None
     if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but holds {data.size} bytes")
+        raise SpecError(f"{path}: header says {dims} but holds {data.size} bytes")
     return data.reshape(dims)
 
 
@@ -161,7 +163,7 @@ def _fashion(data_dir: str) -> Raw:
     x, y, x_test, y_test = arrays
     for images, labels, split in ((x, y, "train"), (x_test, y_test, "t10k")):
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"fashion-mnist: {split} images {images.shape} do not match labels {labels.shape}")
+            raise SpecError(f"fashion-mnist: {split} images {images.shape} do not match labels {labels.shape}")
     return (x[:, None].astype(np.float32) / 255.0, y, x_test[:, None].astype(np.float32) / 255.0, y_test)
 
 
@@ -172,7 +174,7 @@ def _unpickle(path: Path) -> dict:
         with path.open("rb") as handle:
             return pickle.load(handle, encoding="bytes")
     except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: not a CIFAR pickle ({err})") from None
+        raise SpecError(f"{path}: not a CIFAR pickle ({err})") from None
 
 
 def _cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -180,10 +182,10 @@ def _cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np
     for name in names:
         batch = _unpickle(folder / name)
         if b"data" not in batch or label_key not in batch:
-            raise ValueError(f"{folder / name}: expected keys b'data' and {label_key!r}")
+            raise SpecError(f"{folder / name}: expected keys b'data' and {label_key!r}")
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(batch[label_key]):
-            raise ValueError(f"{folder / name}: expected data of shape (N, 3072) with N labels, got {data.shape}")
+            raise SpecError(f"{folder / name}: expected data of shape (N, 3072) with N labels, got {data.shape}")
         xs.append(data.reshape(-1, 3, 32, 32))
         ys.append(np.asarray(batch[label_key]))
     return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
@@ -213,12 +215,12 @@ def _npz(data_dir: str) -> Raw:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+        raise SpecError(f"{path}: not a readable .npz file ({err})") from None
     if "x" not in arrays or "y" not in arrays:
-        raise ValueError(f"{path}: expected arrays 'x' and 'y', found {sorted(arrays)}")
+        raise SpecError(f"{path}: expected arrays 'x' and 'y', found {sorted(arrays)}")
     x, y = _images(arrays["x"], path, "x"), _labels(arrays["y"], path, "y")
     if len(x) != len(y):
-        raise ValueError(f"{path}: x has {len(x)} images but y {len(y)} labels")
+        raise SpecError(f"{path}: x has {len(x)} images but y {len(y)} labels")
     if "x_test" in arrays and "y_test" in arrays:
         return x, y, _images(arrays["x_test"], path, "x_test"), _labels(arrays["y_test"], path, "y_test")
     return x, y, None, None
@@ -231,13 +233,13 @@ def _images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"{path}: {key} must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3, got {x.shape}")
+        raise SpecError(f"{path}: {key} must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3, got {x.shape}")
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
 def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise ValueError(f"{path}: {key} must be a 1-D array of non-negative integer labels, got {y.dtype} {y.shape}")
+        raise SpecError(f"{path}: {key} must be a 1-D array of non-negative integer labels, got {y.dtype} {y.shape}")
     return y
 
 

@@ -22,7 +22,9 @@ class SyntheticEvaluator(Evaluator):
 
     Options: ``seconds`` per evaluation, ``steps`` (intermediate reports, for pruners),
     ``fail_rate`` (share of architectures that fail), ``crash_dir`` (if set, the first attempt of
-    every trial kills its worker process; a marker file in this folder lets the retry succeed).
+    every trial kills its worker process; a marker file in this folder lets the retry succeed),
+    ``crash_after`` (steps the dying first attempt reports first, each with the value 1.0, the best
+    possible score: stale values a retry's pruning must not see).
     """
 
     OPTIONS = {
@@ -30,6 +32,7 @@ class SyntheticEvaluator(Evaluator):
         "steps": Field(int, default=1, min=1),
         "fail_rate": Field(float, default=0.0, min=0.0, max=1.0),
         "crash_dir": Field(str, default=""),
+        "crash_after": Field(int, default=0, min=0),
     }
 
     METRICS = ("score",)
@@ -42,6 +45,8 @@ class SyntheticEvaluator(Evaluator):
             if not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()
+                for step in range(1, self.options["crash_after"] + 1):
+                    reporter.report(step, 1.0)
                 os._exit(17)  # the worker dies mid-trial, as on a hardware fault or OOM kill
         rng = random.Random(int(digest(arch_id), 16))
         score = rng.random()

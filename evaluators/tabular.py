@@ -32,21 +32,21 @@ class Table:
             reader = csv.reader(handle)
             header = next(reader, None)
             if not header or header[0].strip() != "arch" or len(header) < 2:
-                raise ValueError(f"{path}: expected a header 'arch,<metric>,...', got {header!r}")
+                raise SpecError(f"{path}: expected a header 'arch,<metric>,...', got {header!r}")
             columns = tuple(h.strip() for h in header[1:])
             rows: dict[str, dict[str, float]] = {}
             for line, record in enumerate(reader, start=2):
                 if not record:
                     continue
                 if len(record) != len(header):
-                    raise ValueError(f"{path}:{line}: expected {len(header)} fields, got {len(record)}")
+                    raise SpecError(f"{path}:{line}: expected {len(header)} fields, got {len(record)}")
                 try:
                     values = [float(v) for v in record[1:]]
                 except ValueError:
-                    raise ValueError(f"{path}:{line}: non-numeric metric in {record[1:]!r}") from None
+                    raise SpecError(f"{path}:{line}: non-numeric metric in {record[1:]!r}") from None
                 rows[record[0].strip()] = dict(zip(columns, values))
         if not rows:
-            raise ValueError(f"{path}: the table has no rows")
+            raise SpecError(f"{path}: the table has no rows")
         return cls(str(path), rows, columns)
 
     def best(self, column: str, maximize: bool = True) -> float:

@@ -93,7 +93,7 @@ class TrainEvaluator(Evaluator):
     def _device(self) -> torch.device:
         wanted = self.options["device"]
         if wanted == "cuda" and not torch.cuda.is_available():
-            raise ValueError("evaluator.device: 'cuda' requested but no CUDA device is visible")
+            raise SpecError("evaluator.device: 'cuda' requested but no CUDA device is visible")
         return torch.device("cuda" if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()) else "cpu")
 
     def _tensor(self, array: Any) -> torch.Tensor:
@@ -142,7 +142,7 @@ class Trainer:
         self.max_steps = self._max_steps(limits)
         self.max_seconds = limits["seconds"] or math.inf
         if self.max_steps == 0 and self.max_seconds == math.inf:
-            raise ValueError("evaluator.budget: give epochs, steps or seconds")
+            raise SpecError("evaluator.budget: give epochs, steps or seconds")
         self.generator = torch.Generator(device=ev.device).manual_seed(seed)
         self.optimizer = self._optimizer()
         self.autocast = ev.device.type == "cuda" and self.o["amp"]

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas.config import SpecError
 from nas.executors.inline import InlineExecutor
 from nas.search import Search, create_study
 from nas.show import evaluated_trials
@@ -40,7 +41,7 @@ def parse_controller(text: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--controllers: expected NAME:KEY=VALUE:..., got {text!r}")
+            raise SpecError(f"--controllers: expected NAME:KEY=VALUE:..., got {text!r}")
         try:
             table[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -93,7 +94,7 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     rows = Table.read(table)
     metric = metric or rows.columns[0]
     if metric not in rows.columns:
-        raise ValueError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
+        raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
     optimum = rows.best(metric)
     for name in controllers:  # fail fast on a bad name before starting processes
         table_spec(table, space, metric, name, 0, budget)
@@ -183,31 +184,87 @@ def format_loop(result: dict[str, Any]) -> str:
 
 
 # ----- Ray executor overhead ----------------------------------------------------------------------------
-def run_ray(workers: int = 8, seconds: float = 0.5, trials: int = 160) -> dict[str, Any]:
-    """Throughput of trials that sleep ``seconds`` on ``workers`` Ray workers, vs the ideal."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    evaluator = {"name": "synthetic", "seconds": seconds}
-    spec = table_spec("", "nb201", "score", "random", 0, trials,
-                      executor={"name": "ray", "workers": workers}, evaluator=evaluator)
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"journal:{tmp}/ray.journal"
-        study = create_study(spec, open_storage(url))
-        from nas.executors.ray import RayExecutor
+def run_ray(workers: int = 8, seconds: float = 0.5, trials: int = 160, nodes: int = 0,
+            cpus_per_node: int = 4) -> dict[str, Any]:
+    """Throughput of trials that sleep ``seconds`` on ``workers`` Ray workers, vs the ideal.
 
-        started = time.time()
-        Search(spec, study, RayExecutor(**{k: v for k, v in spec.executor.items() if k != "name"}), url, None).run()
-        wall = time.time() - started
-        done = [t for t in evaluated_trials(study) if t.state == TrialState.COMPLETE]
-        info = [t.user_attrs["info"] for t in done]
-    first = min(i["started"] for i in info)
-    last = max(i["started"] + i["seconds"] for i in info)
-    rate = len(done) / (last - first)
+    With ``nodes`` > 0 the workers run on a simulated cluster on this machine
+    (``ray.cluster_utils.Cluster``): a head and ``nodes`` worker nodes of ``cpus_per_node`` logical
+    CPUs each, one CPU per worker. Throughput is measured while every worker is busy (from the last
+    worker's first start to the first worker's last end); the per-trial scheduling overhead is the
+    idle time of a worker between two of its trials (the driver's tell, ask and Ray's dispatch).
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cluster = _simulated_cluster(nodes, cpus_per_node) if nodes else None
+    executor: dict[str, Any] = {"name": "ray", "workers": workers}
+    if cluster is not None:
+        executor.update(address=cluster.address, cpus_per_trial=1.0)
+    spec = table_spec("", "nb201", "score", "random", 0, trials, executor=executor,
+                      evaluator={"name": "synthetic", "seconds": seconds})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"journal:{tmp}/ray.journal"
+            study = create_study(spec, open_storage(url))
+            from nas.executors.ray import RayExecutor
+
+            started = time.time()
+            Search(spec, study, RayExecutor(**{k: v for k, v in spec.executor.items() if k != "name"}), url,
+                   None).run()
+            wall = time.time() - started
+            info = [t.user_attrs["info"] for t in evaluated_trials(study) if t.state == TrialState.COMPLETE]
+    finally:
+        if cluster is not None:
+            import ray
+
+            ray.shutdown()
+            cluster.shutdown()
     ideal = workers / seconds
-    return {"workers": workers, "seconds": seconds, "trials": len(done), "throughput": round(rate, 2),
-            "ideal": ideal, "efficiency": round(rate / ideal, 3), "wall_with_startup": round(wall, 1)}
+    out = {"workers": workers, "seconds": seconds, "trials": len(info), "ideal": ideal,
+           "nodes": f"head + {nodes} x {cpus_per_node} CPUs" if nodes else "local", **ray_timing(info, workers)}
+    out["efficiency"] = round(out["throughput"] / ideal, 3)
+    out["wall_with_startup"] = round(wall, 1)
+    return out
+
+
+def ray_timing(info: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    """Steady-state throughput and per-trial scheduling overhead from trials' start times and durations."""
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for i in info:
+        by_worker.setdefault(i["worker"], []).append((i["started"], i["started"] + i["seconds"]))
+    spans = [sorted(v) for v in by_worker.values()]
+    gaps = [b[0] - a[1] for s in spans for a, b in zip(s, s[1:])]
+    overall = len(info) / (max(e for s in spans for _, e in s) - min(b for s in spans for b, _ in s))
+    if len(spans) < workers:  # some worker never ran a trial: no all-busy window
+        return {"throughput": round(overall, 2), "throughput_overall": round(overall, 2),
+                "overhead_ms_median": None, "overhead_ms_mean": None}
+    lo, hi = max(s[0][0] for s in spans), min(s[-1][1] for s in spans)
+    busy = sum(max(0.0, min(e, hi) - max(b, lo)) for s in spans for b, e in s)
+    mean_seconds = statistics.mean(e - b for s in spans for b, e in s)
+    steady = busy / mean_seconds / (hi - lo) if hi > lo else overall
+    return {"throughput": round(steady, 2), "throughput_overall": round(overall, 2),
+            "overhead_ms_median": round(1000 * statistics.median(gaps), 1) if gaps else None,
+            "overhead_ms_mean": round(1000 * statistics.mean(gaps), 1) if gaps else None}
+
+
+def _simulated_cluster(nodes: int, cpus_per_node: int) -> Any:
+    """A head and ``nodes`` worker nodes of ``cpus_per_node`` logical CPUs each, on this machine."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus_per_node, "include_dashboard": False})
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=cpus_per_node)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return cluster
 
 
 def format_ray(result: dict[str, Any]) -> str:
-    return (f"{result['trials']} trials of {result['seconds']} s on {result['workers']} workers: "
-            f"{result['throughput']} trials/s of ideal {result['ideal']:g} "
-            f"({100 * result['efficiency']:.1f}%); wall {result['wall_with_startup']} s with Ray start-up")
+    overhead = ("" if result["overhead_ms_median"] is None else
+                f"; scheduling overhead per trial {result['overhead_ms_median']} ms median, "
+                f"{result['overhead_ms_mean']} ms mean")
+    return (f"{result['trials']} trials of {result['seconds']} s on {result['workers']} workers ({result['nodes']}): "
+            f"{result['throughput']} trials/s with all workers busy, of ideal {result['ideal']:g} "
+            f"({100 * result['efficiency']:.1f}%); {result['throughput_overall']} trials/s first start to last end"
+            f"{overhead}; wall {result['wall_with_startup']} s with Ray start-up")

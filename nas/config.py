@@ -7,11 +7,11 @@ raises :class:`SpecError` whose message starts with the dotted path of the offen
 
 from __future__ import annotations
 
-import math
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 REQUIRED = object()
 
@@ -22,7 +22,24 @@ _UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3
 
 
 class SpecError(ValueError):
-    """Invalid run spec or option table; the message starts with the field's dotted path."""
+    """Invalid run spec or option table; the message starts with the field's dotted path.
+
+    The one deliberate input-error type: the CLI turns it (and missing files) into one line and
+    exit status 2; any other exception is a bug (traceback, exit status 1).
+    """
+
+
+@contextlib.contextmanager
+def input_errors(prefix: str = "") -> Iterator[None]:
+    """Treat ``ValueError``/``KeyError`` raised inside as bad input (``SpecError``), at a boundary
+    where everything validated comes from the user (a spec's options, a genotype file)."""
+    try:
+        yield
+    except SpecError:
+        raise
+    except (ValueError, KeyError) as err:
+        message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+        raise SpecError(f"{prefix}{message}") from err
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import hashlib
 import json
 from typing import Any, ClassVar, Mapping, TypeVar
 
+from nas.config import SpecError
+
 G = TypeVar("G", bound="Genotype")
 
 
@@ -55,24 +57,26 @@ class Genotype:
     def from_dict(cls: type[G], data: Mapping[str, Any]) -> G:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` on a wrong space or unknown/missing keys."""
         if not isinstance(data, Mapping):
-            raise ValueError(f"genotype: expected a JSON object, got {type(data).__name__}")
+            raise SpecError(f"genotype: expected a JSON object, got {type(data).__name__}")
         space = data.get("space", cls.SPACE)
         if space != cls.SPACE:
-            raise ValueError(f"genotype: space is {space!r}, expected {cls.SPACE!r}")
+            raise SpecError(f"genotype: space is {space!r}, expected {cls.SPACE!r}")
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         unknown = sorted(set(data) - set(names) - {"space"})
         if unknown:
-            raise ValueError(f"genotype: unknown keys {unknown}; expected {names}")
+            raise SpecError(f"genotype: unknown keys {unknown}; expected {names}")
         kwargs = {}
         for spec_field in dataclasses.fields(cls):  # type: ignore[arg-type]
             if spec_field.name in data:
                 kwargs[spec_field.name] = tuplify(data[spec_field.name])
             elif spec_field.default is dataclasses.MISSING:
-                raise ValueError(f"genotype: missing key {spec_field.name!r}")
+                raise SpecError(f"genotype: missing key {spec_field.name!r}")
         try:
             return cls(**kwargs)
-        except TypeError as err:
-            raise ValueError(f"genotype: {err}") from None
+        except SpecError:
+            raise
+        except (TypeError, ValueError) as err:  # the space's own validation in __post_init__
+            raise SpecError(f"genotype: {err}") from None
 
     @classmethod
     def from_json(cls: type[G], text: str) -> G:
@@ -80,7 +84,7 @@ class Genotype:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"genotype: invalid JSON ({err})") from None
+            raise SpecError(f"genotype: invalid JSON ({err})") from None
         return cls.from_dict(data)
 
     def canonical(self) -> Any:

@@ -10,7 +10,7 @@ import importlib
 from importlib import metadata
 from typing import Any
 
-from nas.config import SpecError
+from nas.config import SpecError, input_errors
 
 BUILTIN: dict[str, dict[str, str]] = {
     "spaces": {
@@ -77,4 +77,6 @@ def lookup(kind: str, name: str, path: str | None = None) -> Any:
 
 def make_space(name: str, options: dict[str, Any] | None = None, path: str = "space.name") -> Any:
     """An instance of the space ``name`` with its options validated."""
-    return lookup("spaces", name, path)(**(options or {}))
+    cls = lookup("spaces", name, path)
+    with input_errors("space: "):  # a space's own checks of its options raise ValueError
+        return cls(**(options or {}))

@@ -21,7 +21,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import registry
+from nas import batching, registry
 from nas.controllers import make_sampler
 from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
@@ -34,7 +34,8 @@ from nas.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_STREAK = 50  # consecutive repeats before the loop injects a random unseen architecture
+DUPLICATE_STREAK = 10  # consecutive repeats before the loop injects a random unseen architecture (Optuna
+# samplers do not see repeats, told FAIL, so TPE may propose one architecture many times: break that soon)
 EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
 POLL_S = 1.0  # how often a driver with nothing in flight looks at other drivers' claims
 REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
@@ -106,6 +107,7 @@ class Search:
         self.driver.start()
         self.ledger = Ledger.load(self.study, self.driver)
         self.ledger.requeue(self.study)
+        batching.install(self.study._storage)
         self._seed_best()
         self.started = time.time()
         self._last_elapsed_write = self.started
@@ -134,14 +136,16 @@ class Search:
         while True:
             while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
                    and not self._time_up() and self._room()):
-                self._ask_one()
+                with batching.deferred(self.study._storage):  # one journal sync for the trial's attributes
+                    self._ask_one()
             if self.executor.in_flight() == 0:
                 if not self._others_at_work():
                     break
                 time.sleep(POLL_S)
                 continue
             for job, result in self.executor.collect(timeout=1.0):
-                self._tell(job, result)
+                with batching.deferred(self.study._storage):
+                    self._tell(job, result)
             self._show()
         self._show(final=True)
         if self.stop is not None:
@@ -224,6 +228,7 @@ class Search:
         """Claim ``arch_id`` in the study, then keep the claim only if no other driver's claim or
         result of it exists and the study's budget still has room (see :mod:`nas.ledger`)."""
         self.driver.claim(trial, arch_id)
+        batching.flush(self.study._storage)  # other drivers, and the re-read below, must see the claim
         self.ledger.refresh(self.study, skip=trial.number)
         if arch_id in self.ledger.done:
             self._tell_duplicate(trial, self.ledger.done[arch_id])
@@ -249,10 +254,14 @@ class Search:
         cheap = {"params": float(cost.params), "flops": float(cost.flops)}
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
+        for key, value in constraint_values(self.spec.constraints, cheap).items():
+            trial.set_constraint(key, value)  # TPE, NSGA-II and GP read these to learn feasibility
         if violated:
             self.counts["infeasible"] += 1
             self.infeasible_streak += 1
-            frozen = self._tell_failed(trial, cheap, "infeasible: " + "; ".join(violated), counted=False)
+            # PRUNED (no values): TPE counts it as an infeasible observation; FAIL would hide it.
+            frozen = self._finish(trial, cheap, {"counted": False, "error": "infeasible: " + "; ".join(violated)},
+                                  TrialState.PRUNED)
             self.ledger.done[arch_id] = frozen
             if self.infeasible_streak >= EXHAUSTED_TRIES:
                 self.stop = Outcome("infeasible", self.ledger.evaluated, self.spec.budget,
@@ -263,6 +272,7 @@ class Search:
                   self.spec.seed)
         self.trials[trial.number] = (trial, cheap)
         self.in_flight_arch[arch_id] = trial.number
+        batching.flush(self.study._storage)  # the trial's params and attributes, before a worker sees it
         self.executor.submit(job)
 
     def _enqueue_unseen(self) -> None:
@@ -322,6 +332,7 @@ class Search:
         try:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("info", _plain(info))
+            batching.flush(self.study._storage)  # the sampler's after_trial sees them
             return self.study.tell(trial, values, state=state)
         except UpdateFinishedTrialError:  # another driver judged this one gone: keep its verdict
             log.warning("trial %d was failed by another driver while this one ran it", trial.number)
@@ -336,16 +347,18 @@ class Search:
                             TrialState.FAIL)
 
     def _tell_duplicate(self, trial: optuna.Trial, original: FrozenTrial) -> None:
-        """Tell a repeated architecture the result of the trial that evaluated it (no budget spent)."""
+        """Answer a repeated architecture from the ledger (no budget spent).
+
+        The repeat is told as FAIL with ``info.duplicate_of`` and the original's metrics, so that
+        samplers, ``study.best_trials``, Pareto sets and optuna-dashboard's plots see each
+        architecture once; our history samplers read the original's values through it.
+        """
         self.counts["duplicates"] += 1
-        info = {"counted": False, "duplicate_of": original.number}
+        info = {"counted": False, "duplicate_of": original.number,
+                "duplicate_state": original.state.name.lower()}
         if "error" in original.user_attrs.get("info", {}):
             info["error"] = original.user_attrs["info"]["error"]
-        if original.state == TrialState.PRUNED and original.intermediate_values:
-            step = max(original.intermediate_values)
-            trial.report(original.intermediate_values[step], step)
-        values = original.values if original.state == TrialState.COMPLETE else None
-        self._finish(trial, original.user_attrs.get("metrics", {}), info, original.state, values)
+        self._finish(trial, original.user_attrs.get("metrics", {}), info, TrialState.FAIL)
 
     def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
         """Write the learning curve as intermediate values (with a pruner, the reporter already did)."""
@@ -394,6 +407,23 @@ class Search:
                              metric=metric, running=self.executor.in_flight(),
                              failed=self.counts["failed"], duplicates=self.counts["duplicates"],
                              final=final)
+
+
+def constraint_values(bounds: dict[str, dict[str, float]], metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna constraint values of ``metrics`` under ``bounds`` (spec's ``[constraints]``).
+
+    One value per finite bound, named ``"<metric><=max"`` or ``"<metric>>=min"``: the violation
+    relative to the bound, <= 0 when satisfied (Optuna's convention), so that metrics of different
+    scales weigh alike in the samplers' infeasibility scores.
+    """
+    out: dict[str, float] = {}
+    for metric, b in bounds.items():
+        value = metrics[metric]
+        if math.isfinite(b["max"]):
+            out[f"{metric}<=max"] = (value - b["max"]) / (abs(b["max"]) or 1.0)
+        if math.isfinite(b["min"]):
+            out[f"{metric}>=min"] = (b["min"] - value) / (abs(b["min"]) or 1.0)
+    return out
 
 
 def _without_name(table: dict[str, Any]) -> dict[str, Any]:

@@ -72,13 +72,13 @@ def _kind(trial: FrozenTrial) -> str:
         return "running"
     if "duplicate_of" in info:
         return "duplicates"
+    error = str(info.get("error", ""))
+    if error.startswith("infeasible"):  # told PRUNED (TPE learns from it) or FAIL (older runs)
+        return "infeasible"
     if trial.state == TrialState.COMPLETE:
         return "complete"
     if trial.state == TrialState.PRUNED:
         return "pruned"
-    error = str(info.get("error", ""))
-    if error.startswith("infeasible"):
-        return "infeasible"
     if not info.get("counted", True) and error.startswith("interrupted"):
         return "interrupted"
     if not info.get("counted", True) and error.startswith("skipped"):

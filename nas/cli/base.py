@@ -8,14 +8,19 @@ import functools
 import logging
 import signal
 import sys
+import traceback
 from typing import Any, Callable
 
 import click
 
 from nas.config import SpecError
 
+EXIT_BUG = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+# Input errors raised on purpose: one line, exit 2. Everything else is a bug in nasforge.
+INPUT_ERRORS = (SpecError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def fail(message: str) -> None:
@@ -24,22 +29,38 @@ def fail(message: str) -> None:
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn caller mistakes into one line and exit status 2; Ctrl-C into a resumable stop."""
+    """Input errors -> one line and exit status 2; Ctrl-C -> a resumable stop (130); any other
+    exception (an unexpected ``KeyError``, numpy's ``LinAlgError``, an Optuna error) -> its
+    traceback, a line saying it is a bug, exit status 1. A search stopped by a bug is resumable:
+    the loop fails its in-flight trials as interrupted (no budget used) before the error leaves it."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (SpecError, ValueError, KeyError, FileNotFoundError, NotADirectoryError) as err:
-            message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
-            if isinstance(err, FileNotFoundError) and err.filename:
-                message = f"{err.filename}: {err.strerror or 'not found'}"
-            fail(message)
+        except INPUT_ERRORS as err:
+            fail(_one_line(err))
         except KeyboardInterrupt:
             click.echo("\nnas: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except click.exceptions.ClickException:
+            raise
+        except Exception as err:  # noqa: BLE001 - the last resort: report a bug, never hide it
+            traceback.print_exc(file=sys.stderr)
+            click.echo(f"nas: internal error (a bug in nasforge; please report it with the traceback above): "
+                       f"{type(err).__name__}: {_one_line(err).rstrip('.')}. A search stopped by it can be continued "
+                       "with 'nas resume <run folder>'.", err=True)
+            sys.exit(EXIT_BUG)
 
     return wrapper
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of an input error (a missing file names its path)."""
+    if isinstance(err, FileNotFoundError) and err.filename:
+        return f"{err.filename}: {err.strerror or 'not found'}"
+    message = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+    return message.strip().splitlines()[0] if message.strip() else type(err).__name__
 
 
 def _setup_logging(verbose: bool) -> None:

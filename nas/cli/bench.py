@@ -60,13 +60,23 @@ def bench_loop(table: str, trials: int, controllers: str, as_json: bool) -> None
 @click.option("--workers", type=int, default=8, show_default=True)
 @click.option("--seconds", type=float, default=0.5, show_default=True, help="Sleep per trial.")
 @click.option("--trials", type=int, default=160, show_default=True)
+@click.option("--nodes", type=int, default=0, show_default=True,
+              help="Simulate a cluster on this machine: a head and NODES worker nodes (0: a local instance).")
+@click.option("--cpus-per-node", type=int, default=4, show_default=True, help="Logical CPUs of each simulated node.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def bench_ray(workers: int, seconds: float, trials: int, as_json: bool) -> None:
+def bench_ray(workers: int, seconds: float, trials: int, nodes: int, cpus_per_node: int, as_json: bool) -> None:
     """Ray executor overhead: throughput of sleeping trials vs the ideal workers/seconds."""
     from nas.bench import format_ray, run_ray
 
-    result = run_ray(workers, seconds, trials)
+    for option, value, low in (("--workers", workers, 1), ("--trials", trials, 1), ("--nodes", nodes, 0),
+                               ("--cpus-per-node", cpus_per_node, 1)):
+        if value < low:
+            raise SpecError(f"{option}: expected an integer >= {low}, got {value}")
+    if nodes and workers > (nodes + 1) * cpus_per_node:
+        raise SpecError(f"--workers: {workers} workers need {workers} CPUs; the simulated cluster has "
+                        f"{(nodes + 1) * cpus_per_node}")
+    result = run_ray(workers, seconds, trials, nodes, cpus_per_node)
     click.echo(json.dumps(result, indent=2) if as_json else format_ray(result))
 
 

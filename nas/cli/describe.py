@@ -41,7 +41,7 @@ def describe(space_name: str, arch: str | None, arch_file: str | None, sample: i
     try:
         info = space.describe(genotype)
     except ValueError as err:  # e.g. a genotype that does not fit the preset
-        raise ValueError(f"{source}: {err}") from None
+        raise SpecError(f"{source}: {err}") from None
     if draw:
         space.draw(genotype, draw)
         info["picture"] = str(Path(draw).resolve())
@@ -62,12 +62,12 @@ def _known_or_parsed(space: Any, text: str) -> Any:
         return space.get_known(text)
     known = ", ".join(sorted(space.known())) or "none"
     if not hasattr(space, "parse"):
-        raise ValueError(f"--arch: {text!r} is not a known {space.name} architecture; known: {known}")
+        raise SpecError(f"--arch: {text!r} is not a known {space.name} architecture; known: {known}")
     try:
         return space.parse(text)
     except (ValueError, KeyError) as err:
         reason = err.args[0] if err.args else err
-        raise ValueError(f"--arch: {text!r} is neither a known architecture ({known}) nor a valid text form: "
+        raise SpecError(f"--arch: {text!r} is neither a known architecture ({known}) nor a valid text form: "
                          f"{reason}") from None
 
 
@@ -79,10 +79,10 @@ def _read_genotype(space: Any, path: str) -> Any:
     try:
         data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"--arch-file: {file}: not JSON ({err})") from None
+        raise SpecError(f"--arch-file: {file}: not JSON ({err})") from None
     if isinstance(data, dict) and "genotype" in data:
         data = data["genotype"]
     try:
         return space.from_dict(data)
     except ValueError as err:
-        raise ValueError(f"--arch-file: {file}: {err}") from None
+        raise SpecError(f"--arch-file: {file}: {err}") from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from nas.config import Field
+from nas.config import Field, SpecError
 from nas.controllers import Controller
 from nas.controllers.history import GenotypeSampler, History, winner
 from nas.controllers.surrogate import SurrogateRanker
@@ -43,7 +43,7 @@ class RegularizedEvolutionSampler(GenotypeSampler):
                  seed: int | None = None) -> None:
         super().__init__(space, seed)
         if not 1 <= sample <= population:
-            raise ValueError(f"controller.sample: expected 1 <= sample <= population ({population}), got {sample}")
+            raise SpecError(f"controller.sample: expected 1 <= sample <= population ({population}), got {sample}")
         self.population, self.sample = population, sample
         self.crossover_prob, self.novel_tries, self.candidates = crossover_prob, novel_tries, candidates
         self._ranker = SurrogateRanker(space) if candidates > 1 else None

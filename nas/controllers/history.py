@@ -137,6 +137,7 @@ class GenotypeSampler(BaseSampler):
         signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in study.directions]
         members: list[Member] = []
         seen: set[str] = set()
+        complete: dict[int, tuple[float, ...]] = {}  # trial number -> oriented values
         for trial in study.get_trials(deepcopy=False):
             if current is not None and trial.number == current.number:
                 continue
@@ -146,8 +147,8 @@ class GenotypeSampler(BaseSampler):
             arch_id, genotype = known
             if not released(trial):  # an interrupted architecture may be proposed again
                 seen.add(arch_id)
-            if trial.state == TrialState.COMPLETE and trial.values is not None:
-                values = tuple(s * v for s, v in zip(signs, trial.values))
+            values = _values(trial, signs, complete)
+            if values is not None:
                 members.append(Member(trial.number, genotype, arch_id, values,
                                       trial.datetime_complete or datetime.max))
         members.sort(key=lambda m: (m.completed, m.number))
@@ -166,3 +167,19 @@ class GenotypeSampler(BaseSampler):
             known = None
         self._arch_ids[trial._trial_id] = known
         return known
+
+
+def _values(trial: FrozenTrial, signs: list[float], complete: dict[int, tuple[float, ...]]) -> tuple[float, ...] | None:
+    """Oriented values of a completed trial, or of the completed original a repeat was answered from.
+
+    A repeated proposal is told FAIL with ``info.duplicate_of`` (Optuna's samplers see each
+    architecture once), but it stays a member here with its original's values, as a re-evaluation
+    would be in aging evolution.
+    """
+    if trial.state == TrialState.COMPLETE and trial.values is not None:
+        complete[trial.number] = tuple(s * v for s, v in zip(signs, trial.values))
+        return complete[trial.number]
+    if trial.state == TrialState.FAIL:
+        original = trial.user_attrs.get("info", {}).get("duplicate_of")
+        return complete.get(original) if isinstance(original, int) else None
+    return None

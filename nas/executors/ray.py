@@ -15,10 +15,14 @@ import time
 import uuid
 from typing import Any
 
-from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, StudyReporter, run_job, worker_name
+from nas.config import SpecError
+from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, run_job, worker_name
 from nas.executors import Executor, StudyLink
 
 log = logging.getLogger(__name__)
+
+MAX_RESUBMITS = 5  # runs of one trial again after its worker was lost with a node
+PROBE_TIMEOUT = 10.0  # seconds to wait for a cluster's address to accept a connection
 
 
 class _Worker:
@@ -35,11 +39,20 @@ class _Worker:
         self.broker = ray.get_actor(broker) if broker else None
 
     def evaluate(self, job: Job) -> Result:
-        reporter = _BrokerReporter(self.broker, job.trial_id) if self.broker is not None else NullReporter()
+        # Each call is one attempt: a retry after this process died reports under a new attempt id,
+        # so that the pruner judges the retry by its own values only.
+        reporter = (_BrokerReporter(self.broker, job.trial_id, uuid.uuid4().hex) if self.broker is not None
+                    else NullReporter())
         return run_job(self.evaluator, job, reporter)
 
     def name(self) -> str:
         return worker_name()
+
+    def node(self) -> str:
+        """The Ray node this worker runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 class _DataHolder:
@@ -58,17 +71,24 @@ class _DataHolder:
 class _BrokerReporter:
     """Reporter that forwards to the pruning broker and waits for its answer."""
 
-    def __init__(self, broker: Any, trial_id: int) -> None:
-        self.broker, self.trial_id = broker, trial_id
+    def __init__(self, broker: Any, trial_id: int, attempt: str) -> None:
+        self.broker, self.trial_id, self.attempt = broker, trial_id, attempt
 
     def report(self, step: int, value: float) -> bool:
         import ray
 
-        return bool(ray.get(self.broker.report.remote(self.trial_id, step, value)))
+        return bool(ray.get(self.broker.report.remote(self.trial_id, step, value, self.attempt)))
 
 
 class _PruneBroker:
-    """Actor body on the driver's node: records intermediate values and asks the pruner."""
+    """Actor body on the driver's node: records intermediate values and asks the pruner.
+
+    A trial retried after its worker died reports again from its first step. Optuna keeps the first
+    value reported for a step, so the broker writes each value itself: when a retry starts, the dead
+    attempt's values become NaN (which pruners skip) until the retry overwrites them; the pruner
+    is asked about a copy of the trial holding only the current attempt's values; reports from an
+    attempt that a newer one replaced are answered "stop".
+    """
 
     def __init__(self, storage_url: str, study_name: str, pruner: dict[str, Any]) -> None:
         import optuna
@@ -79,11 +99,35 @@ class _PruneBroker:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
                                        sampler=optuna.samplers.RandomSampler(), pruner=make_pruner(pruner))
-        self.reporters: dict[int, StudyReporter] = {}
+        self.attempts: dict[int, tuple[str, dict[int, float]]] = {}  # trial id -> (attempt, its values)
+        self.retired: set[str] = set()
 
-    def report(self, trial_id: int, step: int, value: float) -> bool:
-        reporter = self.reporters.setdefault(trial_id, StudyReporter(self.study, trial_id))
-        return reporter.report(step, value)
+    def report(self, trial_id: int, step: int, value: float, attempt: str = "") -> bool:
+        import math
+
+        if attempt in self.retired:
+            return True  # a replaced attempt: stop it
+        current, values = self.attempts.get(trial_id, (attempt, {}))
+        if current != attempt:  # a retry: blank the dead attempt's values until the retry reaches them
+            self.retired.add(current)
+            for old_step in values:
+                self.study._storage.set_trial_intermediate_value(trial_id, old_step, math.nan)
+            values = {}
+        self.attempts[trial_id] = (attempt, values)
+        if not math.isfinite(value):
+            return False
+        values[step] = float(value)
+        self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
+        return prune_on_values(self.study, trial_id, values)
+
+
+def prune_on_values(study: Any, trial_id: int, values: dict[int, float]) -> bool:
+    """The study pruner's verdict on trial ``trial_id`` as if it had reported only ``values``."""
+    import copy
+
+    frozen = copy.copy(study._storage.get_trial(trial_id))
+    frozen.intermediate_values = dict(values)
+    return bool(study.pruner.prune(study, frozen))
 
 
 class RayExecutor(Executor):
@@ -97,19 +141,15 @@ class RayExecutor(Executor):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR,
-                                          log_to_driver=self.options["log_to_driver"])
-            if self.options["address"]:
-                ray.init(address=self.options["address"], **kwargs)
-            else:
-                ray.init(num_cpus=os.cpu_count(), **kwargs)
+            _connect(self.options["address"], self.options["log_to_driver"])
         cpus = self.options["cpus_per_trial"] or self._even_share()
         tag = uuid.uuid4().hex[:12]
         broker = None
-        if link.storage_url and link.pruner.get("name", "none") != "none":
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        # Helpers live on the driver's node: a worker node that leaves the cluster takes only workers.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        if link.storage_url and link.pruner.get("name", "none") != "none":
             broker = ray.remote(_PruneBroker).options(
                 num_cpus=0, scheduling_strategy=here, name=f"nasforge-broker-{tag}").remote(
                 link.storage_url, link.study_name, dict(link.pruner))
@@ -117,12 +157,15 @@ class RayExecutor(Executor):
             num_cpus=cpus, num_gpus=self.options["gpus_per_trial"],
             max_restarts=-1, max_task_retries=self.options["retries"])
         self._shared = ray.put(evaluator.load_shared())  # once for all workers
-        self._holder = ray.remote(_DataHolder).options(num_cpus=0, name=f"nasforge-data-{tag}").remote()
+        self._holder = ray.remote(_DataHolder).options(num_cpus=0, name=f"nasforge-data-{tag}",
+                                                       scheduling_strategy=here).remote()
         ray.get(self._holder.keep.remote([self._shared]))
         self._spec, self._broker = evaluator, broker
         self._names = (f"nasforge-data-{tag}", f"nasforge-broker-{tag}" if broker is not None else "")
+        self._where: dict[str, Any] = {}  # worker's actor id -> reference to the node it runs on
         self._idle = [self._new_worker() for _ in range(self.workers)]
         self._running: dict[Any, tuple[Job, Any, float]] = {}
+        self._resubmits: dict[int, int] = {}  # trial id -> runs again after infrastructure failures
         log.info("ray: %d worker(s), %.3g CPU and %.3g GPU each", self.workers, cpus,
                  self.options["gpus_per_trial"])
 
@@ -135,11 +178,12 @@ class RayExecutor(Executor):
         return min(share, 1.0) if self.options["address"] else share
 
     def _new_worker(self) -> Any:
-        return self._worker_cls.remote(self._spec, *self._names)
+        worker = self._worker_cls.remote(self._spec, *self._names)
+        self._where[worker._actor_id.hex()] = worker.node.remote()
+        return worker
 
     def submit(self, job: Job) -> None:
-        worker = self._idle.pop()
-        self._running[worker.evaluate.remote(job)] = (job, worker, time.time())
+        self._launch(job, self._idle.pop())
 
     def collect(self, timeout: float | None = None) -> list[tuple[Job, Result]]:
         import ray
@@ -154,25 +198,56 @@ class RayExecutor(Executor):
         ready, _ = ray.wait(list(self._running), num_returns=1, timeout=wait)
         if ready:  # take everything else that finished too
             ready, _ = ray.wait(list(self._running), num_returns=len(self._running), timeout=0)
-        finished = [self._finish(ref) for ref in ready]
+        finished = [done for done in map(self._finish, ready) if done is not None]
         if limit:
             finished += self._expire(limit)
         return finished
 
-    def _finish(self, ref: Any) -> tuple[Job, Result]:
-        """Result of a finished task; a worker that died on every retry becomes a failed trial."""
+    def _finish(self, ref: Any) -> tuple[Job, Result] | None:
+        """Result of a finished task, or None when it was submitted again after an infrastructure
+        failure. A worker process that died on every one of Ray's retries (the candidate crashes it)
+        becomes a failed trial; a worker lost with its node is replaced and the trial run again."""
         import ray
 
         job, worker, _ = self._running.pop(ref)
         try:
             result = ray.get(ref)
         except ray.exceptions.RayActorError as err:
+            if self._infrastructure(err, worker) and self._resubmits.get(job.trial_id, 0) < MAX_RESUBMITS:
+                self._resubmits[job.trial_id] = self._resubmits.get(job.trial_id, 0) + 1
+                log.warning("trial %d: its worker was lost with its node (%s); running it again on another worker",
+                            job.trial_number, _first_line(err))
+                ray.kill(worker, no_restart=True)
+                self._where.pop(worker._actor_id.hex(), None)
+                self._launch(job, self._new_worker())
+                return None
             result = Result.failed(f"worker died {self.options['retries'] + 1} time(s) on this trial: "
                                    f"{_first_line(err)}")
         except ray.exceptions.RayError as err:
             result = Result.failed(f"ray: {_first_line(err)}")
+        self._resubmits.pop(job.trial_id, None)
         self._idle.append(worker)
         return job, result
+
+    def _launch(self, job: Job, worker: Any) -> None:
+        self._running[worker.evaluate.remote(job)] = (job, worker, time.time())
+
+    def _infrastructure(self, err: Exception, worker: Any) -> bool:
+        """Whether an actor error is the cluster's doing (the worker's node is gone or its raylet does
+        not answer), not the candidate's (its process died on a node that is alive)."""
+        import ray
+
+        if getattr(err, "preempted", False):
+            return True
+        nodes = {n["NodeID"]: n for n in ray.nodes()}
+        try:
+            where = ray.get(self._where[worker._actor_id.hex()], timeout=2)
+        except Exception:  # never answered: started on a node that failed, or still starting
+            return any(not n.get("Alive") for n in nodes.values())
+        node = nodes.get(where)
+        if node is None or not node.get("Alive"):
+            return True
+        return not _answers(node["NodeManagerAddress"], int(node["NodeManagerPort"]))
 
     def _expire(self, limit: float) -> list[tuple[Job, Result]]:
         """Fail trials past the time limit and replace their workers."""
@@ -211,6 +286,65 @@ class RayExecutor(Executor):
     def describe(self) -> str:
         where = self.options["address"] or "local Ray instance"
         return f"ray executor, {self.workers} worker(s) on {where}"
+
+
+def _connect(address: str, log_to_driver: bool) -> None:
+    """Start a local Ray instance, or join the cluster at ``address`` (``SpecError`` within seconds
+    when nothing answers there, instead of Ray's minutes of retries)."""
+    import ray
+
+    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
+    _cluster_messages_to_stderr()
+    if not address:
+        ray.init(num_cpus=os.cpu_count(), **kwargs)
+        return
+    _probe(address)
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, TimeoutError, ValueError) as err:
+        raise SpecError(f"executor.address: cannot join the Ray cluster at {address!r}: {_first_line(err)}") from None
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Ray's driver prints the cluster's error messages ("(raylet) a worker died ...") to stdout, where
+    they would break ``nas search --json``; send them to stderr with the rest of the diagnostics."""
+    from ray._private import worker
+
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "_nas_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        original({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._nas_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
+def _probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Fail fast when ``host:port`` (or ``ray://host:port``) does not accept a connection."""
+    import socket
+
+    if address == "auto" or address.startswith("local"):
+        return  # Ray itself looks up a cluster on this host, and fails at once when there is none
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        raise SpecError(f"executor.address: expected HOST:PORT, ray://HOST:PORT or 'auto', got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise SpecError(f"executor.address: no Ray cluster answers at {address!r} ({err.strerror or err})") from None
+
+
+def _answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def _first_line(err: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -103,3 +104,33 @@ def test_ctrl_c_stops_workers_and_leaves_a_resumable_run(tmp_path):
     counted = evaluated_trials(study)
     assert len(counted) == 30 and len({t.user_attrs["arch_id"] for t in counted}) == 30
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+
+
+def test_a_dead_attempts_reports_do_not_reach_the_pruner_of_its_retry(tmp_path, ray_session):
+    # every first attempt reports 1.0 (the best score) for 2 of 4 steps, then its worker dies
+    study, outcome = synthetic(tmp_path, {"workers": 2, "retries": 2},
+                               pruner={"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+                               steps=4, crash_dir=str(tmp_path / "crashes"), crash_after=2)
+    counted = evaluated_trials(study)
+    assert outcome.reason == "budget" and len(counted) == 8
+    for trial in counted:  # the retry's own curve (NaN past where a pruned retry stopped), no stale 1.0
+        values = list(trial.intermediate_values.values())
+        assert all(v < 1.0 or math.isnan(v) for v in values) and not math.isnan(values[0]), values
+    # with the stale 1.0s the pruner would see each trial's best value as 1.0 and never prune
+    assert any(t.state == TrialState.PRUNED for t in counted)
+
+
+def test_an_unreachable_ray_address_fails_fast_with_one_line(tmp_path, nb201_table):
+    import socket
+
+    with socket.socket() as sock:  # a free port: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spec = write_spec(tmp_path / "s.toml", nb201_spec(nb201_table))
+    started = time.time()
+    proc = run_nas("search", str(spec), "--ray-address", f"127.0.0.1:{port}", timeout=120)
+    assert time.time() - started < 30
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"executor.address: no Ray cluster answers at '127.0.0.1:{port}'" in lines[0]
+    assert not (tmp_path / "t").exists()

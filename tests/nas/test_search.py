@@ -63,7 +63,27 @@ def test_budget_counts_unique_architectures_and_duplicates_reuse_results(nb201_t
     for dup in duplicates:
         original = by_number[dup.user_attrs["info"]["duplicate_of"]]
         assert original.user_attrs["arch_id"] == dup.user_attrs["arch_id"]
-        assert dup.values == original.values and dup.state == original.state
+        assert dup.state == optuna.trial.TrialState.FAIL and dup.values is None  # samplers see it once
+        assert dup.user_attrs["metrics"] == original.user_attrs["metrics"]
+        assert dup.user_attrs["info"]["duplicate_state"] == original.state.name.lower()
+    complete_ids = [t.user_attrs["arch_id"] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete_ids) == len(set(complete_ids))
+    assert {t.number for t in study.best_trials} <= {t.number for t in counted}
+
+
+def test_history_samplers_still_count_repeats_as_members(nb201_table):
+    """A repeat told FAIL is a member with its original's values (as before: evolution unaffected)."""
+    data = nb201_spec(nb201_table, run={"budget": 40, "seed": 3},
+                      controller={"name": "evolution", "population": 2, "sample": 2, "novel_tries": 1,
+                      "candidates": 1})
+    study, _ = run_in_memory(data)
+    members = study.sampler.history(study, None).members
+    complete = {t.number: t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    repeats = [t for t in study.trials if t.user_attrs.get("info", {}).get("duplicate_of") in complete]
+    assert repeats and len(members) == len(complete) + len(repeats)
+    by_number = {m.number: m for m in members}
+    for dup in repeats:
+        assert by_number[dup.number].values == tuple(complete[dup.user_attrs["info"]["duplicate_of"]].values)
 
 
 def test_seeded_inline_runs_are_reproducible(nb201_table):
@@ -97,8 +117,12 @@ def test_constraints_reject_architectures_before_evaluation(nb201_table):
     counted = evaluated_trials(study)
     assert len(counted) == 20
     assert all(t.user_attrs["metrics"]["flops"] <= limit for t in counted)
-    infeasible = [t for t in study.trials if str(t.user_attrs.get("info", {}).get("error", "")).startswith("infeasible")]
+    infeasible = [t for t in study.trials if str(t.user_attrs.get("info", {}).get("error", "")).startswith("infeasible")
+                  and "duplicate_of" not in t.user_attrs["info"]]
     assert infeasible and all(not t.user_attrs["info"]["counted"] for t in infeasible)
+    # the bound reaches the samplers as an Optuna constraint: infeasible ones are PRUNED (TPE reads them)
+    assert all(t.state == optuna.trial.TrialState.PRUNED and t.constraints["flops<=max"] > 0 for t in infeasible)
+    assert all(t.constraints["flops<=max"] <= 0 for t in counted)
 
 
 def test_median_pruner_stops_unpromising_trials():
@@ -166,3 +190,16 @@ def test_children_record_their_parents_arch_ids(controller):
             assert first_seen[parent] < child.number
             assert parent != child.user_attrs["arch_id"]
     assert all(not t.system_attrs.get(PARENTS_ATTR) for t in trials[:5])
+
+
+def test_tpe_learns_feasibility_from_constraints(nb201_table):
+    """Infeasible candidates reach TPE as constrained observations: it proposes far fewer of them."""
+    def infeasible(controller: str) -> int:
+        data = nb201_spec(nb201_table, run={"budget": 40, "seed": 0}, controller={"name": controller},
+                          constraints={"flops": {"max": 30e6}})  # about a third of NB201 is feasible
+        study, outcome = run_in_memory(data)
+        assert outcome.reason == "budget"
+        return sum(str(t.user_attrs.get("info", {}).get("error", "")).startswith("infeasible") for t in study.trials)
+
+    tpe, rnd = infeasible("tpe"), infeasible("random")
+    assert tpe < 0.5 * rnd, (tpe, rnd)
