@@ -295,8 +295,11 @@ def _connect(address: str, log_to_driver: bool) -> None:
 
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
     _cluster_messages_to_stderr()
-    if not address:
-        ray.init(num_cpus=os.cpu_count(), **kwargs)
+    address = address or os.environ.get("RAY_ADDRESS", "")
+    if not address or address == "local":
+        # "local": a new instance even when a `ray start` cluster runs on this host (plain ray.init()
+        # would join it, and refuse num_cpus); RAY_ADDRESS, Ray's own variable, still selects a cluster.
+        ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
         return
     _probe(address)
     try:
