@@ -10,7 +10,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Mapping, TypeVar
+from typing import Any, ClassVar, Generic, Iterable, Mapping, TypeVar
 
 from nas.config import Field, SpecError, validate
 from nas.genotype import Genotype
@@ -154,6 +154,42 @@ class SearchSpace(ABC, Generic[G]):
     def draw(self, genotype: G, path: str) -> None:
         """Render a picture of the architecture to ``path`` (PNG)."""
         raise NotImplementedError(f"space {self.name!r} cannot draw architectures")
+
+    # ----- latency lookup tables (optional capability) -----------------------------------------
+    # A space supports ``nas latency build-lut`` and ``latency_pred_ms`` by implementing three methods:
+    #   latency_blocks(genotype, task) -> keys   torch-free: the blocks its network is made of, one key
+    #                                            per block occurrence, at its real input shapes
+    #                                            (``nas.latency.block_key``); what is not listed is
+    #                                            left to the table's fitted correction;
+    #   latency_cover() -> genotypes             torch-free: a family whose blocks include every block
+    #                                            any genotype of the space (with its options) can
+    #                                            produce, so ``latency_universe`` enumerates them all;
+    #   latency_module(key) -> nn.Module         torch side: the block of ``key`` alone, taking one
+    #                                            tensor per input shape of the key.
+    # ``latency_universe`` may be overridden instead of ``latency_cover`` where listing the blocks
+    # directly is simpler (randwire).
+    def latency_blocks(self, genotype: G, task: Task | None = None) -> list[str]:
+        """Block keys of ``genotype``'s network, one per occurrence, at their input shapes."""
+        raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
+
+    def latency_cover(self) -> Iterable[G]:
+        """Genotypes whose blocks together cover every block the space can produce."""
+        raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
+
+    def latency_universe(self, task: Task | None = None) -> list[str]:
+        """Every block key the space can produce (the cover's, and those of the published architectures
+        the space contains)."""
+        keys: dict[str, None] = {}
+        for genotype in self.latency_cover():
+            keys.update(dict.fromkeys(self.latency_blocks(genotype, task)))
+        for genotype in self.known().values():
+            if self.contains(genotype):
+                keys.update(dict.fromkeys(self.latency_blocks(genotype, task)))
+        return list(keys)
+
+    def latency_module(self, key: str) -> Any:
+        """The ``torch.nn.Module`` of one block key (torch is imported here, lazily)."""
+        raise NotImplementedError(f"space {self.name!r} cannot build latency blocks")
 
     def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
         """Write space-specific outputs of a finished search into the run folder.
