@@ -1,9 +1,16 @@
-"""Objectives: named metrics with a direction, and derived ones such as the MnasNet reward.
+"""Objectives: named metrics with a direction, cheap ones known before training, and derived ones
+such as the MnasNet reward.
+
+Cheap metrics (:func:`cheap_metrics`) come from the genotype alone: ``params``, ``flops`` and, with
+a latency lookup table (``[latency] lut``), ``latency_pred_ms``. ``[constraints]`` bounds them
+before any training.
 
 A reward objective combines an accuracy metric with a cost metric (FLOPs, params, a latency):
 ``reward = accuracy * (cost / target) ** w`` with ``w = alpha`` when ``cost <= target`` and
 ``w = beta`` otherwise (Tan et al. 2019, MnasNet). ``alpha = beta = -0.07`` is the soft constraint;
-``alpha = 0, beta = -1`` the hard one. Set ``w`` to use one exponent for both sides.
+``alpha = 0, beta = -1`` the hard one. Set ``w`` to use one exponent for both sides. With
+``cost = "latency_ms"`` (measured) or ``"latency_pred_ms"`` (predicted) it is MnasNet's
+latency-aware reward.
 """
 
 from __future__ import annotations
@@ -41,6 +48,25 @@ def mnas_reward(accuracy: float, cost: float, target: float, alpha: float, beta:
     """``accuracy * (cost / target) ** (alpha if cost <= target else beta)``."""
     exponent = alpha if cost <= target else beta
     return accuracy * (cost / target) ** exponent
+
+
+def load_latency_table(spec: Any, space: Any) -> Any:
+    """The run's latency lookup table (``[latency] lut``), or None when the run has none."""
+    path = getattr(spec, "latency", {}).get("lut")
+    if not path:
+        return None
+    from nas.latency import LatencyTable
+
+    return LatencyTable.load(path)
+
+
+def cheap_metrics(space: Any, genotype: Any, task: Any, latency_table: Any = None) -> dict[str, float]:
+    """Metrics known before training: params, FLOPs and, with a lookup table, ``latency_pred_ms``."""
+    cost = space.cost(genotype, task)
+    out = {"params": float(cost.params), "flops": float(cost.flops)}
+    if latency_table is not None:
+        out["latency_pred_ms"] = latency_table.predict(space, genotype, task)
+    return out
 
 
 def derived_metrics(objectives: Sequence[Mapping[str, Any]], metrics: Mapping[str, float]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from nas import registry
 from nas.controllers import make_sampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
-from nas.objectives import derived_metrics
+from nas.objectives import cheap_metrics, derived_metrics, load_latency_table
 from nas.progress import Progress
 from nas.pruners import make_pruner
 from nas.spec import RunSpec
@@ -99,6 +99,7 @@ class Search:
         self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
             spec.evaluator_spec().options, self.space)
         self.distributions = self.space.distributions()
+        self.latency_table = load_latency_table(spec, self.space)
         self.rng = random.Random(spec.seed)
         self.trials: dict[int, tuple[optuna.Trial, dict[str, float]]] = {}  # in flight, by number
         self.parked: dict[str, list[optuna.Trial]] = {}  # arch_id in flight -> duplicates waiting for it
@@ -197,8 +198,7 @@ class Search:
             self._submit(trial, genotype, arch_id)
 
     def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
-        cost = self.space.cost(genotype, self.task)
-        cheap = {"params": float(cost.params), "flops": float(cost.flops)}
+        cheap = cheap_metrics(self.space, genotype, self.task, self.latency_table)
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
         if violated:
@@ -293,8 +293,9 @@ class Search:
         self._finish(trial, original.user_attrs.get("metrics", {}), info, original.state, values)
 
     def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
-        """Write the learning curve as intermediate values (with a pruner, the reporter already did)."""
-        if self.spec.pruner["name"] != "none":
+        """Write the learning curve as intermediate values (with a pruner, the reporter already did;
+        Optuna keeps none for multi-objective studies: the curve stays in ``info``)."""
+        if self.spec.pruner["name"] != "none" or len(self.spec.objectives) > 1:
             return
         for step, value in result.info.get("curve") or []:
             if math.isfinite(value):
