@@ -100,3 +100,25 @@ def test_an_objective_on_latency_ms_makes_the_train_evaluator_measure_it():
         latency = trial.user_attrs["metrics"]["latency_ms"]
         assert 0 < latency < 1000 and trial.values[1] == latency
         assert trial.user_attrs["info"]["latency"]["threads"] == 1
+
+
+def test_block_listing_and_prediction_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    lut = handmade_table(tmp_path / "lut.json")
+    code = ("import sys, random\n"
+            "import nas.latency, nas.cli.latency, nas.objectives\n"
+            "from nas import registry\n"
+            "for name in ('nasnet', 'nb201', 'scaling', 'randwire'):\n"
+            "    __import__(f'search_spaces.{name}.latency')\n"
+            "    space = registry.make_space(name, {'preset': 'proxy'})\n"
+            "    space.latency_universe(); space.latency_blocks(space.sample(random.Random(0)))\n"
+            f"table = nas.latency.LatencyTable.load({str(lut)!r})\n"
+            "space = registry.make_space('nb201', {'preset': 'proxy'})\n"
+            "print(table.predict(space, space.sample(random.Random(0))))\n"
+            "loaded = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
+            "print('TORCH' if loaded else 'CLEAN')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "CLEAN" and float(out.stdout.split()[0]) > 0
