@@ -128,7 +128,8 @@ class LatencyTable:
         if backend is not None and backend != self.backend:
             raise ValueError(f"{where} was built for backend {self.backend!r}, not {backend!r}")
         now = versions()
-        for lib, version in self.versions.items():
+        relevant = ("torch",) if self.backend == "torch" else ("torch", "onnxruntime")  # the exporter is torch's
+        for lib, version in ((k, v) for k, v in self.versions.items() if k in relevant):
             if now.get(lib, "") != version:
                 raise ValueError(f"{where} was built with {lib} {version or '(none)'}, this machine has "
                                  f"{now.get(lib) or '(none)'}: stale, rebuild it")

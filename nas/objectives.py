@@ -15,10 +15,13 @@ latency-aware reward.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Mapping, Sequence
 
 from nas.config import Field, SpecError, validate
+
+log = logging.getLogger(__name__)
 
 REWARD_FIELDS = {
     "accuracy": Field(str, default="accuracy", help="metric multiplied by the cost factor"),
@@ -50,14 +53,32 @@ def mnas_reward(accuracy: float, cost: float, target: float, alpha: float, beta:
     return accuracy * (cost / target) ** exponent
 
 
-def load_latency_table(spec: Any, space: Any) -> Any:
-    """The run's latency lookup table (``[latency] lut``), or None when the run has none."""
-    path = getattr(spec, "latency", {}).get("lut")
+def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
+    """The run's latency lookup table (``[latency] lut``), or None when the run has none.
+
+    A missing file is built on this machine first when ``[latency] build`` is on (the driver then
+    imports torch); the table is checked against the run's space, task and backend.
+    """
+    latency = getattr(spec, "latency", {})
+    path = latency.get("lut")
     if not path:
         return None
+    from pathlib import Path
+
     from nas.latency import LatencyTable
 
-    return LatencyTable.load(path)
+    if latency.get("build", True) and not Path(path).exists():
+        from evaluators.latency import Settings
+        from evaluators.lut import build_table
+
+        log.info("building the latency table %s on this machine", path)
+        settings = Settings(latency["backend"], latency["device"], latency["batch"], latency["threads"])
+        custom = task if task != space.default_task() else None
+        table = build_table(space, settings, custom, latency["fit"])
+        table.save(path)
+    table = LatencyTable.load(path)
+    table.check(space, task, latency.get("backend"))
+    return table
 
 
 def cheap_metrics(space: Any, genotype: Any, task: Any, latency_table: Any = None) -> dict[str, float]:

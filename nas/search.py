@@ -99,7 +99,7 @@ class Search:
         self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
             spec.evaluator_spec().options, self.space)
         self.distributions = self.space.distributions()
-        self.latency_table = load_latency_table(spec, self.space)
+        self.latency_table = load_latency_table(spec, self.space, self.task)
         self.rng = random.Random(spec.seed)
         self.trials: dict[int, tuple[optuna.Trial, dict[str, float]]] = {}  # in flight, by number
         self.parked: dict[str, list[optuna.Trial]] = {}  # arch_id in flight -> duplicates waiting for it

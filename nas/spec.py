@@ -30,7 +30,15 @@ else:  # pragma: no cover
 CHEAP_METRICS: tuple[str, ...] = ("params", "flops")  # computed from the genotype before evaluation
 PREDICTED_LATENCY = "latency_pred_ms"  # cheap too, from the [latency] lookup table
 MEASURED_LATENCY = "latency_ms"  # measured by the evaluator (train: evaluator.latency_backend)
-LATENCY_FIELDS = {"lut": Field(str, default="", help="latency lookup table (nas latency build-lut) for latency_pred_ms")}
+LATENCY_FIELDS = {
+    "lut": Field(str, default="", help="latency lookup table (nas latency build-lut) for latency_pred_ms"),
+    "build": Field(bool, default=True, help="build the table on this machine when the file is missing"),
+    "backend": Field(str, default="torch", choices=("torch", "onnxruntime", "onnxruntime-int8")),
+    "device": Field(str, default="cpu", choices=("cpu", "cuda")),
+    "threads": Field(int, default=1, min=1),
+    "batch": Field(int, default=1, min=1),
+    "fit": Field(int, default=10, min=0, help="whole networks measured for the table's correction"),
+}
 
 RUN_FIELDS = {
     "name": Field(str, default="", help="run and study name (default: the spec file's name)"),
@@ -166,7 +174,7 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
     constraints = _validate_constraints(data.get("constraints", {}), cheap)
     if latency["lut"]:
         latency["lut"] = str((base_dir / latency["lut"]).resolve())
-        _check_lut(latency["lut"], space_obj, evaluator)
+        _check_lut(latency, space_obj, evaluator)
     controller = _validate_controller(_table(data, "controller"), space_obj, run["seed"], len(objectives))
     return RunSpec(run=run, space={"name": space["name"], **space_obj.options}, controller=controller,
                    evaluator=evaluator, objectives=objectives, constraints=constraints,
@@ -209,14 +217,17 @@ def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[s
     return {**evaluator, "latency_backend": "torch"} if "latency_backend" in cls.OPTIONS else evaluator
 
 
-def _check_lut(path: str, space: Any, evaluator: dict[str, Any]) -> None:
-    """``latency.lut`` must load and fit the run's space, preset, options and input shape."""
+def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -> None:
+    """``latency.lut`` must load and fit the run's space, preset, options, input shape and backend
+    (a missing file is fine when ``latency.build`` will build it)."""
     from nas.latency import LatencyTable
 
+    if latency["build"] and not Path(latency["lut"]).exists():
+        return
     cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")
     task = cls.task_for(_without(evaluator, "name", "budget"), space)
     try:
-        LatencyTable.load(path).check(space, task)
+        LatencyTable.load(latency["lut"]).check(space, task, latency["backend"])
     except (OSError, ValueError) as err:
         raise SpecError(f"latency.lut: {err}") from None
 

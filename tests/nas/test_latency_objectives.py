@@ -76,7 +76,7 @@ def test_latency_specs_are_checked(tmp_path):
     with pytest.raises(SpecError, match=r"objectives\[0\].metric: latency_pred_ms needs a lookup table"):
         parse_spec(synthetic_spec(objectives=[{"metric": "latency_pred_ms"}]), tmp_path)
     with pytest.raises(SpecError, match=r"latency.lut: .*not found"):
-        parse_spec(synthetic_spec(latency={"lut": "missing.json"}), tmp_path)
+        parse_spec(synthetic_spec(latency={"lut": "missing.json", "build": False}), tmp_path)
     lut = handmade_table(tmp_path / "lut.json", preset="cifar10")
     with pytest.raises(SpecError, match=r"latency.lut: .*preset 'cifar10', not 'nb201' preset 'proxy'"):
         parse_spec(synthetic_spec(space={"preset": "proxy"}, latency={"lut": str(lut)}), tmp_path)
@@ -122,3 +122,19 @@ def test_block_listing_and_prediction_never_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "CLEAN" and float(out.stdout.split()[0]) > 0
+
+
+def test_a_missing_table_is_built_on_this_machine_at_the_start(tmp_path):
+    lut = tmp_path / "built.lut.json"
+    data = synthetic_spec(run={"budget": 4}, space={"preset": "proxy"}, latency={"lut": str(lut), "fit": 2},
+                          constraints={"latency_pred_ms": {"max": 1e6}})
+    study, _ = run_in_memory(data)
+    table = LatencyTable.load(lut)
+    assert table.space == "nb201" and table.fit["networks"] == 2 and all(v > 0 for v in table.blocks.values())
+    assert all(t.user_attrs["metrics"]["latency_pred_ms"] > 0 for t in evaluated_trials(study))
+    # the table now exists: a run asking for another backend is refused at validation
+    with pytest.raises(SpecError, match="latency.lut: .*backend 'torch', not 'onnxruntime'"):
+        parse_spec(synthetic_spec(space={"preset": "proxy"}, latency={"lut": str(lut), "backend": "onnxruntime"}),
+                   tmp_path)
+    with pytest.raises(SpecError, match="latency.lut: .*not found"):
+        parse_spec(synthetic_spec(space={"preset": "proxy"}, latency={"lut": "nope.json", "build": False}), tmp_path)
