@@ -15,7 +15,10 @@ Protocol (one :func:`measure` call):
    ``min_repeats`` were taken and the coefficient of variation of the last ones is below
    ``target_cv``, or ``max_repeats`` / ``max_seconds`` is reached. CUDA runs are timed with CUDA
    events around the call, after synchronising.
-4. Reported: median, p90 and mean (ms), CV, the number of timed runs.
+4. Reported: median, p90 and mean (ms) of the settled runs (the last half, at least
+   ``min_repeats``), their CV and number, and the minimum over all timed runs. Lookup tables use
+   the minimum by default (noise from other processes only ever adds time, so on a shared machine
+   the minimum is the stable statistic; ``--stat median`` for the median).
 
 Interference: a measurement is only as clean as the CPUs it runs on. In a search, the cheap
 ``latency_pred_ms`` comes from a lookup table built once on a quiet machine (``nas latency
@@ -40,7 +43,7 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -93,6 +96,11 @@ class Measurement:
     mean_ms: float
     cv: float
     repeats: int
+    min_ms: float = float("nan")
+
+    def stat(self, name: str) -> float:
+        """``median`` or ``min`` (ms)."""
+        return self.min_ms if name == "min" else self.median_ms
 
     def to_dict(self) -> dict[str, float]:
         """Plain data."""
@@ -100,12 +108,12 @@ class Measurement:
 
 
 def summarize(times_ms: Sequence[float]) -> Measurement:
-    """Median, p90 (nearest rank), mean and coefficient of variation of ``times_ms``."""
+    """Median, p90 (nearest rank), mean, coefficient of variation and minimum of ``times_ms``."""
     ordered = sorted(times_ms)
     mean = statistics.fmean(ordered)
     cv = statistics.pstdev(ordered) / mean if len(ordered) > 1 and mean > 0 else 0.0
     p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
-    return Measurement(statistics.median(ordered), p90, mean, cv, len(ordered))
+    return Measurement(statistics.median(ordered), p90, mean, cv, len(ordered), ordered[0])
 
 
 def time_calls(call: Callable[[], Any], settings: Settings, sync: Callable[[], None] | None = None) -> Measurement:
@@ -135,7 +143,7 @@ def time_calls(call: Callable[[], Any], settings: Settings, sync: Callable[[], N
             if recent.cv <= settings.target_cv or time.perf_counter() > deadline:
                 break
     tail = times[-max(settings.min_repeats, len(times) // 2):]  # the settled part
-    return summarize(tail)
+    return replace(summarize(tail), min_ms=min(times))
 
 
 # ----- pinning ----------------------------------------------------------------------------------

@@ -48,20 +48,20 @@ def is_noop(module: nn.Module) -> bool:
     return isinstance(module, nn.Identity) or (isinstance(module, nn.Sequential) and len(module) == 0)
 
 
-def measure_block(space: Any, key: str, settings: Settings) -> float:
-    """Median latency (ms) of one block alone."""
+def measure_block(space: Any, key: str, settings: Settings, stat: str = "min") -> float:
+    """Latency (ms, the ``stat`` of the timed runs) of one block alone."""
     module = space.latency_module(key)
     if settings.backend != "torch" and is_noop(module):
         return 0.0
     _, _, shapes = parse_key(key)
     with quiet_logs(), torch.no_grad():
         try:
-            return measure(module, shapes, settings).median_ms
+            return measure(module, shapes, settings).stat(stat)
         except Exception as err:  # int8 quantization of glue-only graphs (a lone Add) may be refused
             if settings.backend != "onnxruntime-int8":
                 raise
             log.info("block %s: int8 quantization failed (%s); measured in fp32", key, err)
-            return measure(module, shapes, replace(settings, backend="onnxruntime")).median_ms
+            return measure(module, shapes, replace(settings, backend="onnxruntime")).stat(stat)
 
 
 def measure_network(space: Any, genotype: Any, task: Task | None, settings: Settings,
@@ -97,7 +97,7 @@ def sample_unique(space: Any, count: int, seed: int) -> list[Any]:
 
 
 def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = 10,
-                progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+                progress: Callable[[int, int], None] | None = None, stat: str = "min") -> LatencyTable:
     """Measure every block of ``space`` and fit the correction on ``fit`` whole networks.
 
     Args:
@@ -106,23 +106,24 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         task: input shape and classes (None: the space's preset).
         fit: whole networks measured for the correction (0: none, scale 1 and offset 0).
         progress: called with (blocks done, blocks total).
+        stat: ``min`` or ``median`` of each measurement's timed runs.
     """
     started = time.perf_counter()
     keys = space.latency_universe(task)
     block_settings = replace(settings, **BLOCK_POLICY)
     blocks = {}
     for i, key in enumerate(keys):
-        blocks[key] = measure_block(space, key, block_settings)
+        blocks[key] = measure_block(space, key, block_settings, stat)
         if progress:
             progress(i + 1, len(keys))
     default = task or space.default_task()
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
-                         versions(), blocks, custom_task=task is not None)
+                         versions(), blocks, custom_task=task is not None, stat=stat)
     raw, measured = [], []
     for genotype in sample_unique(space, fit, FIT_SEED):
         raw.append(table.raw(space.latency_blocks(genotype, task)))
-        measured.append(measure_network(space, genotype, task, settings).median_ms)
+        measured.append(measure_network(space, genotype, task, settings).stat(stat))
     table.scale, table.offset = fit_correction(raw, measured)
     table.fit = {"networks": len(raw), "raw_ms": raw, "measured_ms": measured}
     table.build_seconds = time.perf_counter() - started
@@ -143,12 +144,12 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     started = time.perf_counter()
     predicted = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
-    measured = [measure_network(space, g, task, settings).median_ms for g in genotypes]
+    measured = [measure_network(space, g, task, settings).stat(table.stat) for g in genotypes]
     flops = [float(space.cost(g, task or _task_of(space, g)).flops) for g in genotypes]
     report: dict[str, Any] = {**accuracy_stats(predicted, measured), "flops_kendall_tau": kendall_tau(flops, measured),
                               "predict_us": predict_us, "lut": table.describe()}
     if repeat:
-        again = [measure_network(space, g, task, settings).median_ms for g in genotypes[:repeat]]
+        again = [measure_network(space, g, task, settings).stat(table.stat) for g in genotypes[:repeat]]
         diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
         report["repeatability"] = diffs[len(diffs) // 2]
     if out is not None:

@@ -73,6 +73,7 @@ class LatencyTable:
     fit: dict[str, Any] = field(default_factory=dict)  # the whole-network points the correction used
     build_seconds: float = 0.0
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
+    stat: str = "min"  # the statistic of the timed runs the table holds: min or median
 
     def task(self) -> Any:
         """The task the table was built for; None when it is the preset's (as the space decides)."""
@@ -105,7 +106,7 @@ class LatencyTable:
     def describe(self) -> str:
         shape = "x".join(map(str, self.input_shape))
         return (f"{self.space}/{self.preset} input {shape}, {self.backend} on {self.device}, "
-                f"batch {self.batch}, {self.threads} thread(s)")
+                f"batch {self.batch}, {self.threads} thread(s), {self.stat} of runs")
 
     def check(self, space: Any, task: Any = None, backend: str | None = None) -> None:
         """``ValueError`` unless this table fits ``space`` (name, preset, options), the task's input

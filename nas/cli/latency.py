@@ -62,10 +62,13 @@ def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
 @click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
 @click.option("--fit", type=click.IntRange(min=0), default=10, show_default=True,
               help="Whole networks measured to fit the correction.")
+@click.option("--stat", type=click.Choice(("min", "median")), default="min", show_default=True,
+              help="Statistic of the timed runs kept (min: stable on a shared machine).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The table (JSON).")
 @handle_errors
 def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], backend: str, device: str,
-              threads: int, batch: int, input_shape: str | None, classes: int | None, fit: int, out: str) -> None:
+              threads: int, batch: int, input_shape: str | None, classes: int | None, fit: int, stat: str,
+              out: str) -> None:
     """Measure every block configuration of a space on this machine into a lookup table."""
     from evaluators.latency import Settings
     from evaluators.lut import build_table
@@ -81,7 +84,7 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
         if done % 25 == 0 or done == count:
             click.echo(f"  {done}/{count} blocks", err=True)
 
-    table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress)
+    table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
     click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + {table.offset:.4g} ms, "
                f"built in {table.build_seconds:.0f}s")

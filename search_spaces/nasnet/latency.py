@@ -4,6 +4,7 @@ plus each block's sum, each cell's concatenation and the classifier head."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 from nas.latency import block_key
@@ -25,14 +26,20 @@ def layer_key(layer: Layer, shape: Shape) -> str:
     return block_key(layer.kind, args[layer.kind], [shape])
 
 
+@functools.lru_cache(maxsize=65536)
+def step(layer: Layer, shape: Shape) -> tuple[str, Shape]:
+    """Key and output shape of one instruction (cached: networks repeat their layers)."""
+    c, h, w = shape
+    h, w = layer_cost(Tally(), layer, c, h, w)
+    return layer_key(layer, shape), (layer.c_out or c, h, w)
+
+
 def walk(layers: Sequence[Layer], shape: Shape, keys: list[str]) -> Shape:
     """Append the keys of a layer sequence; returns its output shape."""
-    c, h, w = shape
     for layer in layers:
-        keys.append(layer_key(layer, (c, h, w)))
-        h, w = layer_cost(Tally(), layer, c, h, w)
-        c = layer.c_out or c
-    return c, h, w
+        key, shape = step(layer, shape)
+        keys.append(key)
+    return shape
 
 
 def network_blocks(plan: NetworkPlan, task: Task) -> list[str]:
