@@ -86,3 +86,10 @@ def test_bad_settings_name_the_field():
         Settings(backend="tensorrt")
     with pytest.raises(ValueError, match="threads"):
         Settings(threads=0)
+
+
+def test_cuda_without_a_device_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        Settings(device="cuda")
