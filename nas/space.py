@@ -44,6 +44,23 @@ class SearchSpace(ABC, Generic[G]):
     Subclasses set ``name``, ``genotype``, ``PRESETS`` (macro settings by name, each with at least
     ``input_shape`` and ``num_classes``) and optionally extra ``OPTIONS``; they implement the
     abstract methods. Options come from the run spec's ``[space]`` table.
+
+    Latency lookup tables (optional: ``nas latency build-lut`` and ``latency_pred_ms``). A space
+    supports them by implementing, conventionally in its folder's ``latency.py``:
+
+    - ``latency_blocks(genotype, task) -> list[str]`` (torch-free): the blocks the network is made
+      of, one key per occurrence, at their real input shapes (``nas.latency.block_key``:
+      ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
+    - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
+      genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
+      measures) is their union plus the published architectures the space contains. A space may
+      override ``latency_universe`` instead, where listing the blocks directly is simpler (randwire).
+    - ``latency_module(key) -> nn.Module`` (torch, imported lazily): the block alone, taking one
+      tensor per input shape of its key; the shared kinds (``op``, ``conv``, ``sum``, ``cat``, ...)
+      are built by ``search_spaces.latency_blocks.generic_module``.
+
+    A test samples genotypes and checks that their blocks lie inside the universe
+    (``tests/evaluators/test_lut.py``): add a new space to its list.
     """
 
     name: ClassVar[str]
@@ -155,19 +172,7 @@ class SearchSpace(ABC, Generic[G]):
         """Render a picture of the architecture to ``path`` (PNG)."""
         raise NotImplementedError(f"space {self.name!r} cannot draw architectures")
 
-    # ----- latency lookup tables (optional capability) -----------------------------------------
-    # A space supports ``nas latency build-lut`` and ``latency_pred_ms`` by implementing three methods:
-    #   latency_blocks(genotype, task) -> keys   torch-free: the blocks its network is made of, one key
-    #                                            per block occurrence, at its real input shapes
-    #                                            (``nas.latency.block_key``); what is not listed is
-    #                                            left to the table's fitted correction;
-    #   latency_cover() -> genotypes             torch-free: a family whose blocks include every block
-    #                                            any genotype of the space (with its options) can
-    #                                            produce, so ``latency_universe`` enumerates them all;
-    #   latency_module(key) -> nn.Module         torch side: the block of ``key`` alone, taking one
-    #                                            tensor per input shape of the key.
-    # ``latency_universe`` may be overridden instead of ``latency_cover`` where listing the blocks
-    # directly is simpler (randwire).
+    # ----- latency lookup tables (optional capability; protocol in the class docstring) ----------
     def latency_blocks(self, genotype: G, task: Task | None = None) -> list[str]:
         """Block keys of ``genotype``'s network, one per occurrence, at their input shapes."""
         raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
