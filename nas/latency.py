@@ -6,7 +6,10 @@ block in isolation (``nas latency build-lut``), and ``scale``/``offset`` from a 
 on a few whole-network measurements (what isolated blocks miss: caches, dispatch between blocks).
 
 Block keys are compact strings ``kind:arg:arg@CxHxW[;CxHxW]``: what the block is, then the shapes
-of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them.
+of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them. A
+key prefixed with ``~`` (:data:`DEAD`) is a block eager PyTorch runs but whose result never reaches
+the output: exported graphs drop it (ONNX Runtime folds constants and removes dead nodes), so only
+``torch`` tables count it.
 
 A table is valid only for the space, preset, space options, input shape, backend, device, batch,
 threads and library versions it was measured with; :meth:`LatencyTable.check` refuses any other.
@@ -32,9 +35,17 @@ def block_key(kind: str, args: Sequence[Any], shapes: Sequence[Sequence[int]]) -
     return head + "@" + ";".join("x".join(str(int(d)) for d in s) for s in shapes)
 
 
+DEAD = "~"  # prefix of a block eager execution computes but whose result never reaches the output
+
+
+def strip_dead(key: str) -> str:
+    """The block key without the dead-code marker."""
+    return key[1:] if key.startswith(DEAD) else key
+
+
 def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
     """(kind, args as strings, input shapes) of a block key."""
-    head, sep, tail = key.partition("@")
+    head, sep, tail = strip_dead(key).partition("@")
     if not sep:
         raise ValueError(f"block key {key!r}: expected 'kind:args@CxHxW'")
     kind, *args = head.split(":")
@@ -86,7 +97,12 @@ class LatencyTable:
         """Sum of the blocks' table entries; ``ValueError`` names a block the table lacks."""
         total = 0.0
         blocks = self.blocks
+        eager = self.backend == "torch"
         for key in keys:
+            if key[0] == DEAD:  # dead code: computed by eager torch, dropped by graph compilers
+                if not eager:
+                    continue
+                key = key[1:]
             value = blocks.get(key)
             if value is None:
                 raise ValueError(f"latency table lacks block {key!r} (built for {self.describe()}); "

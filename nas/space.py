@@ -51,6 +51,8 @@ class SearchSpace(ABC, Generic[G]):
     - ``latency_blocks(genotype, task) -> list[str]`` (torch-free): the blocks the network is made
       of, one key per occurrence, at their real input shapes (``nas.latency.block_key``:
       ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
+      A block eager torch computes but whose result never reaches the output is prefixed with
+      ``~`` (``nas.latency.DEAD``): exported graphs drop it, so only torch tables count it.
     - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
       genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
       measures) is their union plus the published architectures the space contains. A space may
@@ -184,12 +186,14 @@ class SearchSpace(ABC, Generic[G]):
     def latency_universe(self, task: Task | None = None) -> list[str]:
         """Every block key the space can produce (the cover's, and those of the published architectures
         the space contains)."""
+        from nas.latency import strip_dead
+
         keys: dict[str, None] = {}
         for genotype in self.latency_cover():
-            keys.update(dict.fromkeys(self.latency_blocks(genotype, task)))
+            keys.update(dict.fromkeys(map(strip_dead, self.latency_blocks(genotype, task))))
         for genotype in self.known().values():
             if self.contains(genotype):
-                keys.update(dict.fromkeys(self.latency_blocks(genotype, task)))
+                keys.update(dict.fromkeys(map(strip_dead, self.latency_blocks(genotype, task))))
         return list(keys)
 
     def latency_module(self, key: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.latency import block_key
+from nas.latency import DEAD, block_key
 from nas.space import Task
 from search_spaces.nb201.genotype import EDGES, OPS, NB201Genotype
 
@@ -14,18 +14,43 @@ def _half(size: int) -> int:
     return (size + 1) // 2
 
 
+def reachable(genotype: NB201Genotype) -> tuple[set[int], set[int]]:
+    """Nodes fed by the cell input, and nodes that feed the cell output, through non-``none`` edges."""
+    edges = [(src, dst) for (dst, src), op in zip(EDGES, genotype.ops) if op != "none"]
+    fed, feeding = {0}, {3}
+    for src, dst in sorted(edges, key=lambda e: e[1]):
+        if src in fed:
+            fed.add(dst)
+    for src, dst in sorted(edges, key=lambda e: -e[0]):
+        if dst in feeding:
+            feeding.add(src)
+    return fed, feeding
+
+
+def constant_output(genotype: NB201Genotype) -> bool:
+    """Whether the cell's output does not depend on its input (no path of non-``none`` edges)."""
+    return 3 not in reachable(genotype)[0]
+
+
 def cell_blocks(genotype: NB201Genotype, c: int, h: int, w: int) -> list[str]:
-    """Live edge ops and each node's sum (or zeros when no edge into it is live)."""
+    """Edge ops (``none`` edges are skipped by the module) and each node's sum (or zeros when no
+    edge into it is live); a block off every input-to-output path is marked dead."""
     shape = (c, h, w)
+    fed, feeding = reachable(genotype)
     keys = []
     for dst in (1, 2, 3):
-        live = [op for (d, _), op in zip(EDGES, genotype.ops) if d == dst and op != "none"]
-        keys += [block_key("op", (op, c, c, 1), [shape]) for op in live]
-        if not live:
-            keys.append(block_key("zeros", (), [shape]))
-        elif len(live) > 1:
-            keys.append(block_key("sum", (len(live),), [shape] * len(live)))
+        terms = [(src, op) for (d, src), op in zip(EDGES, genotype.ops) if d == dst and op != "none"]
+        for src, op in terms:
+            keys.append(_mark(block_key("op", (op, c, c, 1), [shape]), src in fed and dst in feeding))
+        if not terms:
+            keys.append(_mark(block_key("zeros", (), [shape]), False))
+        elif len(terms) > 1:
+            keys.append(_mark(block_key("sum", (len(terms),), [shape] * len(terms)), dst in fed and dst in feeding))
     return keys
+
+
+def _mark(key: str, live: bool) -> str:
+    return key if live else DEAD + key
 
 
 def network_blocks(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> list[str]:
@@ -39,6 +64,8 @@ def network_blocks(genotype: NB201Genotype, task: Task, channels: int, cells: in
             c, h, w = 2 * c, _half(h), _half(w)
         keys += cell_blocks(genotype, c, h, w) * cells
     keys.append(block_key("nb201_head", (c, task.num_classes), [(c, h, w)]))
+    if constant_output(genotype):  # the whole network computes a constant: compilers fold it all
+        keys = [k if k.startswith(DEAD) else DEAD + k for k in keys]
     return keys
 
 

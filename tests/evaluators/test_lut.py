@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nas import registry
-from nas.latency import LatencyTable, fit_correction, kendall_tau, parse_key
+from nas.latency import LatencyTable, fit_correction, kendall_tau, parse_key, strip_dead
 from tests.conftest import run_nas
 
 SPACES = [("nasnet", {"preset": "proxy"}), ("nasnet", {"preset": "proxy", "vocabulary": "darts"}),
@@ -25,7 +25,7 @@ def test_universe_covers_every_sampled_architecture(name, options):
     rng = random.Random(1)
     for _ in range(100):
         genotype = space.sample(rng)
-        missing = set(space.latency_blocks(genotype)) - universe
+        missing = {strip_dead(k) for k in space.latency_blocks(genotype)} - universe
         assert not missing, f"{space.label(genotype)}: {sorted(missing)[:3]}"
 
 
@@ -50,6 +50,17 @@ def test_blocks_follow_the_network_they_describe():
     kinds = [parse_key(k)[0] for k in keys]
     assert kinds.count("op") == 3 * 3 and kinds.count("zeros") == 3 and kinds.count("sum") == 3
     assert kinds[0] == "nb201_stem" and kinds[-1] == "nb201_head" and kinds.count("nb201_reduction") == 2
+    # node 2 is fed by nothing (its zeros, and the 1x1 conv reading them, are constants) and node 1
+    # feeds nothing (its 3x3 conv is unused): dead for graph compilers; the skip and the sum live
+    dead = sorted(parse_key(k)[0] + ":" + ",".join(parse_key(k)[1][:1]) for k in keys if k.startswith("~"))
+    assert dead == ["op:nor_conv_1x1"] * 3 + ["op:nor_conv_3x3"] * 3 + ["zeros:"] * 3
+    # a cell whose output ignores its input makes the whole network a constant for graph compilers
+    constant = space.parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|")
+    assert all(k.startswith("~") for k in space.latency_blocks(constant))
+    # an op whose result reaches the output only through a dead node is dead too
+    dangling = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|")
+    dead = [parse_key(k)[1][0] for k in space.latency_blocks(dangling) if k.startswith("~") and "op:" in k]
+    assert dead == ["nor_conv_3x3", "nor_conv_1x1"] * 3
 
 
 def test_correction_fit_and_kendall_by_hand():
@@ -110,6 +121,12 @@ def test_table_checks_the_space_backend_and_task(nb201_lut):
     table = LatencyTable.load(nb201_lut)
     space = registry.make_space("nb201", {"preset": "proxy"})
     table.check(space, Task((1, 8, 8), 10), backend="torch")
+    dead = space.parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|")
+    assert table.predict(space, dead) == pytest.approx(table.predict_keys(
+        [k.lstrip("~") for k in space.latency_blocks(dead)]))  # torch runs dead code
+    table.backend = "onnxruntime"
+    assert table.predict(space, dead) == pytest.approx(table.offset)  # graph compilers fold it away
+    table.backend = "torch"
     with pytest.raises(ValueError, match="backend 'torch', not 'onnxruntime'"):
         table.check(space, backend="onnxruntime")
     with pytest.raises(ValueError, match="the run feeds"):
