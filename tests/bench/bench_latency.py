@@ -7,6 +7,7 @@ Run (one pinned core, as the figures in BENCHMARKS.md were taken)::
         --backend torch --samples 100 --repeat 20
     taskset -c 1 .venv/bin/python tests/bench/bench_latency.py int8
     taskset -c 1 .venv/bin/python tests/bench/bench_latency.py quantized-accuracy --genotype G.json
+    taskset -c 1 .venv/bin/python tests/bench/bench_latency.py pareto runs/latency-aware --count 4
 
 Each prints one JSON line. Targets (issue 11): >= 90% within +-10% and Kendall tau >= 0.85 per space
 and backend; repeatability <= 5%; prediction <= 1 ms per architecture; table build <= 15 min.
@@ -103,6 +104,35 @@ def bench_quantized_accuracy(genotype_path: str, epochs: int) -> dict:
             "int8_change": accuracies["ort_int8"] - accuracies["ort_fp32"]}
 
 
+def bench_pareto(run_dir: str, count: int) -> dict:
+    """Measured latency (torch and ONNX Runtime, 1 thread, batch 1) of ``count`` members of a run's
+    Pareto set, spread along its predicted latency."""
+    from evaluators.latency import Settings
+    from evaluators.lut import measure_network
+    from nas import registry
+    from nas.spec import load_spec
+
+    folder = Path(run_dir)
+    spec = load_spec(folder / "spec.toml")
+    front = sorted(json.loads((folder / "summary.json").read_text())["pareto"],
+                   key=lambda r: r["values"]["latency_pred_ms"])
+    picks = [front[round(i * (len(front) - 1) / max(1, count - 1))] for i in range(min(count, len(front)))]
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(spec.evaluator_spec().options, space)
+    rows = []
+    for record in {r["number"]: r for r in picks}.values():
+        genotype = space.from_dict(record["genotype"])
+        row = {"trial": record["number"], "arch_id": record["arch_id"], "accuracy": record["values"]["accuracy"],
+               "latency_pred_ms": round(record["values"]["latency_pred_ms"], 3),
+               "flops": record["metrics"]["flops"], "label": record["label"]}
+        for backend in ("torch", "onnxruntime"):
+            measured = measure_network(space, genotype, task, Settings(backend=backend))
+            row[f"{backend}_median_ms"] = round(measured.median_ms, 3)
+            row[f"{backend}_min_ms"] = round(measured.min_ms, 3)
+        rows.append(row)
+    return {"run": str(folder), "pareto_size": len(front), "highlighted": rows}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -118,6 +148,9 @@ def main() -> int:
     quant = sub.add_parser("quantized-accuracy")
     quant.add_argument("--genotype", required=True)
     quant.add_argument("--epochs", type=int, default=6)
+    pareto = sub.add_parser("pareto")
+    pareto.add_argument("run_dir")
+    pareto.add_argument("--count", type=int, default=4)
     args = parser.parse_args()
     started = time.perf_counter()
     if args.what == "accuracy":
@@ -125,6 +158,8 @@ def main() -> int:
         result = bench_accuracy(args.space, args.preset, args.backend, args.samples, args.repeat, args.fit, options)
     elif args.what == "int8":
         result = bench_int8()
+    elif args.what == "pareto":
+        result = bench_pareto(args.run_dir, args.count)
     else:
         result = bench_quantized_accuracy(args.genotype, args.epochs)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
