@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from nas.latency import block_key
 from nas.space import Task
 from search_spaces.nasnet.genotype import Block, NASNetGenotype
-from search_spaces.nasnet.macro import Layer, NetworkPlan, layer_cost
+from search_spaces.nasnet.macro import CellPlan, Layer, cell_kinds, layer_cost, plan_cell, stems
 from search_spaces.op_costs import Tally
 
 Shape = tuple[int, int, int]
@@ -42,26 +42,44 @@ def walk(layers: Sequence[Layer], shape: Shape, keys: list[str]) -> Shape:
     return shape
 
 
-def network_blocks(plan: NetworkPlan, task: Task) -> list[str]:
-    """Every block of the planned network in forward order."""
+def cell_keys(cell: CellPlan, pp: Shape | None, p: Shape) -> list[str]:
+    """Keys of one planned cell reading states of shapes ``pp`` (None: raw ``p``) and ``p``."""
+    keys: list[str] = []
+    states = [walk(cell.pre_pp, pp or p, keys), walk(cell.pre_p, p, keys)]
+    for i in range(0, len(cell.ops), 2):
+        outs = [walk([layer], states[source], keys) for source, layer in cell.ops[i:i + 2]]
+        keys.append(block_key("sum", (2,), outs))
+        states.append(outs[0])
+    adapted = [walk(adapters, states[index], keys) for index, adapters in cell.concat]
+    keys.append(block_key("cat", (len(adapted),), adapted))
+    return keys
+
+
+@functools.lru_cache(maxsize=4096)
+def _cell(blocks: tuple, concat: tuple, style: str, reduction: bool, filters: int, pp: Shape | None,
+          p: Shape) -> tuple[list[str], Shape]:
+    """Keys and output shape of a cell (cached: a network repeats its cells, a search its genotypes)."""
+    cell = plan_cell(Tally(), blocks, concat, style, reduction, filters, pp, p)
+    return cell_keys(cell, pp, p), cell.out
+
+
+def network_blocks(genotype: NASNetGenotype, macro: dict[str, Any], task: Task) -> list[str]:
+    """Every block of the network in forward order (the same walk as ``macro.plan_network``)."""
     keys: list[str] = []
     shape: Shape = tuple(task.input_shape)  # type: ignore[assignment]
     outputs = []
-    for stem in plan.stems:
+    for stem in stems(macro["stem"], task.input_shape[0], macro["filters"], macro):
         shape = walk(stem, shape, keys)
         outputs.append(shape)
-    pp: Shape | None = None if plan.first_pp_raw else outputs[0]
+    pp: Shape | None = None if len(outputs) == 1 and macro["style"] == "nasnet" else outputs[0]
     p = outputs[-1]
-    for cell in plan.cells:
-        states = [walk(cell.pre_pp, pp or p, keys), walk(cell.pre_p, p, keys)]
-        for i in range(0, len(cell.ops), 2):
-            outs = [walk([layer], states[source], keys) for source, layer in cell.ops[i:i + 2]]
-            keys.append(block_key("sum", (2,), outs))
-            states.append(outs[0])
-        adapted = [walk(adapters, states[index], keys) for index, adapters in cell.concat]
-        keys.append(block_key("cat", (len(adapted),), adapted))
-        pp, p = p, cell.out
-    keys.append(block_key("pool_linear", (p[0], plan.classes, int(plan.head_relu)), [p]))
+    for reduction, filters in cell_kinds(macro["stem"], macro["filters"], macro["cells"]):
+        blocks, concat = ((genotype.reduce, genotype.reduce_concat) if reduction
+                          else (genotype.normal, genotype.normal_concat))
+        cell, out = _cell(blocks, concat, macro["style"], reduction, filters, pp, p)
+        keys += cell
+        pp, p = p, out
+    keys.append(block_key("pool_linear", (p[0], task.num_classes, int(macro["style"] == "nasnet")), [p]))
     return keys
 
 

@@ -150,8 +150,7 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
     def latency_blocks(self, genotype: NASNetGenotype, task: Task | None = None) -> list[str]:
         from search_spaces.nasnet.latency import network_blocks
 
-        task = task or self.default_task()
-        return network_blocks(plan_network(genotype, self.macro, task, auxiliary=False), task)
+        return network_blocks(genotype, self.macro, task or self.default_task())
 
     def latency_cover(self) -> list[NASNetGenotype]:
         from search_spaces.nasnet.latency import cover

@@ -7,6 +7,7 @@ sink means of every width: :func:`universe` enumerates them directly."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nas.latency import block_key
@@ -28,6 +29,7 @@ def stem_blocks(macro: Macro, task: Task) -> tuple[list[str], Shape]:
     return keys, (c, h, w)
 
 
+@functools.lru_cache(maxsize=16384)
 def node_key(degree: int, c_in: int, c_out: int, stride: int, shape: Shape, out: Shape) -> str:
     """A node with ``degree`` inputs (0: a source reading the stage input of ``shape``)."""
     if degree == 0:
