@@ -43,6 +43,13 @@ def quiet_logs() -> Iterator[None]:
         root.setLevel(level)
 
 
+class PlusOne(nn.Module):
+    """The cheapest graph a runtime will not fold away: its per-call cost (a constant network's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1.0
+
+
 def is_noop(module: nn.Module) -> bool:
     """A block that computes nothing (identity): free in an exported graph."""
     return isinstance(module, nn.Identity) or (isinstance(module, nn.Sequential) and len(module) == 0)
@@ -120,6 +127,8 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
                          versions(), blocks, custom_task=task is not None, stat=stat)
+    if settings.backend != "torch":
+        table.floor_ms = measure(PlusOne(), [default.input_shape], block_settings).stat(stat)
     raw, measured = [], []
     for genotype in sample_unique(space, fit, FIT_SEED):
         raw.append(table.raw(space.latency_blocks(genotype, task)))

@@ -85,6 +85,7 @@ class LatencyTable:
     build_seconds: float = 0.0
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
     stat: str = "min"  # the statistic of the timed runs the table holds: min or median
+    floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
 
     def task(self) -> Any:
         """The task the table was built for; None when it is the preset's (as the space decides)."""
@@ -95,7 +96,12 @@ class LatencyTable:
     # ----- prediction ---------------------------------------------------------------------------
     def raw(self, keys: Iterable[str]) -> float:
         """Sum of the blocks' table entries; ``ValueError`` names a block the table lacks."""
+        return self._sum(keys)[0]
+
+    def _sum(self, keys: Iterable[str]) -> tuple[float, int]:
+        """(sum of the counted blocks' entries, how many were counted)."""
         total = 0.0
+        live = 0
         blocks = self.blocks
         eager = self.backend == "torch"
         for key in keys:
@@ -103,16 +109,19 @@ class LatencyTable:
                 if not eager:
                     continue
                 key = key[1:]
+            live += 1
             value = blocks.get(key)
             if value is None:
                 raise ValueError(f"latency table lacks block {key!r} (built for {self.describe()}); "
                                  "rebuild it with 'nas latency build-lut'")
             total += value
-        return total
+        return total, live
 
     def predict_keys(self, keys: Iterable[str]) -> float:
-        """Predicted latency (ms) of a network made of ``keys``."""
-        return self.scale * self.raw(keys) + self.offset
+        """Predicted latency (ms) of a network made of ``keys`` (one whose every block is dead
+        compiles to a constant: ``floor_ms``)."""
+        raw, live = self._sum(keys)
+        return self.scale * raw + self.offset if live else self.floor_ms
 
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
         """Predicted latency (ms) of ``genotype`` in ``space``."""

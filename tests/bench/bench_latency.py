@@ -116,7 +116,8 @@ def bench_pareto(run_dir: str, count: int) -> dict:
     spec = load_spec(folder / "spec.toml")
     front = sorted(json.loads((folder / "summary.json").read_text())["pareto"],
                    key=lambda r: r["values"]["latency_pred_ms"])
-    picks = [front[round(i * (len(front) - 1) / max(1, count - 1))] for i in range(min(count, len(front)))]
+    count = min(count, len(front))
+    picks = [front[round(i * (len(front) - 1) / max(1, count - 1))] for i in range(count)]
     space = registry.make_space(spec.space["name"], spec.space_options())
     task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(spec.evaluator_spec().options, space)
     rows = []
