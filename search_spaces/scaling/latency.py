@@ -55,7 +55,7 @@ def module(key: str) -> Any:
     from torch import nn
 
     from search_spaces.latency_blocks import generic_module
-    from search_spaces.scaling.build import MBConv, ConvBN, init_weights
+    from search_spaces.scaling.build import ConvBN, MBConv, init_weights
     from search_spaces.scaling.layout import BlockPlan
 
     class Resize(nn.Module):

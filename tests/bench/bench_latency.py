@@ -67,7 +67,7 @@ def bench_quantized_accuracy(genotype_path: str, epochs: int) -> dict:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from evaluators.latency import export_onnx
-    from evaluators.train import TrainEvaluator, Trainer
+    from evaluators.train import Trainer, TrainEvaluator
     from nas import registry
     from nas.evaluator import NullReporter
 
