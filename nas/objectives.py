@@ -86,7 +86,11 @@ def cheap_metrics(space: Any, genotype: Any, task: Any, latency_table: Any = Non
     cost = space.cost(genotype, task)
     out = {"params": float(cost.params), "flops": float(cost.flops)}
     if latency_table is not None:
-        out["latency_pred_ms"] = latency_table.predict(space, genotype, task)
+        try:
+            out["latency_pred_ms"] = latency_table.predict(space, genotype, task)
+        except ValueError as err:  # a block outside the table (e.g. an enqueued published architecture)
+            log.warning("no latency prediction for %s: %s", genotype.arch_id, err)
+            out["latency_pred_ms"] = math.nan  # fails every bound, so the candidate is recorded infeasible
     return out
 
 

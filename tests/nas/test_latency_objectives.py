@@ -138,3 +138,16 @@ def test_a_missing_table_is_built_on_this_machine_at_the_start(tmp_path):
                    tmp_path)
     with pytest.raises(SpecError, match="latency.lut: .*not found"):
         parse_spec(synthetic_spec(space={"preset": "proxy"}, latency={"lut": "nope.json", "build": False}), tmp_path)
+
+
+def test_a_candidate_the_table_cannot_predict_is_infeasible_not_a_crash(tmp_path):
+    from nas.objectives import cheap_metrics
+
+    lut = handmade_table(tmp_path / "lut.json")
+    table = LatencyTable.load(lut)
+    table.blocks = {k: v for k, v in table.blocks.items() if "nor_conv_1x1" not in k}
+    space = registry.make_space("nb201", {"preset": "proxy"})
+    genotype = space.parse("|nor_conv_1x1~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|")
+    metrics = cheap_metrics(space, genotype, space.default_task(), table)
+    assert metrics["latency_pred_ms"] != metrics["latency_pred_ms"]  # NaN: outside any [min, max]
+    assert not (float("-inf") <= metrics["latency_pred_ms"] <= 10.0)
