@@ -53,6 +53,15 @@ def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
     return kind, args, shapes
 
 
+def require_support(space: Any, where: str) -> None:
+    """``ValueError`` unless ``space`` implements the latency-block protocol (``nas.space.SearchSpace``)."""
+    from nas.space import SearchSpace
+
+    if type(space).latency_blocks is SearchSpace.latency_blocks:
+        raise ValueError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
+                         "table (see the protocol in nas.space.SearchSpace)")
+
+
 def versions() -> dict[str, str]:
     """Versions of the libraries a measurement depends on ('' when not installed)."""
     out = {}

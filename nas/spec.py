@@ -220,8 +220,12 @@ def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[s
 def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -> None:
     """``latency.lut`` must load and fit the run's space, preset, options, input shape and backend
     (a missing file is fine when ``latency.build`` will build it)."""
-    from nas.latency import LatencyTable
+    from nas.latency import LatencyTable, require_support
 
+    try:
+        require_support(space, "latency.lut")
+    except ValueError as err:
+        raise SpecError(str(err)) from None
     if latency["build"] and not Path(latency["lut"]).exists():
         return
     cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")

@@ -73,8 +73,10 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
     from evaluators.latency import Settings
     from evaluators.lut import build_table
     from nas import registry
+    from nas.latency import require_support
 
     space = registry.make_space(space_name, _space_options(preset, options), path="--space")
+    require_support(space, "--space")
     task = _task(input_shape, classes, space)
     total = len(space.latency_universe(task))
     click.echo(f"measuring {total} blocks of {space_name}/{space.preset} ({backend}, {device}, "

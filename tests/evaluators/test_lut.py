@@ -139,3 +139,16 @@ def test_table_checks_the_space_backend_and_task(nb201_lut):
         table.check(registry.make_space("nb201", {"preset": "proxy", "channels": 16}))
     with pytest.raises(ValueError, match="lacks block"):
         table.predict(registry.make_space("nb201", {"preset": "cifar10"}), space.sample(random.Random(0)))
+
+
+def test_a_space_without_latency_blocks_is_refused_with_one_line(tmp_path):
+    # a plugin space (any importable class works as a space name) that does not implement the protocol
+    plugin = tmp_path / "plainspace.py"
+    plugin.write_text("from nas.space import SearchSpace\n"
+                      "from search_spaces.nb201.space import NB201Space\n"
+                      "class Plain(NB201Space):\n"
+                      "    latency_blocks = SearchSpace.latency_blocks\n")
+    env = {"PYTHONPATH": f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}"}
+    proc = run_nas("latency", "build-lut", "--space", "plainspace:Plain", "--out", str(tmp_path / "t.json"),
+                   env=env, timeout=120)
+    assert proc.returncode == 2 and "does not list latency blocks" in proc.stderr, proc.stderr
