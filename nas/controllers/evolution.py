@@ -80,7 +80,6 @@ class RegularizedEvolutionSampler(GenotypeSampler):
             return self.child(self._space.mutate(mixed, rng), parent, other)
         return self.child(self._space.mutate(parent, rng), parent)
 
-
     @staticmethod
     def _winner(sampled: list, population: list) -> Any:
         """Best of the tournament; by non-dominated rank and crowding for several objectives."""
