@@ -68,6 +68,11 @@ class TrainEvaluator(Evaluator):
         "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
         "amp": Field(bool, default=True, help="bf16 autocast on CUDA"),
         "channels_last": Field(bool, default=True, help="channels-last memory format on CUDA"),
+        "latency_backend": Field(str, default="", choices=("", "torch", "onnxruntime", "onnxruntime-int8"),
+                                 help="measure latency_ms after training with this backend ('': no)"),
+        "latency_device": Field(str, default="cpu", choices=("cpu", "cuda")),
+        "latency_threads": Field(int, default=1, min=1, help="threads of the latency measurement (pinned)"),
+        "latency_batch": Field(int, default=1, min=1),
     }
     BUDGET = {
         "epochs": Field(float, default=1.0, min=0.0, help="passes over the training split (0: no limit)"),
@@ -111,6 +116,11 @@ class TrainEvaluator(Evaluator):
             raise SpecError(text if text.startswith("evaluator.") else f"evaluator.data_dir: {text}") from None
 
     @classmethod
+    def metric_names(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
+        """The training metrics, plus ``latency_ms`` when ``latency_backend`` is set."""
+        return METRICS + (("latency_ms",) if options.get("latency_backend") else ())
+
+    @classmethod
     def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:
         shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
         return Task(shape, classes)
@@ -122,11 +132,28 @@ class TrainEvaluator(Evaluator):
         model = self.space.build(self.space.from_json(genotype_json), self.task)
         try:
             model = model.to(self.device, memory_format=self.memory_format)
-            return Trainer(self, model, limits, seed, reporter).run()
+            result = Trainer(self, model, limits, seed, reporter).run()
+            if result.state == COMPLETE and self.options["latency_backend"]:
+                self._measure_latency(model, result)
+            return result
         except torch.cuda.OutOfMemoryError as err:
             del model
             torch.cuda.empty_cache()
             return Result.failed(f"CUDA out of memory: {str(err).splitlines()[0]}", device=str(self.device))
+
+
+    def _measure_latency(self, model: torch.nn.Module, result: Result) -> None:
+        """Add ``latency_ms`` (median) and the measurement's details to a completed result."""
+        from evaluators.latency import Settings, measure
+
+        o = self.options
+        settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"])
+        model = model.to(torch.device(settings.device), memory_format=torch.contiguous_format).eval()
+        with torch.no_grad():
+            measured = measure(model, [self.task.input_shape], settings)
+        result.metrics["latency_ms"] = measured.median_ms
+        result.info["latency"] = {**measured.to_dict(), "backend": settings.backend, "device": settings.device,
+                                  "threads": settings.threads, "batch": settings.batch}
 
 
 class Trainer:

@@ -1,17 +1,27 @@
-"""Objectives: named metrics with a direction, and derived ones such as the MnasNet reward.
+"""Objectives: named metrics with a direction, cheap ones known before training, and derived ones
+such as the MnasNet reward.
+
+Cheap metrics (:func:`cheap_metrics`) come from the genotype alone: ``params``, ``flops`` and, with
+a latency lookup table (``[latency] lut``), ``latency_pred_ms``. ``[constraints]`` bounds them
+before any training.
 
 A reward objective combines an accuracy metric with a cost metric (FLOPs, params, a latency):
 ``reward = accuracy * (cost / target) ** w`` with ``w = alpha`` when ``cost <= target`` and
 ``w = beta`` otherwise (Tan et al. 2019, MnasNet). ``alpha = beta = -0.07`` is the soft constraint;
-``alpha = 0, beta = -1`` the hard one. Set ``w`` to use one exponent for both sides.
+``alpha = 0, beta = -1`` the hard one. Set ``w`` to use one exponent for both sides. With
+``cost = "latency_ms"`` (measured) or ``"latency_pred_ms"`` (predicted) it is MnasNet's
+latency-aware reward.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Mapping, Sequence
 
 from nas.config import Field, SpecError, validate
+
+log = logging.getLogger(__name__)
 
 REWARD_FIELDS = {
     "accuracy": Field(str, default="accuracy", help="metric multiplied by the cost factor"),
@@ -41,6 +51,47 @@ def mnas_reward(accuracy: float, cost: float, target: float, alpha: float, beta:
     """``accuracy * (cost / target) ** (alpha if cost <= target else beta)``."""
     exponent = alpha if cost <= target else beta
     return accuracy * (cost / target) ** exponent
+
+
+def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
+    """The run's latency lookup table (``[latency] lut``), or None when the run has none.
+
+    A missing file is built on this machine first when ``[latency] build`` is on (the driver then
+    imports torch); the table is checked against the run's space, task and backend.
+    """
+    latency = getattr(spec, "latency", {})
+    path = latency.get("lut")
+    if not path:
+        return None
+    from pathlib import Path
+
+    from nas.latency import LatencyTable
+
+    if latency.get("build", True) and not Path(path).exists():
+        from evaluators.latency import Settings
+        from evaluators.lut import build_table
+
+        log.info("building the latency table %s on this machine", path)
+        settings = Settings(latency["backend"], latency["device"], latency["batch"], latency["threads"])
+        custom = task if task != space.default_task() else None
+        table = build_table(space, settings, custom, latency["fit"])
+        table.save(path)
+    table = LatencyTable.load(path)
+    table.check(space, task, latency.get("backend"))
+    return table
+
+
+def cheap_metrics(space: Any, genotype: Any, task: Any, latency_table: Any = None) -> dict[str, float]:
+    """Metrics known before training: params, FLOPs and, with a lookup table, ``latency_pred_ms``."""
+    cost = space.cost(genotype, task)
+    out = {"params": float(cost.params), "flops": float(cost.flops)}
+    if latency_table is not None:
+        try:
+            out["latency_pred_ms"] = latency_table.predict(space, genotype, task)
+        except ValueError as err:  # a block outside the table (e.g. an enqueued published architecture)
+            log.warning("no latency prediction for %s: %s", genotype.arch_id, err)
+            out["latency_pred_ms"] = math.nan  # fails every bound, so the candidate is recorded infeasible
+    return out
 
 
 def derived_metrics(objectives: Sequence[Mapping[str, Any]], metrics: Mapping[str, float]) -> dict[str, float]:

@@ -125,6 +125,8 @@ def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:
     (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
     space = registry.make_space(spec.space["name"], spec.space_options())
     _write_space_report(space, spec, study, run_dir.path)
+    if len(spec.objectives) > 1:
+        _write_pareto(spec, study, run_dir.path)
     best = summary.get("best")
     if not best:
         return
@@ -170,6 +172,16 @@ def _open_study(spec: RunSpec, storage: Any, exists: bool, join: bool) -> optuna
         raise SpecError(f"objectives: the study {spec.name!r} in the storage has directions {found}, "
                         f"this spec {spec.directions}")
     return study
+
+
+def _write_pareto(spec: RunSpec, study: optuna.Study, folder: Path) -> None:
+    """``pareto.png`` of a multi-objective run (never fails a finished search)."""
+    from nas.pareto import write_pareto_png
+
+    try:
+        write_pareto_png(spec, study, folder / "pareto.png")
+    except Exception:
+        log.warning("could not draw the Pareto set", exc_info=True)
 
 
 def _study_exists(storage: Any, name: str) -> bool:

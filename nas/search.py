@@ -27,7 +27,7 @@ from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
 from nas.ledger import ELAPSED_ATTR, Driver, Ledger
-from nas.objectives import derived_metrics
+from nas.objectives import cheap_metrics, derived_metrics, load_latency_table
 from nas.progress import Progress
 from nas.pruners import make_pruner
 from nas.spec import RunSpec
@@ -90,6 +90,7 @@ class Search:
         self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
             spec.evaluator_spec().options, self.space)
         self.distributions = self.space.distributions()
+        self.latency_table = load_latency_table(spec, self.space, self.task)
         self.rng = random.Random(spec.seed)
         self.trials: dict[int, tuple[optuna.Trial, dict[str, float]]] = {}  # in flight, by number
         self.parked: dict[str, list[optuna.Trial]] = {}  # arch_id in flight -> duplicates waiting for it
@@ -250,8 +251,7 @@ class Search:
     def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
         if not self._claim(trial, arch_id):
             return
-        cost = self.space.cost(genotype, self.task)
-        cheap = {"params": float(cost.params), "flops": float(cost.flops)}
+        cheap = cheap_metrics(self.space, genotype, self.task, self.latency_table)
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
         for key, value in constraint_values(self.spec.constraints, cheap).items():
@@ -361,8 +361,9 @@ class Search:
         self._finish(trial, original.user_attrs.get("metrics", {}), info, TrialState.FAIL)
 
     def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
-        """Write the learning curve as intermediate values (with a pruner, the reporter already did)."""
-        if self.spec.pruner["name"] != "none":
+        """Write the learning curve as intermediate values (with a pruner, the reporter already did;
+        Optuna keeps none for multi-objective studies: the curve stays in ``info``)."""
+        if self.spec.pruner["name"] != "none" or len(self.spec.objectives) > 1:
             return
         for step, value in result.info.get("curve") or []:
             if math.isfinite(value):
@@ -419,10 +420,12 @@ def constraint_values(bounds: dict[str, dict[str, float]], metrics: dict[str, fl
     out: dict[str, float] = {}
     for metric, b in bounds.items():
         value = metrics[metric]
+        if not math.isfinite(value):  # e.g. a latency the table cannot predict: infeasible, not NaN
+            value = math.inf
         if math.isfinite(b["max"]):
-            out[f"{metric}<=max"] = (value - b["max"]) / (abs(b["max"]) or 1.0)
+            out[f"{metric}<=max"] = min((value - b["max"]) / (abs(b["max"]) or 1.0), 1e6)
         if math.isfinite(b["min"]):
-            out[f"{metric}>=min"] = (b["min"] - value) / (abs(b["min"]) or 1.0)
+            out[f"{metric}>=min"] = min((b["min"] - value) / (abs(b["min"]) or 1.0), 1e6) if value < math.inf else 1e6
     return out
 
 

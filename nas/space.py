@@ -10,7 +10,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Mapping, TypeVar
+from typing import Any, ClassVar, Generic, Iterable, Mapping, TypeVar
 
 from nas.config import Field, SpecError, validate
 from nas.genotype import Genotype
@@ -46,6 +46,25 @@ class SearchSpace(ABC, Generic[G]):
     (evaluator name -> options its networks train best with, e.g. AdamW for transformers; the
     spec's own ``[evaluator]`` values win); they implement the abstract methods. Options come from
     the run spec's ``[space]`` table.
+
+    Latency lookup tables (optional: ``nas latency build-lut`` and ``latency_pred_ms``). A space
+    supports them by implementing, conventionally in its folder's ``latency.py``:
+
+    - ``latency_blocks(genotype, task) -> list[str]`` (torch-free): the blocks the network is made
+      of, one key per occurrence, at their real input shapes (``nas.latency.block_key``:
+      ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
+      A block eager torch computes but whose result never reaches the output is prefixed with
+      ``~`` (``nas.latency.DEAD``): exported graphs drop it, so only torch tables count it.
+    - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
+      genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
+      measures) is their union plus the published architectures the space contains. A space may
+      override ``latency_universe`` instead, where listing the blocks directly is simpler (randwire).
+    - ``latency_module(key) -> nn.Module`` (torch, imported lazily): the block alone, taking one
+      tensor per input shape of its key; the shared kinds (``op``, ``conv``, ``sum``, ``cat``, ...)
+      are built by ``search_spaces.latency_blocks.generic_module``.
+
+    A test samples genotypes and checks that their blocks lie inside the universe
+    (``tests/evaluators/test_lut.py``): add a new space to its list.
     """
 
     name: ClassVar[str]
@@ -161,6 +180,32 @@ class SearchSpace(ABC, Generic[G]):
     def draw(self, genotype: G, path: str) -> None:
         """Render a picture of the architecture to ``path`` (PNG)."""
         raise NotImplementedError(f"space {self.name!r} cannot draw architectures")
+
+    # ----- latency lookup tables (optional capability; protocol in the class docstring) ----------
+    def latency_blocks(self, genotype: G, task: Task | None = None) -> list[str]:
+        """Block keys of ``genotype``'s network, one per occurrence, at their input shapes."""
+        raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
+
+    def latency_cover(self) -> Iterable[G]:
+        """Genotypes whose blocks together cover every block the space can produce."""
+        raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
+
+    def latency_universe(self, task: Task | None = None) -> list[str]:
+        """Every block key the space can produce (the cover's, and those of the published architectures
+        the space contains)."""
+        from nas.latency import strip_dead
+
+        keys: dict[str, None] = {}
+        for genotype in self.latency_cover():
+            keys.update(dict.fromkeys(map(strip_dead, self.latency_blocks(genotype, task))))
+        for genotype in self.known().values():
+            if self.contains(genotype):
+                keys.update(dict.fromkeys(map(strip_dead, self.latency_blocks(genotype, task))))
+        return list(keys)
+
+    def latency_module(self, key: str) -> Any:
+        """The ``torch.nn.Module`` of one block key (torch is imported here, lazily)."""
+        raise NotImplementedError(f"space {self.name!r} cannot build latency blocks")
 
     def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
         """Write space-specific outputs of a finished search into the run folder.

@@ -28,6 +28,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CHEAP_METRICS: tuple[str, ...] = ("params", "flops")  # computed from the genotype before evaluation
+PREDICTED_LATENCY = "latency_pred_ms"  # cheap too, from the [latency] lookup table
+MEASURED_LATENCY = "latency_ms"  # measured by the evaluator (train: evaluator.latency_backend)
+LATENCY_FIELDS = {
+    "lut": Field(str, default="", help="latency lookup table (nas latency build-lut) for latency_pred_ms"),
+    "build": Field(bool, default=True, help="build the table on this machine when the file is missing"),
+    "backend": Field(str, default="torch", choices=("torch", "onnxruntime", "onnxruntime-int8")),
+    "device": Field(str, default="cpu", choices=("cpu", "cuda")),
+    "threads": Field(int, default=1, min=1),
+    "batch": Field(int, default=1, min=1),
+    "fit": Field(int, default=10, min=0, help="whole networks measured for the table's correction"),
+}
 
 RUN_FIELDS = {
     "name": Field(str, default="", help="run and study name (default: the spec file's name)"),
@@ -45,7 +56,8 @@ OBJECTIVE_FIELDS = {
     "reward": Field(dict, default={}, help="MnasNet reward: accuracy, cost, target, w (or alpha, beta)"),
 }
 BOUND_FIELDS = {"min": Field(float, default=float("-inf")), "max": Field(float, default=float("inf"))}
-SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner")
+SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner",
+            "latency")
 
 
 @dataclass
@@ -62,6 +74,7 @@ class RunSpec:
     pruner: dict[str, Any]
     base_dir: str = "."
     metrics: tuple[str, ...] = field(default=())  # what the evaluator reports
+    latency: dict[str, Any] = field(default_factory=dict)  # [latency]: lut (absolute path or "")
 
     @property
     def name(self) -> str:
@@ -98,7 +111,8 @@ class RunSpec:
         run = {k: v for k, v in self.run.items() if not (k == "target" and v != v)}
         return {"run": run, "space": self.space, "controller": self.controller,
                 "evaluator": self.evaluator, "objectives": self.objectives, "constraints": constraints,
-                "executor": self.executor, "pruner": self.pruner}
+                "executor": self.executor, "pruner": self.pruner,
+                **({"latency": self.latency} if self.latency.get("lut") else {})}
 
     def to_toml(self) -> str:
         """The resolved spec as TOML text."""
@@ -146,16 +160,27 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
     if "name" not in space:
         raise SpecError("space.name: required; known: " + ", ".join(registry.names("spaces")))
     space_obj = registry.make_space(space["name"], _without(space, "name"))
-    evaluator, metrics = _validate_evaluator(_table(data, "evaluator"), base_dir, space_obj)
-    objectives = _validate_objectives(data.get("objectives"), metrics, evaluator["name"])
+    evaluator_table = _with_latency_measured(_table(data, "evaluator"), data.get("objectives"))
+    evaluator, metrics = _validate_evaluator(evaluator_table, base_dir, space_obj)
+    latency = validate(_table(data, "latency"), LATENCY_FIELDS, "latency", base_dir)
+    cheap = CHEAP_METRICS + ((PREDICTED_LATENCY,) if latency["lut"] else ())
+    objectives = _validate_objectives(data.get("objectives"), metrics, evaluator["name"], cheap)
     if run["target"] == run["target"] and len(objectives) != 1:
         raise SpecError("run.target: a target needs exactly one objective")
-    constraints = _validate_constraints(data.get("constraints", {}))
+    pruner = validate_pruner(_table(data, "pruner"))
+    if len(objectives) > 1 and pruner["name"] != "none":
+        raise SpecError("pruner.name: pruning needs a single objective (Optuna keeps no intermediate values "
+                        "in multi-objective studies); use 'none'")
+    constraints = _validate_constraints(data.get("constraints", {}), cheap)
+    if latency["lut"]:
+        latency["lut"] = str((base_dir / latency["lut"]).resolve())
+        _check_lut(latency, space_obj, evaluator)
     controller = _validate_controller(_table(data, "controller"), space_obj, run["seed"], len(objectives))
     return RunSpec(run=run, space={"name": space["name"], **space_obj.options}, controller=controller,
                    evaluator=evaluator, objectives=objectives, constraints=constraints,
                    executor=validate_executor(_table(data, "executor")),
-                   pruner=validate_pruner(_table(data, "pruner")), base_dir=str(base_dir), metrics=metrics)
+                   pruner=pruner, base_dir=str(base_dir), metrics=metrics,
+                   latency=latency)
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -183,7 +208,38 @@ def _validate_evaluator(table: dict[str, Any], base_dir: Path, space: Any) -> tu
     return {"name": table["name"], **options, "budget": budget}, metrics
 
 
-def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str) -> list[dict[str, Any]]:
+def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[str, Any]:
+    """An objective on ``latency_ms`` switches the evaluator's measurement on (torch) if it has one."""
+    named = {o.get("metric") for o in objectives or [] if isinstance(o, Mapping)}
+    named |= {o["reward"].get("cost") for o in objectives or [] if isinstance(o, Mapping)
+              and isinstance(o.get("reward"), Mapping)}
+    if MEASURED_LATENCY not in named or evaluator.get("latency_backend") or "name" not in evaluator:
+        return evaluator
+    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")
+    return {**evaluator, "latency_backend": "torch"} if "latency_backend" in cls.OPTIONS else evaluator
+
+
+def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -> None:
+    """``latency.lut`` must load and fit the run's space, preset, options, input shape and backend
+    (a missing file is fine when ``latency.build`` will build it)."""
+    from nas.latency import LatencyTable, require_support
+
+    try:
+        require_support(space, "latency.lut")
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    if latency["build"] and not Path(latency["lut"]).exists():
+        return
+    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")
+    task = cls.task_for(_without(evaluator, "name", "budget"), space)
+    try:
+        LatencyTable.load(latency["lut"]).check(space, task, latency["backend"])
+    except (OSError, ValueError) as err:
+        raise SpecError(f"latency.lut: {err}") from None
+
+
+def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str,
+                         cheap: tuple[str, ...] = CHEAP_METRICS) -> list[dict[str, Any]]:
     """``[[objectives]]``: default is the evaluator's first metric, maximized."""
     if items is None:
         if not metrics:
@@ -196,10 +252,13 @@ def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str) -
         objective = validate(item, OBJECTIVE_FIELDS, f"objectives[{i}]")
         if objective["reward"]:
             objective["reward"] = validate_reward(objective["reward"], f"objectives[{i}].reward",
-                                                  metrics + CHEAP_METRICS)
-        elif objective["metric"] not in metrics + CHEAP_METRICS:
+                                                  metrics + cheap)
+        elif objective["metric"] == PREDICTED_LATENCY and PREDICTED_LATENCY not in cheap:
+            raise SpecError(f"objectives[{i}].metric: {PREDICTED_LATENCY} needs a lookup table: set [latency] lut "
+                            "(made by 'nas latency build-lut')")
+        elif objective["metric"] not in metrics + cheap:
             raise SpecError(f"objectives[{i}].metric: unknown metric {objective['metric']!r}; the {evaluator} "
-                            f"evaluator reports: {', '.join(metrics) or '(none)'}; cheap: {', '.join(CHEAP_METRICS)}")
+                            f"evaluator reports: {', '.join(metrics) or '(none)'}; cheap: {', '.join(cheap)}")
         out.append(objective)
     names = [o["metric"] for o in out]
     if len(set(names)) != len(names):
@@ -207,14 +266,17 @@ def _validate_objectives(items: Any, metrics: tuple[str, ...], evaluator: str) -
     return out
 
 
-def _validate_constraints(table: Any) -> dict[str, dict[str, float]]:
+def _validate_constraints(table: Any, cheap: tuple[str, ...] = CHEAP_METRICS) -> dict[str, dict[str, float]]:
     """``[constraints]``: bounds on cheap metrics, checked before any evaluation."""
     if not isinstance(table, Mapping):
         raise SpecError(f"constraints: expected a table, got {table!r}")
     out = {}
     for metric, bounds in table.items():
-        if metric not in CHEAP_METRICS:
-            raise SpecError(f"constraints.{metric}: bounds are allowed on cheap metrics only: {', '.join(CHEAP_METRICS)}")
+        if metric == PREDICTED_LATENCY and metric not in cheap:
+            raise SpecError(f"constraints.{metric}: needs a lookup table: set [latency] lut "
+                            "(made by 'nas latency build-lut')")
+        if metric not in cheap:
+            raise SpecError(f"constraints.{metric}: bounds are allowed on cheap metrics only: {', '.join(cheap)}")
         out[metric] = validate(bounds, BOUND_FIELDS, f"constraints.{metric}")
     return out
 

@@ -10,6 +10,11 @@ Predictor-guided mutation (``candidates`` > 1): the tournament winner gets sever
 mutants and a Gaussian-process surrogate fitted to the population's history picks the one with the
 highest expected improvement; parent selection and aging stay those of regularized evolution.
 ``candidates = 1`` is the plain algorithm.
+
+Several objectives: the tournament picks the member of lowest non-dominated rank within the
+population, then the largest crowding distance (NSGA-II's crowded comparison, Deb et al. 2002),
+so aging evolution spreads along the Pareto front; the surrogate, which models one objective, is
+off.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from nas.config import Field, SpecError
 from nas.controllers import Controller
 from nas.controllers.history import GenotypeSampler, History, winner
+from nas.controllers.pareto import pareto_winner
 from nas.controllers.surrogate import SurrogateRanker
 from nas.genotype import Genotype
 from nas.space import SearchSpace
@@ -67,12 +73,19 @@ class RegularizedEvolutionSampler(GenotypeSampler):
 
     def _child(self, population: list, rng: random.Random) -> Genotype:
         """Mutation of a tournament winner (optionally crossed with a second winner first)."""
-        parent = winner(rng.sample(population, self.sample)).genotype
+        parent = self._winner(rng.sample(population, self.sample), population).genotype
         if self.crossover_prob and rng.random() < self.crossover_prob:
-            other = winner(rng.sample(population, self.sample)).genotype
+            other = self._winner(rng.sample(population, self.sample), population).genotype
             mixed = self._space.crossover(parent, other, rng)
             return self.child(self._space.mutate(mixed, rng), parent, other)
         return self.child(self._space.mutate(parent, rng), parent)
+
+    @staticmethod
+    def _winner(sampled: list, population: list) -> Any:
+        """Best of the tournament; by non-dominated rank and crowding for several objectives."""
+        if len(sampled[0].values) > 1:
+            return pareto_winner(sampled, population)
+        return winner(sampled)
 
 
 class EvolutionController(Controller):
@@ -92,4 +105,7 @@ class EvolutionController(Controller):
     }
 
     def sampler(self) -> Any:
-        return RegularizedEvolutionSampler(self.space, seed=self.seed, **self.options)
+        options = dict(self.options)
+        if self.n_objectives > 1:
+            options["candidates"] = 1  # the surrogate models one objective
+        return RegularizedEvolutionSampler(self.space, seed=self.seed, **options)

@@ -147,6 +147,21 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
         plan = self.plan(genotype, task)
         return Cost(plan.params, plan.macs)
 
+    def latency_blocks(self, genotype: NASNetGenotype, task: Task | None = None) -> list[str]:
+        from search_spaces.nasnet.latency import network_blocks
+
+        return network_blocks(genotype, self.macro, task or self.default_task())
+
+    def latency_cover(self) -> list[NASNetGenotype]:
+        from search_spaces.nasnet.latency import cover
+
+        return cover(self)
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.nasnet.latency import module
+
+        return module(key)
+
     def details(self, genotype: NASNetGenotype) -> dict[str, Any]:
         return {"text": genotype.to_text(), "vocabulary": self.options["vocabulary"],
                 "filters": self.macro["filters"], "cells_per_stack": self.macro["cells"],

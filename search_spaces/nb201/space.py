@@ -122,6 +122,21 @@ class NB201Space(SearchSpace[NB201Genotype]):
         macs += c * task.num_classes
         return Cost(params, macs)
 
+    def latency_blocks(self, genotype: NB201Genotype, task: Task | None = None) -> list[str]:
+        from search_spaces.nb201.latency import network_blocks
+
+        return network_blocks(genotype, task or self.default_task(), self.channels, self.cells)
+
+    def latency_cover(self) -> list[NB201Genotype]:
+        from search_spaces.nb201.latency import cover
+
+        return cover()
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.nb201.latency import module
+
+        return module(key)
+
     def details(self, genotype: NB201Genotype) -> dict[str, Any]:
         return {"string": genotype.to_string(), "channels": self.channels, "cells_per_stage": self.cells}
 

@@ -278,6 +278,31 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
         """Params and MACs from the genotype (equal to the built module's; see ``macro.py``)."""
         return cost(genotype, self.macro, task or self.default_task())
 
+    def latency_blocks(self, genotype: RandWireGenotype, task: Task | None = None) -> list[str]:
+        from search_spaces.randwire.latency import network_blocks
+
+        return network_blocks(genotype, self.macro, task or self.default_task())
+
+    def latency_universe(self, task: Task | None = None) -> list[str]:
+        """Per stage: the source node, inner nodes of every in-degree and sink means of every width,
+        up to the largest node count the space allows (and the published architectures' blocks)."""
+        from search_spaces.randwire.latency import universe
+
+        task = task or self.default_task()
+        most = [0] * len(self.macro.stages)
+        for prefix, stages, _ in self._groups:
+            for stage in stages:
+                most[stage] = self._distributions[prefix + "n"].high
+        for genotype in self.known().values():
+            if genotype.stages == len(most):
+                most = [max(m, n) for m, n in zip(most, genotype.nodes)]
+        return universe(self.macro, task, most)
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.randwire.latency import module
+
+        return module(key)
+
     def details(self, genotype: RandWireGenotype) -> dict[str, Any]:
         """Label, C, N and per stage: generator, node/edge counts, input/output nodes, width, stride."""
         stages = []

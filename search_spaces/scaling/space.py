@@ -148,6 +148,22 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
         params, macs = plan_cost(self.plan(genotype, task))
         return Cost(params, macs)
 
+    def latency_blocks(self, genotype: ScalingGenotype, task: Task | None = None) -> list[str]:
+        from search_spaces.scaling.latency import network_blocks
+
+        task = task or self.task_for(genotype)
+        return network_blocks(self.plan(genotype, task), task.input_shape)
+
+    def latency_cover(self) -> list[ScalingGenotype]:
+        from search_spaces.scaling.latency import cover
+
+        return cover(self)
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.scaling.latency import module
+
+        return module(key)
+
     def describe(self, genotype: ScalingGenotype, task: Task | None = None) -> dict[str, Any]:
         """The contract fields with ``input_shape`` = what the model consumes, plus ``run_size``."""
         task = task or self.task_for(genotype)

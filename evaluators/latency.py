@@ -1,0 +1,324 @@
+"""Latency measurement of a module: PyTorch eager, ONNX Runtime fp32 and int8, on CPU or CUDA.
+
+Protocol (one :func:`measure` call):
+
+1. The module is put in eval mode and, for ONNX Runtime, exported to ONNX (opset 17, the
+   TorchScript exporter: fast and deterministic) and loaded into an ``InferenceSession`` with
+   ``intra_op_num_threads = threads``, ``inter_op_num_threads = 1`` and sequential execution.
+   ``onnxruntime-int8`` first runs static quantization (``onnxruntime.quantization.quantize_static``,
+   QDQ format, int8 weights per channel, uint8 activations) calibrated on a few random batches.
+2. Threads are pinned: torch runs with ``torch.set_num_threads(threads)`` and every thread of the
+   process is bound (``sched_setaffinity``) to ``threads`` CPUs for the duration of the call (the
+   last ones of the allowed set unless ``cpus`` names them), then the previous state is restored.
+   One thread stands for a phone-like core.
+3. ``warmup`` untimed runs, then timed runs of one forward pass each until at least
+   ``min_repeats`` were taken and the coefficient of variation of the last ones is below
+   ``target_cv``, or ``max_repeats`` / ``max_seconds`` is reached. CUDA runs are timed with CUDA
+   events around the call, after synchronising.
+4. Reported: median, p90 and mean (ms) of the settled runs (the last half, at least
+   ``min_repeats``), their CV and number, and the minimum over all timed runs. Lookup tables use
+   the minimum by default (noise from other processes only ever adds time, so on a shared machine
+   the minimum is the stable statistic; ``--stat median`` for the median).
+
+Interference: a measurement is only as clean as the CPUs it runs on. In a search, the cheap
+``latency_pred_ms`` comes from a lookup table built once on a quiet machine (``nas latency
+build-lut``); the measured ``latency_ms`` is taken by the evaluator right after training, pinned to
+its own CPUs, so give latency-measuring runs ``workers = 1`` (or reserve CPUs with
+``cpus_per_trial``) when their numbers must be trusted, and re-measure the Pareto set afterwards
+(``nas latency validate``) on a quiet machine.
+
+Results are cached by (key, backend, device, batch, threads, input shape) in a :class:`LatencyCache`
+(in memory, optionally appended to a JSON-lines file), ``key`` being an arch id or a block key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "onnxruntime-int8")
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+OPSET = 17
+CALIBRATION_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to measure: backend, device, batch size, threads and the repeat policy."""
+
+    backend: str = "torch"
+    device: str = "cpu"
+    batch: int = 1
+    threads: int = 1
+    warmup: int = 5
+    min_repeats: int = 10
+    max_repeats: int = 200
+    target_cv: float = 0.05
+    max_seconds: float = 2.0
+    cpus: tuple[int, ...] = ()  # CPUs to pin to (empty: the last `threads` allowed ones)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"latency backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"latency device: expected cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("latency device: 'cuda' requested but no CUDA device is visible")
+        if self.batch < 1 or self.threads < 1:
+            raise ValueError(f"latency: batch and threads must be >= 1, got {self.batch} and {self.threads}")
+
+    def key(self) -> str:
+        """The part of a cache key these settings contribute."""
+        return f"{self.backend}|{self.device}|b{self.batch}|t{self.threads}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Summary of the timed runs (milliseconds)."""
+
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    cv: float
+    repeats: int
+    min_ms: float = float("nan")
+
+    def stat(self, name: str) -> float:
+        """``median`` or ``min`` (ms)."""
+        return self.min_ms if name == "min" else self.median_ms
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain data."""
+        return asdict(self)
+
+
+def summarize(times_ms: Sequence[float]) -> Measurement:
+    """Median, p90 (nearest rank), mean, coefficient of variation and minimum of ``times_ms``."""
+    ordered = sorted(times_ms)
+    mean = statistics.fmean(ordered)
+    cv = statistics.pstdev(ordered) / mean if len(ordered) > 1 and mean > 0 else 0.0
+    p90 = ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)]
+    return Measurement(statistics.median(ordered), p90, mean, cv, len(ordered), ordered[0])
+
+
+def time_calls(call: Callable[[], Any], settings: Settings, sync: Callable[[], None] | None = None) -> Measurement:
+    """Warm up, then time ``call`` until the spread of the last runs is small or a cap is hit."""
+    for _ in range(settings.warmup):
+        call()
+    cuda = settings.device == "cuda" and settings.backend == "torch"
+    times: list[float] = []
+    deadline = time.perf_counter() + settings.max_seconds
+    while len(times) < settings.max_repeats:
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            call()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            started = time.perf_counter()
+            call()
+            if sync is not None:
+                sync()
+            times.append((time.perf_counter() - started) * 1e3)
+        if len(times) >= settings.min_repeats:
+            recent = summarize(times[-settings.min_repeats:])
+            if recent.cv <= settings.target_cv or time.perf_counter() > deadline:
+                break
+    tail = times[-max(settings.min_repeats, len(times) // 2):]  # the settled part
+    return replace(summarize(tail), min_ms=min(times))
+
+
+# ----- pinning ----------------------------------------------------------------------------------
+_PIN_LOCK = threading.Lock()
+
+
+def pinned_cpus(threads: int, cpus: Sequence[int] = ()) -> tuple[int, ...]:
+    """The CPUs a measurement with ``threads`` threads is bound to."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    chosen = [c for c in cpus if c in allowed] if cpus else allowed[-threads:]
+    return tuple(chosen or allowed[-threads:])
+
+
+@contextlib.contextmanager
+def pinned(threads: int, cpus: Sequence[int] = ()) -> Iterator[tuple[int, ...]]:
+    """Bind every thread of the process to the chosen CPUs and torch to ``threads`` threads."""
+    with _PIN_LOCK:
+        chosen = pinned_cpus(threads, cpus)
+        torch_threads = torch.get_num_threads()
+        saved: dict[int, set[int]] = {}
+        if hasattr(os, "sched_setaffinity"):
+            for tid in _thread_ids():
+                with contextlib.suppress(OSError):
+                    saved[tid] = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, chosen)
+        torch.set_num_threads(threads)
+        try:
+            yield chosen
+        finally:
+            torch.set_num_threads(torch_threads)
+            for tid, mask in saved.items():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, mask)
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
+
+
+# ----- backends ---------------------------------------------------------------------------------
+def example_inputs(shapes: Sequence[Sequence[int]], batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Random inputs of ``(batch, *shape)`` for each shape."""
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(batch, *shape, generator=generator) for shape in shapes)
+
+
+def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
+    """ONNX bytes of ``module`` in eval mode for ``inputs`` (static shapes)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), inputs, buffer, dynamo=False, opset_version=OPSET,
+                          input_names=[f"x{i}" for i in range(len(inputs))])
+    return buffer.getvalue()
+
+
+def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int = CALIBRATION_BATCHES) -> bytes:
+    """Static int8 quantization (QDQ, per-channel weights) calibrated on random batches like ``inputs``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            feeds = [example_inputs([t.shape[1:] for t in inputs], inputs[0].shape[0], seed) for seed in range(batches)]
+            self.data = iter([{f"x{i}": t.numpy() for i, t in enumerate(feed)} for feed in feeds])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.data, None)
+
+    with tempfile.TemporaryDirectory() as folder:
+        src, dst = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        src.write_bytes(model)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+        return dst.read_bytes()
+
+
+def ort_session(model: bytes, settings: Settings) -> Any:
+    """An ONNX Runtime session with pinned thread counts on the settings' device."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if settings.device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ValueError("latency device: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(model, options, providers=providers)
+
+
+def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+    device = torch.device(settings.device)
+    module = module.to(device).eval()
+    inputs = tuple(t.to(device) for t in inputs)
+
+    def call() -> Any:
+        with torch.inference_mode():
+            return module(*inputs)
+    return call
+
+
+def _ort_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+    model = export_onnx(module, inputs)
+    if settings.backend == "onnxruntime-int8":
+        model = quantize_int8(model, inputs)
+    session = ort_session(model, settings)
+    names = [i.name for i in session.get_inputs()]
+    feed = {name: t.numpy() for name, t in zip(names, inputs)}
+    return lambda: session.run(None, feed)
+
+
+def measure(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: Settings) -> Measurement:
+    """Latency of one forward pass of ``module`` on inputs of ``(batch, *shape)`` per shape.
+
+    Args:
+        module: the network or block (set to eval mode here).
+        input_shapes: one (C, H, W) per input of ``forward``.
+        settings: backend, device, batch, threads and repeat policy.
+
+    Returns:
+        The summary of the timed runs.
+    """
+    inputs = example_inputs(input_shapes, settings.batch)
+    with pinned(settings.threads, settings.cpus):
+        make = _torch_call if settings.backend == "torch" else _ort_call
+        call = make(module, inputs, settings)
+        sync = torch.cuda.synchronize if settings.device == "cuda" else None
+        return time_calls(call, settings, sync)
+
+
+class LatencyCache:
+    """Measurements by (key, settings, input shape), in memory and optionally in a JSON-lines file.
+
+    Args:
+        path: file appended to on every new measurement and read on creation (None: memory only).
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.hits = self.misses = 0
+        self._data: dict[str, dict[str, float]] = {}
+        if self.path is not None and self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError):
+                    record = json.loads(line)
+                    self._data[record["key"]] = record["measurement"]
+
+    @staticmethod
+    def key(name: str, settings: Settings, input_shapes: Sequence[Sequence[int]]) -> str:
+        """(arch id or block key, backend, device, batch, threads, input shape) as one string."""
+        shapes = ";".join("x".join(map(str, s)) for s in input_shapes)
+        return f"{name}|{settings.key()}|{shapes}|torch{torch.__version__}"
+
+    def get_or_measure(self, name: str, make: Callable[[], nn.Module], input_shapes: Sequence[Sequence[int]],
+                       settings: Settings) -> Measurement:
+        """The cached measurement, or a new one of ``make()`` (stored)."""
+        key = self.key(name, settings, input_shapes)
+        if key in self._data:
+            self.hits += 1
+            return Measurement(**self._data[key])
+        self.misses += 1
+        result = measure(make(), input_shapes, settings)
+        self._data[key] = result.to_dict()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({"key": key, "measurement": result.to_dict()}) + "\n")
+        return result
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -1,0 +1,123 @@
+"""``nas latency``: build a per-block latency lookup table, and validate one against measurements."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from nas.cli.base import handle_errors, main
+from nas.config import SpecError
+
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+
+
+@main.group()
+def latency() -> None:
+    """Latency lookup tables: build-lut, validate."""
+
+
+def _space_options(preset: str | None, options: tuple[str, ...]) -> dict[str, Any]:
+    """``--preset`` and ``--option key=value`` (values parsed as JSON where they parse)."""
+    out: dict[str, Any] = {"preset": preset} if preset else {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--option: expected key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
+    """The task given by ``--input-shape C,H,W`` / ``--classes`` (None: the preset's)."""
+    from nas.space import Task
+
+    if input_shape is None and classes is None:
+        return None
+    default = space.default_task()
+    shape = default.input_shape
+    if input_shape is not None:
+        try:
+            shape = tuple(int(x) for x in input_shape.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise SpecError(f"--input-shape: expected C,H,W (three positive integers), got {input_shape!r}")
+    return Task(shape, classes or default.num_classes)  # type: ignore[arg-type]
+
+
+@latency.command("build-lut")
+@click.option("--space", "space_name", required=True, help="Search space name.")
+@click.option("--preset", help="Macro network preset (the space's default if not given).")
+@click.option("--option", "options", multiple=True, help="Another space option, key=value (repeatable).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
+@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--input-shape", help="C,H,W the networks get (default: the preset's).")
+@click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
+@click.option("--fit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Whole networks measured to fit the correction.")
+@click.option("--stat", type=click.Choice(("min", "median")), default="min", show_default=True,
+              help="Statistic of the timed runs kept (min: stable on a shared machine).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The table (JSON).")
+@handle_errors
+def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], backend: str, device: str,
+              threads: int, batch: int, input_shape: str | None, classes: int | None, fit: int, stat: str,
+              out: str) -> None:
+    """Measure every block configuration of a space on this machine into a lookup table."""
+    from evaluators.latency import Settings
+    from evaluators.lut import build_table
+    from nas import registry
+    from nas.latency import require_support
+
+    space = registry.make_space(space_name, _space_options(preset, options), path="--space")
+    require_support(space, "--space")
+    task = _task(input_shape, classes, space)
+    total = len(space.latency_universe(task))
+    click.echo(f"measuring {total} blocks of {space_name}/{space.preset} ({backend}, {device}, "
+               f"{threads} thread(s), batch {batch}), then {fit} networks", err=True)
+
+    def progress(done: int, count: int) -> None:
+        if done % 25 == 0 or done == count:
+            click.echo(f"  {done}/{count} blocks", err=True)
+
+    table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
+    table.save(out)
+    click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + {table.offset:.4g} ms, "
+               f"built in {table.build_seconds:.0f}s")
+
+
+@latency.command("validate")
+@click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="A table from build-lut.")
+@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--repeat", type=click.IntRange(min=0), default=0,
+              help="Measure this many networks twice and report the repeatability.")
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for validation.json, samples.csv, scatter.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | None, as_json: bool) -> None:
+    """Measure sampled architectures and compare them with the table's predictions."""
+    from evaluators.lut import validate_table
+    from nas import registry
+    from nas.latency import LatencyTable
+
+    table = LatencyTable.load(lut_path)
+    space = registry.make_space(table.space, dict(table.space_options), path=f"{lut_path}: space")
+    table.check(space)
+    report = validate_table(table, space, samples, seed, repeat=repeat, out=out)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"{report['lut']}")
+    click.echo(f"  {report['samples']} networks: {report['within_10pct']:.0%} within ±10%, MAPE "
+               f"{report['mape']:.1%}, Kendall tau {report['kendall_tau']:.3f} (FLOPs: {report['flops_kendall_tau']:.3f})")
+    click.echo(f"  prediction {report['predict_us']:.0f} µs per architecture"
+               + (f", repeatability {report['repeatability']:.1%}" if "repeatability" in report else ""))
+    if out:
+        click.echo(f"  written: {out}/validation.json, samples.csv, scatter.png")

@@ -1,0 +1,247 @@
+"""Per-block latency lookup tables (torch-free): the file format, prediction and the mismatch checks.
+
+A network's latency is predicted as ``scale * sum(table[block] for block in its blocks) + offset``:
+the blocks come from the space (``SearchSpace.latency_blocks``), the table from measuring every
+block in isolation (``nas latency build-lut``), and ``scale``/``offset`` from a least-squares fit
+on a few whole-network measurements (what isolated blocks miss: caches, dispatch between blocks).
+
+Block keys are compact strings ``kind:arg:arg@CxHxW[;CxHxW]``: what the block is, then the shapes
+of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them. A
+key prefixed with ``~`` (:data:`DEAD`) is a block eager PyTorch runs but whose result never reaches
+the output: exported graphs drop it (ONNX Runtime folds constants and removes dead nodes), so only
+``torch`` tables count it.
+
+A table is valid only for the space, preset, space options, input shape, backend, device, batch,
+threads and library versions it was measured with; :meth:`LatencyTable.check` refuses any other.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+LUT_FORMAT = "nasforge-lut/1"
+# space options that do not change the network as measured (inference, batch 1)
+IGNORED_OPTIONS = frozenset({"drop_path", "auxiliary", "bn_momentum", "final_phi", "dropout"})
+
+
+def block_key(kind: str, args: Sequence[Any], shapes: Sequence[Sequence[int]]) -> str:
+    """``kind:arg:...@CxHxW;...``: one block at its input shapes."""
+    head = ":".join([kind, *(str(a) for a in args)])
+    return head + "@" + ";".join("x".join(str(int(d)) for d in s) for s in shapes)
+
+
+DEAD = "~"  # prefix of a block eager execution computes but whose result never reaches the output
+
+
+def strip_dead(key: str) -> str:
+    """The block key without the dead-code marker."""
+    return key[1:] if key.startswith(DEAD) else key
+
+
+def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
+    """(kind, args as strings, input shapes) of a block key."""
+    head, sep, tail = strip_dead(key).partition("@")
+    if not sep:
+        raise ValueError(f"block key {key!r}: expected 'kind:args@CxHxW'")
+    kind, *args = head.split(":")
+    shapes = [tuple(int(d) for d in part.split("x")) for part in tail.split(";") if part]
+    return kind, args, shapes
+
+
+def require_support(space: Any, where: str) -> None:
+    """``ValueError`` unless ``space`` implements the latency-block protocol (``nas.space.SearchSpace``)."""
+    from nas.space import SearchSpace
+
+    if type(space).latency_blocks is SearchSpace.latency_blocks:
+        raise ValueError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
+                         "table (see the protocol in nas.space.SearchSpace)")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries a measurement depends on ('' when not installed)."""
+    out = {}
+    for name in ("torch", "onnxruntime"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+@dataclass
+class LatencyTable:
+    """A lookup table of block latencies (ms) for one space, preset, task and measurement setting."""
+
+    space: str
+    preset: str
+    space_options: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    backend: str
+    device: str
+    batch: int
+    threads: int
+    versions: dict[str, str]
+    blocks: dict[str, float]
+    scale: float = 1.0
+    offset: float = 0.0
+    fit: dict[str, Any] = field(default_factory=dict)  # the whole-network points the correction used
+    build_seconds: float = 0.0
+    custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
+    stat: str = "min"  # the statistic of the timed runs the table holds: min or median
+    floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
+
+    def task(self) -> Any:
+        """The task the table was built for; None when it is the preset's (as the space decides)."""
+        from nas.space import Task
+
+        return Task(tuple(self.input_shape), self.num_classes) if self.custom_task else None  # type: ignore[arg-type]
+
+    # ----- prediction ---------------------------------------------------------------------------
+    def raw(self, keys: Iterable[str]) -> float:
+        """Sum of the blocks' table entries; ``ValueError`` names a block the table lacks."""
+        return self._sum(keys)[0]
+
+    def _sum(self, keys: Iterable[str]) -> tuple[float, int]:
+        """(sum of the counted blocks' entries, how many were counted)."""
+        total = 0.0
+        live = 0
+        blocks = self.blocks
+        eager = self.backend == "torch"
+        for key in keys:
+            if key[0] == DEAD:  # dead code: computed by eager torch, dropped by graph compilers
+                if not eager:
+                    continue
+                key = key[1:]
+            live += 1
+            value = blocks.get(key)
+            if value is None:
+                raise ValueError(f"latency table lacks block {key!r} (built for {self.describe()}); "
+                                 "rebuild it with 'nas latency build-lut'")
+            total += value
+        return total, live
+
+    def predict_keys(self, keys: Iterable[str]) -> float:
+        """Predicted latency (ms) of a network made of ``keys`` (one whose every block is dead
+        compiles to a constant: ``floor_ms``)."""
+        raw, live = self._sum(keys)
+        return self.scale * raw + self.offset if live else self.floor_ms
+
+    def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
+        """Predicted latency (ms) of ``genotype`` in ``space``."""
+        return self.predict_keys(space.latency_blocks(genotype, task))
+
+    # ----- compatibility ------------------------------------------------------------------------
+    def describe(self) -> str:
+        shape = "x".join(map(str, self.input_shape))
+        return (f"{self.space}/{self.preset} input {shape}, {self.backend} on {self.device}, "
+                f"batch {self.batch}, {self.threads} thread(s), {self.stat} of runs")
+
+    def check(self, space: Any, task: Any = None, backend: str | None = None) -> None:
+        """``ValueError`` unless this table fits ``space`` (name, preset, options), the task's input
+        shape and class count, ``backend`` (if given) and the installed library versions."""
+        where = f"latency table ({self.describe()})"
+        if space.name != self.space or space.preset != self.preset:
+            raise ValueError(f"{where} was built for space {self.space!r} preset {self.preset!r}, not "
+                             f"{space.name!r} preset {space.preset!r}")
+        mine = {k: v for k, v in self.space_options.items() if k not in IGNORED_OPTIONS}
+        theirs = {k: v for k, v in json.loads(json.dumps(space.options)).items() if k not in IGNORED_OPTIONS}
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if differ:
+            k = differ[0]
+            raise ValueError(f"{where} was built with space option {k} = {mine.get(k)!r}, the run has {theirs.get(k)!r}")
+        if task is not None and (tuple(task.input_shape) != tuple(self.input_shape)
+                                 or task.num_classes != self.num_classes):
+            raise ValueError(f"{where} was built for input {list(self.input_shape)} and {self.num_classes} classes; "
+                             f"the run feeds {list(task.input_shape)} and {task.num_classes} classes "
+                             "(build-lut --input-shape/--classes)")
+        if backend is not None and backend != self.backend:
+            raise ValueError(f"{where} was built for backend {self.backend!r}, not {backend!r}")
+        now = versions()
+        relevant = ("torch",) if self.backend == "torch" else ("torch", "onnxruntime")  # the exporter is torch's
+        for lib, version in ((k, v) for k, v in self.versions.items() if k in relevant):
+            if now.get(lib, "") != version:
+                raise ValueError(f"{where} was built with {lib} {version or '(none)'}, this machine has "
+                                 f"{now.get(lib) or '(none)'}: stale, rebuild it")
+
+    # ----- files --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        return {"format": LUT_FORMAT, **data}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Read a table; ``FileNotFoundError``/``ValueError`` say what is wrong with the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: latency table not found")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not a latency table (not JSON: {err})") from None
+        if not isinstance(data, Mapping) or data.get("format") != LUT_FORMAT:
+            found = data.get("format") if isinstance(data, Mapping) else None
+            raise ValueError(f"{path}: not a latency table of format {LUT_FORMAT!r} (found {found!r})")
+        fields = {k: v for k, v in data.items() if k != "format"}
+        try:
+            table = cls(**fields)
+        except TypeError as err:
+            raise ValueError(f"{path}: malformed latency table ({err})") from None
+        table.input_shape = tuple(table.input_shape)  # type: ignore[assignment]
+        return table
+
+
+def fit_correction(raw: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
+    """``(scale, offset)`` of the least-squares line ``measured ~ scale * raw + offset``.
+
+    With fewer than three points, or a scale outside [0.5, 2] (the sum of parts should be close),
+    only the offset is fitted (scale 1).
+    """
+    n = len(raw)
+    if n == 0:
+        return 1.0, 0.0
+    mean_x, mean_y = sum(raw) / n, sum(measured) / n
+    var = sum((x - mean_x) ** 2 for x in raw)
+    if n >= 3 and var > 0:
+        scale = sum((x - mean_x) * (y - mean_y) for x, y in zip(raw, measured)) / var
+        if 0.5 <= scale <= 2.0:
+            return scale, mean_y - scale * mean_x
+    return 1.0, mean_y - mean_x
+
+
+def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b of two equally long sequences (nan when undefined)."""
+    n = len(a)
+    concordant = discordant = ties_a = ties_b = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = a[i] - a[j], b[i] - b[j]
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif (da > 0) == (db > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return (concordant - discordant) / denominator if denominator else float("nan")
+
+
+def accuracy_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """Share within +-10% of measured, MAPE (fraction) and Kendall tau of predicted vs measured."""
+    errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
+    n = len(errors)
+    return {"samples": n, "within_10pct": sum(e <= 0.10 for e in errors) / n if n else float("nan"),
+            "mape": sum(errors) / n if n else float("nan"), "kendall_tau": kendall_tau(predicted, measured)}

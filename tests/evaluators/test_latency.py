@@ -1,0 +1,95 @@
+"""Latency measurement: finite positive numbers per backend, thread count and pinning, cache hits."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from evaluators.latency import LatencyCache, Settings, measure, pinned_cpus, summarize
+
+FAST = {"warmup": 2, "min_repeats": 5, "max_repeats": 30, "max_seconds": 0.3}
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "onnxruntime-int8"])
+def test_measure_returns_finite_positive_numbers(backend):
+    result = measure(small_net(), [(3, 16, 16)], Settings(backend=backend, **FAST))
+    for value in (result.median_ms, result.p90_ms, result.mean_ms):
+        assert math.isfinite(value) and value > 0
+    assert result.p90_ms >= result.median_ms
+    assert 5 <= result.repeats <= 30 and result.cv >= 0
+
+
+class Spy(nn.Module):
+    """Records the torch thread count and CPU affinity it runs under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, frozenset[int]]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((torch.get_num_threads(), frozenset(os.sched_getaffinity(0))))
+        return x * 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_measure_runs_with_the_thread_count_and_pinned_cpus_then_restores(threads):
+    if threads > len(os.sched_getaffinity(0)):
+        pytest.skip("fewer CPUs than threads")
+    before = (torch.get_num_threads(), os.sched_getaffinity(0))
+    spy = Spy()
+    measure(spy, [(1, 4, 4)], Settings(threads=threads, **FAST))
+    expected = frozenset(pinned_cpus(threads))
+    assert len(expected) == threads
+    assert spy.seen and all(seen == (threads, expected) for seen in spy.seen)
+    assert (torch.get_num_threads(), os.sched_getaffinity(0)) == before
+
+
+def test_cache_hits_skip_measuring_and_persist(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    cache = LatencyCache(path)
+    built = []
+
+    def make() -> nn.Module:
+        built.append(1)
+        return small_net()
+
+    settings = Settings(**FAST)
+    first = cache.get_or_measure("arch-a", make, [(3, 16, 16)], settings)
+    again = cache.get_or_measure("arch-a", make, [(3, 16, 16)], settings)
+    assert first == again and len(built) == 1 and (cache.hits, cache.misses) == (1, 1)
+    # another thread count, batch or input shape is another entry
+    cache.get_or_measure("arch-a", make, [(3, 16, 16)], Settings(batch=2, **FAST))
+    cache.get_or_measure("arch-a", make, [(3, 8, 8)], settings)
+    assert len(built) == 3 and len(cache) == 3
+    reloaded = LatencyCache(path)
+    assert len(reloaded) == 3
+    assert reloaded.get_or_measure("arch-a", make, [(3, 16, 16)], settings) == first and len(built) == 3
+
+
+def test_summary_statistics_by_hand():
+    result = summarize([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert result.median_ms == 3.0 and result.p90_ms == 10.0 and result.mean_ms == 4.0
+    assert result.cv == pytest.approx(math.sqrt(10.0) / 4.0)
+
+
+def test_bad_settings_name_the_field():
+    with pytest.raises(ValueError, match="backend"):
+        Settings(backend="tensorrt")
+    with pytest.raises(ValueError, match="threads"):
+        Settings(threads=0)
+
+
+def test_cuda_without_a_device_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        Settings(device="cuda")
