@@ -51,6 +51,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas.config import SpecError
+
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "onnxruntime-int8")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 OPSET = 17
@@ -74,13 +76,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ValueError(f"latency backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+            raise SpecError(f"latency backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device not in DEVICES:
-            raise ValueError(f"latency device: expected cpu or cuda, got {self.device!r}")
+            raise SpecError(f"latency device: expected cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("latency device: 'cuda' requested but no CUDA device is visible")
+            raise SpecError("latency device: 'cuda' requested but no CUDA device is visible")
         if self.batch < 1 or self.threads < 1:
-            raise ValueError(f"latency: batch and threads must be >= 1, got {self.batch} and {self.threads}")
+            raise SpecError(f"latency: batch and threads must be >= 1, got {self.batch} and {self.threads}")
 
     def key(self) -> str:
         """The part of a cache key these settings contribute."""
@@ -205,7 +207,12 @@ def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
 
 def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int = CALIBRATION_BATCHES) -> bytes:
     """Static int8 quantization (QDQ, per-channel weights) calibrated on random batches like ``inputs``."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -236,7 +243,7 @@ def ort_session(model: bytes, settings: Settings) -> Any:
     providers = ["CPUExecutionProvider"]
     if settings.device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ValueError("latency device: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
+            raise SpecError("latency device: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
     return ort.InferenceSession(model, options, providers=providers)
 

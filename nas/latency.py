@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from nas.config import SpecError
+
 LUT_FORMAT = "nasforge-lut/1"
 # space options that do not change the network as measured (inference, batch 1)
 IGNORED_OPTIONS = frozenset({"drop_path", "auxiliary", "bn_momentum", "final_phi", "dropout"})
@@ -58,7 +60,7 @@ def require_support(space: Any, where: str) -> None:
     from nas.space import SearchSpace
 
     if type(space).latency_blocks is SearchSpace.latency_blocks:
-        raise ValueError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
+        raise SpecError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
                          "table (see the protocol in nas.space.SearchSpace)")
 
 
@@ -121,7 +123,7 @@ class LatencyTable:
             live += 1
             value = blocks.get(key)
             if value is None:
-                raise ValueError(f"latency table lacks block {key!r} (built for {self.describe()}); "
+                raise SpecError(f"latency table lacks block {key!r} (built for {self.describe()}); "
                                  "rebuild it with 'nas latency build-lut'")
             total += value
         return total, live
@@ -147,26 +149,26 @@ class LatencyTable:
         shape and class count, ``backend`` (if given) and the installed library versions."""
         where = f"latency table ({self.describe()})"
         if space.name != self.space or space.preset != self.preset:
-            raise ValueError(f"{where} was built for space {self.space!r} preset {self.preset!r}, not "
+            raise SpecError(f"{where} was built for space {self.space!r} preset {self.preset!r}, not "
                              f"{space.name!r} preset {space.preset!r}")
         mine = {k: v for k, v in self.space_options.items() if k not in IGNORED_OPTIONS}
         theirs = {k: v for k, v in json.loads(json.dumps(space.options)).items() if k not in IGNORED_OPTIONS}
         differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if differ:
             k = differ[0]
-            raise ValueError(f"{where} was built with space option {k} = {mine.get(k)!r}, the run has {theirs.get(k)!r}")
+            raise SpecError(f"{where} was built with space option {k} = {mine.get(k)!r}, the run has {theirs.get(k)!r}")
         if task is not None and (tuple(task.input_shape) != tuple(self.input_shape)
                                  or task.num_classes != self.num_classes):
-            raise ValueError(f"{where} was built for input {list(self.input_shape)} and {self.num_classes} classes; "
+            raise SpecError(f"{where} was built for input {list(self.input_shape)} and {self.num_classes} classes; "
                              f"the run feeds {list(task.input_shape)} and {task.num_classes} classes "
                              "(build-lut --input-shape/--classes)")
         if backend is not None and backend != self.backend:
-            raise ValueError(f"{where} was built for backend {self.backend!r}, not {backend!r}")
+            raise SpecError(f"{where} was built for backend {self.backend!r}, not {backend!r}")
         now = versions()
         relevant = ("torch",) if self.backend == "torch" else ("torch", "onnxruntime")  # the exporter is torch's
         for lib, version in ((k, v) for k, v in self.versions.items() if k in relevant):
             if now.get(lib, "") != version:
-                raise ValueError(f"{where} was built with {lib} {version or '(none)'}, this machine has "
+                raise SpecError(f"{where} was built with {lib} {version or '(none)'}, this machine has "
                                  f"{now.get(lib) or '(none)'}: stale, rebuild it")
 
     # ----- files --------------------------------------------------------------------------------
@@ -187,15 +189,15 @@ class LatencyTable:
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}: not a latency table (not JSON: {err})") from None
+            raise SpecError(f"{path}: not a latency table (not JSON: {err})") from None
         if not isinstance(data, Mapping) or data.get("format") != LUT_FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else None
-            raise ValueError(f"{path}: not a latency table of format {LUT_FORMAT!r} (found {found!r})")
+            raise SpecError(f"{path}: not a latency table of format {LUT_FORMAT!r} (found {found!r})")
         fields = {k: v for k, v in data.items() if k != "format"}
         try:
             table = cls(**fields)
         except TypeError as err:
-            raise ValueError(f"{path}: malformed latency table ({err})") from None
+            raise SpecError(f"{path}: malformed latency table ({err})") from None
         table.input_shape = tuple(table.input_shape)  # type: ignore[assignment]
         return table
 

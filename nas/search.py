@@ -249,8 +249,6 @@ class Search:
         self._finish(trial, {}, {"counted": False, "error": f"skipped: {reason}"}, TrialState.FAIL)
 
     def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
-        if not self._claim(trial, arch_id):
-            return
         cheap = cheap_metrics(self.space, genotype, self.task, self.latency_table)
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
@@ -268,6 +266,8 @@ class Search:
                                     f"{EXHAUSTED_TRIES} proposals in a row broke the constraints; relax them")
             return
         self.infeasible_streak = 0
+        if not self._claim(trial, arch_id):  # cheap checks first: an infeasible candidate needs no claim
+            return
         job = Job(trial.number, trial._trial_id, genotype.to_json(), arch_id, self.spec.trial_budget,
                   self.spec.seed)
         self.trials[trial.number] = (trial, cheap)
