@@ -144,6 +144,15 @@ def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP
     return target.resolve()
 
 
+def write_run_report(path: str | Path) -> str | None:
+    """The report at the end of ``nas search``/``nas resume``: its path, or None (logged) if it failed."""
+    try:
+        return str(write_report(path))
+    except Exception:  # like the best's picture: never fail a finished search over it
+        log.warning("could not write the run's report", exc_info=True)
+        return None
+
+
 def render(run: RunView, top: int = TOP_K) -> str:
     """The whole page as HTML text."""
     from nas.report_sections import (curves_section, failures_section, lineage_section, objectives_section,
