@@ -193,7 +193,7 @@ def points(run: RunView) -> list[Point]:
         seconds = (when - start).total_seconds() if when and start else 0.0
         state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "failed")
         out.append(Point(trial.number, index, seconds, trial_value(trial, metric) if state != "failed" else None,
-                         state))
+                         state, PARENTS_ATTR in trial.system_attrs))
     return out
 
 

@@ -19,7 +19,8 @@ nav a{margin-right:14px;color:#1f5f9f;text-decoration:none}
 section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;margin:16px 0;padding:8px 18px 14px}
 h2{font-size:18px;border-bottom:1px solid #eee;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #e1e4e8;padding:3px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #e1e4e8;padding:3px 8px;text-align:left;vertical-align:top}
+td.wrap{overflow-wrap:anywhere;min-width:16em}
 th{background:#f0f3f6}tr:nth-child(even) td{background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
@@ -55,15 +56,17 @@ def section(ident: str, heading: str, body: str) -> str:
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = (),
-          raw: Sequence[int] = ()) -> str:
-    """A table; columns in ``numeric`` right-aligned, columns in ``raw`` already HTML."""
+          raw: Sequence[int] = (), wrap: Sequence[int] = ()) -> str:
+    """A table; columns in ``numeric`` right-aligned, in ``raw`` already HTML, in ``wrap`` long text
+    that may break anywhere (architecture strings)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     lines = []
     for row in rows:
         cells = []
         for index, cell in enumerate(row):
             text = cell if index in raw else esc(cell)
-            cells.append(f'<td class="num">{text}</td>' if index in numeric else f"<td>{text}</td>")
+            kind = "num" if index in numeric else "wrap" if index in wrap else ""
+            cells.append(f'<td class="{kind}">{text}</td>' if kind else f"<td>{text}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
 
@@ -77,8 +80,9 @@ def figure(png: bytes, alt: str, caption: str = "", points: Sequence[int] | None
 
 
 def dl(items: Iterable[tuple[str, Any]], raw: bool = False) -> str:
-    """A two-column key/value table."""
-    return table(("", ""), ((k, v) for k, v in items), raw=(1,) if raw else ())
+    """A two-column key/value table (values already HTML if ``raw``)."""
+    rows = "".join(f'<tr><th>{esc(k)}</th><td class="wrap">{v if raw else esc(v)}</td></tr>' for k, v in items)
+    return f"<table>{rows}</table>"
 
 
 def paragraph(text: str) -> str:

@@ -8,6 +8,7 @@ gid ``"trials"`` so :func:`trial_points` can count what a figure really shows.
 from __future__ import annotations
 
 import io
+import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -27,6 +28,7 @@ class Point:
     seconds: float
     value: float | None  # None for a failed trial (drawn on the bottom edge)
     state: str  # complete | pruned | failed
+    bred: bool = False  # made from parents (mutation, crossover), not sampled at random
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,24 @@ def trial_points(fig: Any) -> list[int]:
 
 
 def _scatter_states(ax: Any, points: Sequence[Point], x_of: Any, floor: float) -> None:
-    """Every point by state; failed ones on the ``floor`` line."""
-    for state, style in STATE_STYLE.items():
-        chosen = [p for p in points if p.state == state]
-        if not chosen:
-            continue
-        ys = [floor if p.value is None else p.value for p in chosen]
-        ax.scatter([x_of(p) for p in chosen], ys, label=f"{state} ({len(chosen)})", gid="trials", zorder=3,
-                   **style)
+    """Every point by state (complete ones split into random samples and bred children when the run
+    has both); failed ones on the ``floor`` line."""
+    bred = any(p.bred for p in points)
+    groups = [(state, lambda p, s=state: p.state == s, style) for state, style in STATE_STYLE.items()]
+    if bred:
+        random_style = {**STATE_STYLE["complete"], "facecolors": "#9ecae1"}
+        groups[0:1] = [("random sample", lambda p: p.state == "complete" and not p.bred, random_style),
+                       ("bred", lambda p: p.state == "complete" and p.bred, STATE_STYLE["complete"])]
+    for label, keep, style in groups:
+        chosen = [p for p in points if keep(p)]
+        if chosen:
+            ys = [floor if p.value is None else p.value for p in chosen]
+            ax.scatter([x_of(p) for p in chosen], ys, label=f"{label} ({len(chosen)})", gid="trials", zorder=3,
+                       **style)
+    sampled = sorted(p.value for p in points if p.state == "complete" and not p.bred and p.value is not None)
+    if bred and sampled:
+        ax.axhline(statistics.median(sampled), color="0.4", ls="--", lw=1, label="median of the random samples",
+                   zorder=2)
 
 
 def progress(points: Sequence[Point], metric: str, maximize: bool) -> Any:

@@ -139,7 +139,7 @@ def top_section(run: RunView, summary: dict[str, Any]) -> Section:
     rows = [[i, f"#{r['number']}", r["arch_id"], *[fmt(r["metrics"].get(n, r["values"].get(n))) for n in names],
              *[fmt(r["metrics"].get(m)) for m in others], r["label"]] for i, r in enumerate(records, start=1)]
     numeric = tuple(range(3, 3 + len(names) + len(others)))
-    body = table(header, rows, numeric=numeric)
+    body = table(header, rows, numeric=numeric, wrap=(len(header) - 1,))
     pictures = _pictures(run, records)
     if pictures:
         body += f'<div class="arch">{"".join(pictures)}</div>'
@@ -216,7 +216,8 @@ def failures_section(run: RunView) -> Section:
         return "failures", "Failures", paragraph("No trial failed.")
     rows = [[g["count"], g["kind"], g["reason"], ", ".join(f"#{n}" for n in g["trials"][:12])
              + (" ..." if len(g["trials"]) > 12 else ""), g["example"]] for g in groups]
-    return "failures", "Failures", table(["trials", "kind", "reason", "which", "example"], rows, numeric=(0,))
+    return "failures", "Failures", table(["trials", "kind", "reason", "which", "example"], rows, numeric=(0,),
+                                         wrap=(2, 3, 4))
 
 
 def outputs_section(run: RunView) -> Section:

@@ -223,6 +223,13 @@ def test_report_of_a_run_in_progress(tmp_path):
         search.wait(timeout=60)
 
 
+def test_report_modules_leave_matplotlib_and_torch_unloaded():
+    code = ("import sys, nas.report, nas.report_sections, nas.cli.report\n"
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
 def test_report_bad_input_exits_2(tmp_path):
     proc = run_nas("report", str(tmp_path / "nothing"))
     assert proc.returncode == 2 and "no such run folder" in proc.stderr
