@@ -200,6 +200,32 @@ def test_report_of_a_run_with_only_failures(tmp_path, nb201_table):
     assert "No completed trial yet." in text
 
 
+def test_report_of_a_multi_objective_run_draws_the_pareto_front(tmp_path, nb201_table):
+    spec = write_spec(tmp_path / "mo.toml", nb201_spec(
+        nb201_table, run={"name": "mo", "budget": 25}, controller={"name": "nsga2"},
+        objectives=[{"metric": "test_acc", "direction": "maximize"}, {"metric": "params", "direction": "minimize"}]))
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    page = parse(tmp_path / "run" / "report.html")
+    decode_images(page)
+    assert points_of(page, "Pareto front") == [25]
+    assert "Objectives (Pareto front)" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_report_embeds_the_space_outputs_of_a_scaling_grid(tmp_path):
+    spec = write_spec(tmp_path / "grid.toml", {
+        "run": {"name": "grid", "budget": 10},
+        "space": {"name": "scaling", "preset": "proxy", "search": "coefficients", "grid_step": 0.1,
+                  "grid_tolerance": 0.02},
+        "controller": {"name": "grid"}, "evaluator": {"name": "synthetic"}})
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    text = (tmp_path / "run" / "report.html").read_text()
+    for name in ("grid.csv", "heatmap.png", "scaled.json"):
+        assert f"<h3><code>{name}</code></h3>" in text
+    page = parse(tmp_path / "run" / "report.html")
+    assert "heatmap.png" in [i["alt"] for i in page.images]
+    decode_images(page)
+
+
 def test_report_of_a_run_in_progress(tmp_path):
     spec = write_spec(tmp_path / "slow.toml", {
         "run": {"name": "slow", "budget": 200},
