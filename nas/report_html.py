@@ -21,13 +21,14 @@ h2{font-size:18px;border-bottom:1px solid #eee;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
 th,td{border:1px solid #e1e4e8;padding:3px 8px;text-align:left;vertical-align:top}
 td.wrap{overflow-wrap:anywhere;min-width:16em}
-th{background:#f0f3f6}tr:nth-child(even) td{background:#fafbfc}
+th{background:#f0f3f6}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px}
 figure{margin:10px 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:12px;color:#555}
-.arch{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
+.arch{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}
+table.top tr.label td{background:#fff;color:#444;border-top:none}table.top tr:not(.label) td{border-bottom:none}
 .muted{color:#777}.badge{display:inline-block;padding:1px 7px;border-radius:9px;background:#e8eef5;font-size:12px}
 .badge.run{background:#fff3cd}.badge.ok{background:#d4edda}.badge.stop{background:#f8d7da}
 """

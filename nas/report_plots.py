@@ -53,11 +53,29 @@ def pyplot() -> Any:
 
 
 def png(fig: Any, dpi: int = 90) -> bytes:
-    """The figure as PNG bytes; the figure is closed."""
+    """The figure as compact PNG bytes; the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
-    return buffer.getvalue()
+    return compact(buffer.getvalue())
+
+
+def compact(data: bytes, max_width: int = 1200, colors: int = 64) -> bytes:
+    """A PNG at most ``max_width`` wide with a ``colors``-colour palette (3-4x smaller for plots and
+    cell drawings, which use few colours); the input unchanged if Pillow cannot read it."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            picture = image.convert("RGB")
+    except Exception:  # not a PNG Pillow reads (or no Pillow): embed it as it is
+        return data
+    if picture.width > max_width:
+        picture = picture.resize((max_width, round(picture.height * max_width / picture.width)),
+                                 Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.quantize(colors=colors).save(buffer, format="PNG")
+    return buffer.getvalue() if buffer.tell() < len(data) else data
 
 
 def trial_points(fig: Any) -> list[int]:
@@ -131,6 +149,7 @@ def objectives_single(points: Sequence[tuple[Point, dict[str, float]]], metric: 
                 ax.scatter([m[cost] for _, m in chosen], [p.value for p, _ in chosen], gid="trials", zorder=3,
                            label=f"{state} ({len(chosen)})", **style)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels of a narrow log range overlap
         ax.set_xlabel(cost)
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel(metric)

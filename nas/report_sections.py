@@ -133,18 +133,30 @@ def top_section(run: RunView, summary: dict[str, Any]) -> Section:
     records = summary.get("top") or summary.get("pareto") or []
     if not records:
         return "top", "Top architectures", paragraph("No completed trial yet.")
-    names = [o["metric"] for o in run.spec.objectives]
-    others = sorted({m for r in records for m in r["metrics"]} - set(names))
-    header = ["rank", "trial", "arch id", *names, *others, "architecture"]
-    rows = [[i, f"#{r['number']}", r["arch_id"], *[fmt(r["metrics"].get(n, r["values"].get(n))) for n in names],
-             *[fmt(r["metrics"].get(m)) for m in others], r["label"]] for i, r in enumerate(records, start=1)]
-    numeric = tuple(range(3, 3 + len(names) + len(others)))
-    body = table(header, rows, numeric=numeric, wrap=(len(header) - 1,))
+    body = _top_table(run, records)
     pictures = _pictures(run, records)
     if pictures:
         body += f'<div class="arch">{"".join(pictures)}</div>'
     title = "Top architectures" if summary.get("top") else "Pareto set"
     return "top", title, body
+
+
+def _top_table(run: RunView, records: list[dict[str, Any]]) -> str:
+    """Rank, trial, arch id and every metric; the architecture's text on a full-width row below."""
+    names = [o["metric"] for o in run.spec.objectives]
+    others = [m for m in ("params", "flops") if any(m in r["metrics"] for r in records) and m not in names]
+    others += sorted({m for r in records for m in r["metrics"]} - set(names) - set(others))
+    header = ["rank", "trial", "arch id", *names, *others]
+    lines = []
+    for rank, r in enumerate(records, start=1):
+        cells = [str(rank), f"#{r['number']}", r["arch_id"] or "-",
+                 *[fmt(r["metrics"].get(n, r["values"].get(n))) for n in names + others]]
+        lines.append("<tr>" + "".join(f'<td class="{"num" if i >= 3 or i == 0 else ""}">{esc(c)}</td>'
+                                      for i, c in enumerate(cells)) + "</tr>")
+        lines.append(f'<tr class="label"><td></td><td colspan="{len(header) - 1}" class="wrap mono">'
+                     f"{esc(r['label'])}</td></tr>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    return f'<table class="top"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
 
 
 def _pictures(run: RunView, records: list[dict[str, Any]]) -> list[str]:
@@ -160,7 +172,7 @@ def _pictures(run: RunView, records: list[dict[str, Any]]) -> list[str]:
             except Exception:  # a picture is a nicety; the table still holds the architecture
                 log.warning("could not draw trial %d", record["number"], exc_info=True)
                 continue
-            out.append(figure(path.read_bytes(), f"architecture of trial {record['number']}",
+            out.append(figure(plots.compact(path.read_bytes()), f"architecture of trial {record['number']}",
                               f"rank {rank}: trial #{record['number']}, arch {record['arch_id']}"))
     return out
 
@@ -240,7 +252,7 @@ def _output(path: Path) -> str:
     """One output file as HTML (empty for kinds not shown)."""
     title = f"<h3><code>{esc(path.name)}</code></h3>"
     if path.suffix == ".png":
-        return title + figure(path.read_bytes(), path.name)
+        return title + figure(plots.compact(path.read_bytes()), path.name)
     if path.suffix == ".csv":
         rows = list(csv.reader(io.StringIO(path.read_text())))
         if not rows:

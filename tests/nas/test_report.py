@@ -173,7 +173,7 @@ def test_report_of_a_short_training_run_has_curves_and_cells(tmp_path):
         "run": {"name": "train", "budget": 3, "seed": 0},
         "space": {"name": "nasnet", "preset": "proxy"},
         "controller": {"name": "random"},
-        "evaluator": {"name": "train", "data": "digits", "train_limit": 256, "valid_limit": 128,
+        "evaluator": {"name": "train", "data": "digits", "train_limit": 128, "valid_limit": 64,
                       "budget": {"epochs": 2}},
         "objectives": [{"metric": "accuracy", "direction": "maximize"}],
     })
