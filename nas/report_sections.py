@@ -40,7 +40,8 @@ def run_section(run: RunView, summary: dict[str, Any]) -> Section:
         ("space", esc(f"{spec.space['name']} (preset {spec.space.get('preset', '-')})")),
         ("controller", esc(f"{spec.controller['name']}" + (f" ({controller})" if controller else ""))),
         ("evaluator", esc(f"{spec.evaluator['name']} " + ", ".join(
-            f"{k}={v}" for k, v in spec.evaluator.items() if k not in ("name", "budget") and v not in ("", 0, [], {})))),
+            f"{k}={v}" for k, v in spec.evaluator.items()
+            if k not in ("name", "budget") and v not in ("", 0, [], {})))),
         ("per-trial budget", esc(", ".join(f"{k}={v}" for k, v in spec.trial_budget.items() if v) or "-")),
         ("objectives", esc(", ".join(f"{o['metric']} ({o['direction']})" for o in spec.objectives))),
         ("budget used", esc(f"{summary['evaluated']} of {spec.budget} unique architectures")),

@@ -52,8 +52,10 @@ def breakdown(run: Path) -> dict[str, float]:
     mark = time.perf_counter()
     summary = summarize(view.spec, view.study, str(view.path), report.TOP_K)
     times["summary"] = time.perf_counter() - mark
-    for name, make in (("run", lambda: s.run_section(view, summary)), ("progress", lambda: s.progress_section(view)),
-                       ("objectives", lambda: s.objectives_section(view)), ("top", lambda: s.top_section(view, summary)),
+    for name, make in (("run", lambda: s.run_section(view, summary)),
+                       ("progress", lambda: s.progress_section(view)),
+                       ("objectives", lambda: s.objectives_section(view)),
+                       ("top", lambda: s.top_section(view, summary)),
                        ("curves", lambda: s.curves_section(view, summary)),
                        ("lineage", lambda: s.lineage_section(view, summary)),
                        ("failures", lambda: s.failures_section(view)), ("outputs", lambda: s.outputs_section(view))):

@@ -185,6 +185,21 @@ def test_report_of_a_short_training_run_has_curves_and_cells(tmp_path):
     assert points_of(page, "progress") == [3, 3]
 
 
+def test_report_draws_pruned_trials_curves_in_grey(tmp_path):
+    from nas.report import open_run
+
+    spec = write_spec(tmp_path / "p.toml", {
+        "run": {"name": "p", "budget": 24}, "space": {"name": "nb201"}, "controller": {"name": "random"},
+        "evaluator": {"name": "synthetic", "steps": 4}, "pruner": {"name": "median"}})
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    run = open_run(tmp_path / "run")
+    pruned = sum(t.state.name == "PRUNED" for t in run.evaluated)
+    assert pruned > 0
+    text = (tmp_path / "run" / "report.html").read_text()
+    assert f"top 5 trials; {pruned} pruned trials in grey" in text
+    assert points_of(parse(tmp_path / "run" / "report.html"), "progress") == [24, 24]
+
+
 def test_report_of_a_run_with_only_failures(tmp_path, nb201_table):
     spec = write_spec(tmp_path / "f.toml", {
         "run": {"name": "f", "budget": 6, "max_failures": 4},
@@ -352,6 +367,7 @@ def test_browser_check_catches_a_broken_image_and_a_script_error(evolution_run, 
     text = (evolution_run / "report.html").read_text()
     broken = tmp_path / "broken.html"
     start = text.index("data:image/png;base64,") + len("data:image/png;base64,")
-    broken.write_text(text[:start] + "AAAA" + text[start + 4:].replace("</body>", "<script>notDefined();</script></body>"))
+    text = text[:start] + "AAAA" + text[start + 4:]  # the first image's PNG signature destroyed
+    broken.write_text(text.replace("</body>", "<script>notDefined();</script></body>"))
     result = browser_check(broken)
     assert result["broken"] == ["progress"] and any("notDefined" in e for e in result["errors"])
