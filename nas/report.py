@@ -137,10 +137,14 @@ def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP
         raise FileNotFoundError(f"--out: {target.parent}: no such folder")
     text = render(run, top)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, target)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return target.resolve()
 
 

@@ -9,7 +9,7 @@ Two measurements for a run spec (``runs/quickstart.toml`` by default):
   without recorded parents), evolution's best, and the top four values (are they tied?).
 
     .venv/bin/python tests/bench/bench_quickstart.py [--spec runs/quickstart.toml] [--run runs/quickstart]
-        [--archs 2] [--seeds 3] [--json]
+        [--archs 2] [--seeds 3] [--compare OTHER.toml [--rounds 3]] [--json]
 """
 
 from __future__ import annotations
@@ -48,6 +48,29 @@ def noise(spec_path: str, archs: int, seeds: int) -> dict[str, Any]:
             "seconds": time.perf_counter() - started}
 
 
+def cost_ratio(spec_path: str, other_path: str, rounds: int) -> dict[str, Any]:
+    """Seconds of one candidate's evaluation under ``other_path`` over ``spec_path``, alternated."""
+    from nas import registry
+    from nas.evaluator import NullReporter
+    from nas.spec import load_spec
+
+    runs = []
+    for path in (spec_path, other_path):
+        spec = load_spec(path)
+        evaluator_spec = spec.evaluator_spec()
+        space = registry.make_space(spec.space["name"], spec.space_options())
+        runs.append((evaluator_spec.make(evaluator_spec.load_shared()), space.sample(random.Random(0)).to_json(),
+                     {**spec.trial_budget, "seed": 0}))
+    times: list[list[float]] = [[], []]
+    for _ in range(rounds):
+        for index, (evaluator, genotype, budget) in enumerate(runs):
+            started = time.perf_counter()
+            evaluator.evaluate(genotype, budget, NullReporter())
+            times[index].append(time.perf_counter() - started)
+    base, other = statistics.median(times[0]), statistics.median(times[1])
+    return {"spec_s": base, "other_s": other, "ratio": other / base, "rounds": rounds}
+
+
 def run_figures(run_dir: str) -> dict[str, Any]:
     """Random-phase median, evolution's best and the top four of a finished run."""
     from nas.report import open_run
@@ -67,11 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default=str(Path(__file__).resolve().parents[2] / "runs" / "quickstart.toml"))
     parser.add_argument("--run", help="a finished run folder of that spec")
-    parser.add_argument("--archs", type=int, default=2)
+    parser.add_argument("--archs", type=int, default=2, help="architectures for the noise (0: skip)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--compare", help="another spec: cost of one evaluation under it / under --spec")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated evaluations for --compare")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"spec": args.spec}
+    if args.compare:
+        result["cost"] = cost_ratio(args.spec, args.compare, args.rounds)
     if args.archs:
         result["noise"] = noise(args.spec, args.archs, args.seeds)
     if args.run:
