@@ -213,6 +213,9 @@ def lineage(nodes: Sequence[Node], metric: str) -> Any:
         colour = "#ff7f0e" if node.generation == 0 else ("#2ca02c" if not node.parents else "#1f77b4")
         ax.scatter([x], [y], s=46, c=colour, zorder=3, gid="trials")
         ax.annotate(f"#{node.number}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generations before the best (green: randomly sampled ancestor, orange: the best)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

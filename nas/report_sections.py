@@ -7,6 +7,7 @@ import importlib.metadata
 import io
 import json
 import logging
+import os
 import platform
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from nas import report_plots as plots
+from nas.config import SpecError
 from nas.report import COST_METRICS, RunView, chain, curve, failure_groups, lineage, points, workers_and_devices
 from nas.report_html import dl, esc, figure, paragraph, table
 from nas.show import _fmt as fmt
@@ -58,19 +60,24 @@ def run_section(run: RunView, summary: dict[str, Any]) -> Section:
 
 
 def outcome(run: RunView, summary: dict[str, Any]) -> str:
-    """A badge: running (a live driver holds the folder), finished, or stopped before its budget."""
+    """A badge: running (a live driver other than this process holds the folder: the driver itself
+    writes the report as it finishes), finished, or stopped before its budget."""
     holder = RunDir(run.path).lock_holder()
     try:
         RunDir(run.path).check_not_running()
         alive = False
-    except Exception:  # SpecError: a live driver on this host
+    except SpecError:  # a live driver on this host
         alive = True
-    if alive or (holder and summary["states"]["running"]):
+    if holder and holder.get("pid") == os.getpid():
+        alive = False
+    elif holder and summary["states"]["running"]:
+        alive = True
+    if alive:
         return f'<span class="badge run">running</span> driver pid {esc(holder.get("pid") if holder else "?")}'
     if summary["evaluated"] >= run.spec.budget:
         return '<span class="badge ok">finished</span> the budget is used'
-    return (f'<span class="badge stop">stopped</span> before its budget; continue with '
-            f"<code>nas resume {esc(run.path)}</code>")
+    return (f'<span class="badge stop">stopped</span> before its budget (a time limit, failures, a used-up '
+            f"space or an interruption); <code>nas resume {esc(run.path)}</code> continues it")
 
 
 def versions() -> str:

@@ -117,6 +117,7 @@ def test_search_writes_a_report_that_parses_with_every_trial_plotted(evolution_r
     assert summary["report"] == str(evolution_run / "report.html")
     page = parse(evolution_run / "report.html")
     assert page.scripts == 0
+    assert '<span class="badge ok">finished</span>' in (evolution_run / "report.html").read_text()
     assert page.sections == ["run", "progress", "objectives", "top", "curves", "lineage", "failures", "outputs"]
     decode_images(page)
     run = open_run(evolution_run)
@@ -285,15 +286,15 @@ def test_dashboard_binds_to_localhost_and_serves_the_study(evolution_run):
         assert line.startswith("dashboard: http://127.0.0.1:"), line + server.stderr.read()
         url = line.split()[1]
         base = url.removesuffix("/dashboard/")
-        with urllib.request.urlopen(base + "/api/studies", timeout=30) as response:
+        with urllib.request.urlopen(base + "/api/studies", timeout=120) as response:
             studies = json.loads(response.read())["study_summaries"]
         assert [s["study_name"] for s in studies] == ["evo"]
-        with urllib.request.urlopen(f"{base}/api/studies/{studies[0]['study_id']}", timeout=30) as response:
+        with urllib.request.urlopen(f"{base}/api/studies/{studies[0]['study_id']}", timeout=120) as response:
             assert len(json.loads(response.read())["trials"]) == 40
         delete = urllib.request.Request(f"{base}/api/studies/{studies[0]['study_id']}", method="DELETE")
         with pytest.raises(urllib.error.HTTPError):  # the dashboard cannot delete the run's study
-            urllib.request.urlopen(delete, timeout=30)
-        with urllib.request.urlopen(url, timeout=30) as response:
+            urllib.request.urlopen(delete, timeout=120)
+        with urllib.request.urlopen(url, timeout=120) as response:
             assert response.status == 200 and b"<html" in response.read().lower()
         port = int(base.rsplit(":", 1)[1])
         assert listening_on(port) == ["127.0.0.1"]
