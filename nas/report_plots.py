@@ -61,8 +61,9 @@ def png(fig: Any, dpi: int = 90) -> bytes:
 
 
 def compact(data: bytes, max_width: int = 1200, colors: int = 64) -> bytes:
-    """A PNG at most ``max_width`` wide with a ``colors``-colour palette (3-4x smaller for plots and
-    cell drawings, which use few colours); the input unchanged if Pillow cannot read it."""
+    """A PNG at most ``max_width`` wide (shrunk by an integer factor) with a ``colors``-colour palette:
+    3-10x smaller for plots and cell drawings, which use few colours, in ~0.1 s. The input unchanged
+    if Pillow cannot read it."""
     try:
         from PIL import Image
 
@@ -70,11 +71,11 @@ def compact(data: bytes, max_width: int = 1200, colors: int = 64) -> bytes:
             picture = image.convert("RGB")
     except Exception:  # not a PNG Pillow reads (or no Pillow): embed it as it is
         return data
-    if picture.width > max_width:
-        picture = picture.resize((max_width, round(picture.height * max_width / picture.width)),
-                                 Image.Resampling.LANCZOS)
+    factor = -(-picture.width // max_width)
+    if factor > 1:
+        picture = picture.reduce(factor)
     buffer = io.BytesIO()
-    picture.quantize(colors=colors).save(buffer, format="PNG")
+    picture.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(buffer, format="PNG")
     return buffer.getvalue() if buffer.tell() < len(data) else data
 
 
