@@ -133,7 +133,9 @@ def progress(points: Sequence[Point], metric: str, maximize: bool) -> Any:
         _scatter_states(ax, points, x_of, floor)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(metric)
+    axes[0].set_ylabel(metric if values else f"{metric} (no value yet)")
+    if not values:
+        axes[0].set_yticks([])
     axes[0].legend(fontsize=8, loc="lower right" if maximize else "upper right")
     return fig
 

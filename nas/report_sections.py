@@ -128,8 +128,10 @@ def objectives_section(run: RunView) -> Section:
     costs = [c for c in COST_METRICS if c in present and c != names[0]]
     costs += sorted(m for m in present if "latency" in m and m not in costs and m != names[0])
     pts = [(p, metrics[p.number]) for p in points(run) if p.value is not None]
-    if not costs or not pts:
-        return "objectives", "Objectives", paragraph("No costs (params, FLOPs, latency) recorded yet.")
+    if not pts:
+        return "objectives", "Objectives", paragraph("No trial with a value yet.")
+    if not costs:
+        return "objectives", "Objectives", paragraph("No costs (params, FLOPs, latency) recorded.")
     fig = plots.objectives_single(pts, names[0], costs)
     return "objectives", "Objectives", figure(plots.png(fig), "objective against cost",
                                               f"{names[0]} against {', '.join(costs)}", plots.trial_points(fig))
