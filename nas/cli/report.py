@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from typing import Any
+
 import click
 
 from nas.cli.base import handle_errors, main
@@ -56,9 +60,20 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"dashboard: http://{shown}:{server.server_port}/dashboard/  (study {spec.name}; Ctrl-C stops)",
                err=False)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("\nnas: dashboard stopped", err=True)
-    finally:
-        server.server_close()
+    _serve_until_signal(server)
+    click.echo("nas: dashboard stopped", err=True)
+
+
+def _serve_until_signal(server: Any) -> None:
+    """Serve on a daemon thread until SIGINT/SIGTERM. (wsgiref's request handler swallows a
+    KeyboardInterrupt that lands mid-request, so Ctrl-C cannot be left to raise in the server loop.)"""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    threading.Thread(target=server.serve_forever, name="dashboard", daemon=True).start()
+    while not stop.wait(0.5):
+        pass
+    closing = threading.Thread(target=server.shutdown, daemon=True)  # waits for a request in progress
+    closing.start()
+    closing.join(timeout=5)
+    server.server_close()
