@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from nas import registry
 from nas.config import SpecError
 from nas.progress import Progress
+from nas.report import write_run_report
 from nas.search import Outcome, Search, create_study
 from nas.show import evaluated_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
@@ -119,14 +120,15 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
 
 
 def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:
-    """``summary.json``, the space's own report (``SearchSpace.report``) and ``best/genotype.json``
-    (plus a picture where the space can draw)."""
+    """``summary.json``, the space's own report (``SearchSpace.report``), ``report.html`` (unless
+    ``run.report`` is false) and ``best/genotype.json`` (plus a picture where the space can draw)."""
     summary = summarize(spec, study, str(run_dir.path))
-    (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
     space = registry.make_space(spec.space["name"], spec.space_options())
     _write_space_report(space, spec, study, run_dir.path)
     if len(spec.objectives) > 1:
         _write_pareto(spec, study, run_dir.path)
+    summary["report"] = write_run_report(run_dir.path) if spec.run["report"] else None  # reads the ledger
+    (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
     best = summary.get("best")
     if not best:
         return

@@ -97,6 +97,8 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"  evaluated {summary['evaluated']}/{summary['budget']} unique architectures; trials: "
              + ", ".join(f"{k} {v}" for k, v in s.items() if v)]
     rows = summary.get("top") or summary.get("pareto") or []
+    if summary.get("report"):
+        lines.append(f"  report: {summary['report']}")
     if summary.get("best"):
         best = summary["best"]
         lines.append(f"  best: trial #{best['number']}  " + _metrics_text(best) + f"  arch {best['arch_id']}")

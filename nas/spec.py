@@ -49,6 +49,7 @@ RUN_FIELDS = {
     "max_failures": Field(int, default=25, min=1, help="consecutive failed candidates that stop the search"),
     "target": Field(float, default=float("nan"), help="stop once the (single) objective reaches this value"),
     "storage": Field(str, default="", help="Optuna storage URL ('' : a journal file in the run folder)"),
+    "report": Field(bool, default=True, help="write report.html into the run folder at the end of a search"),
 }
 OBJECTIVE_FIELDS = {
     "metric": Field(str, help="a metric the evaluator reports, params/flops, or the name of a reward"),

@@ -11,7 +11,8 @@ from tests.conftest import nb201_spec, run_nas, write_spec
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
 
-@pytest.mark.parametrize("verb", [[], ["search"], ["resume"], ["show"], ["describe"], ["bench", "controllers"]])
+@pytest.mark.parametrize("verb", [[], ["search"], ["resume"], ["show"], ["describe"], ["bench", "controllers"],
+                                  ["report"], ["dashboard"]])
 def test_every_verb_has_help(verb):
     proc = run_nas(*verb, "--help")
     assert proc.returncode == 0 and "Usage:" in proc.stdout

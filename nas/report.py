@@ -1,0 +1,274 @@
+"""``nas report``: one self-contained HTML page about a run, read from its ledger only.
+
+The page holds the run (spec, space, controller, budget used, wall time, outcome, versions, devices
+and workers), progress, objectives (or the Pareto front), the top architectures with their
+pictures, learning curves, the lineage of the best, failures grouped by reason, and the space's own
+outputs already in the run folder. Images are PNGs embedded as base64, so the file opens anywhere
+without network access. It can be made while a search runs: the study is opened read-only and
+nothing but the report file itself is written (see :func:`open_ledger`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas import registry
+from nas.config import SpecError
+from nas.controllers.history import PARENTS_ATTR
+from nas.report_html import page
+from nas.report_plots import Node, Point
+from nas.show import _kind, evaluated_trials, summarize
+from nas.spec import RunSpec, load_spec
+from nas.store import RunDir
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+TOP_K = 5
+COST_METRICS = ("params", "flops", "latency_ms", "latency")  # x axes of the single-objective plot
+MAX_LINEAGE = 200  # ancestors drawn at most (crossover can make the tree wide)
+
+
+@dataclass
+class RunView:
+    """A run folder's spec and ledger, opened read-only."""
+
+    path: Path
+    spec: RunSpec
+    study: optuna.Study
+    space: Any
+    trials: list[FrozenTrial]
+    evaluated: list[FrozenTrial]
+
+
+def open_ledger(url: str) -> Any:
+    """An Optuna storage for reading only: nothing is created, repaired or migrated, and every write
+    method raises ``PermissionError`` (:class:`ReadOnlyStorage`).
+
+    A journal file is opened with Optuna's backend directly (no repair of a half-written last line:
+    the reader skips it, and the writer may still be finishing it).
+    """
+    return ReadOnlyStorage(_open_storage(url))
+
+
+def _open_storage(url: str) -> Any:
+    """The storage behind ``url``, opened without creating or repairing anything."""
+    if url.startswith("journal:") or url.endswith(".journal"):
+        path = url.removeprefix("journal:")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"run.storage: {path}: no such journal file")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    if url.startswith("grpc://"):
+        host, _, port = url.removeprefix("grpc://").partition(":")
+        return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
+    if url.startswith("sqlite:///") and not os.path.isfile(url.removeprefix("sqlite:///")):
+        raise FileNotFoundError(f"run.storage: {url.removeprefix('sqlite:///')}: no such database file")
+    try:
+        return optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
+    except Exception as err:  # sqlalchemy raises many kinds for bad URLs and unreachable servers
+        raise SpecError(f"run.storage: cannot open {url!r}: {str(err).splitlines()[0]}") from None
+
+
+_READS = ("get_all_studies", "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+          "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
+          "get_trial_id_from_study_id_trial_number")
+_WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "create_new_trial",
+           "set_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
+           "set_trial_system_attr")
+
+
+def _delegate(name: str) -> Any:
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+    return read
+
+
+def _refuse(name: str) -> Any:
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(f"the run's ledger is open read-only: {name} refused")
+    return write
+
+
+def _init(self: Any, inner: Any) -> None:
+    self.inner = inner
+
+
+ReadOnlyStorage = type("ReadOnlyStorage", (optuna.storages.BaseStorage,), {
+    "__doc__": "An Optuna storage that reads through to another and refuses every write.",
+    "__init__": _init, **{n: _delegate(n) for n in _READS}, **{n: _refuse(n) for n in _WRITES}})
+
+
+def open_run(path: str | Path) -> RunView:
+    """The run in ``path``: its resolved spec and its study, read-only."""
+    folder = RunDir(path)
+    folder.check_run()
+    spec = load_spec(folder.spec_file)
+    storage = open_ledger(spec.run["storage"] or folder.default_storage_url())
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        raise SpecError(f"{folder.path}: its study {spec.name!r} is not in {spec.run['storage']}") from None
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    trials = study.get_trials(deepcopy=False)
+    return RunView(folder.path, spec, study, space, trials, evaluated_trials(study))
+
+
+def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP_K) -> Path:
+    """Write the report of the run in ``path`` to ``out`` (default ``<run>/report.html``); its path.
+
+    The file is replaced atomically, so a browser never reads half a report.
+    """
+    run = open_run(path)
+    target = Path(out) if out else run.path / REPORT_NAME
+    if target.is_dir():
+        raise ValueError(f"--out: {target} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"--out: {target.parent}: no such folder")
+    text = render(run, top)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target.resolve()
+
+
+def write_run_report(path: str | Path) -> str | None:
+    """The report at the end of ``nas search``/``nas resume``: its path, or None (logged) if it failed."""
+    try:
+        return str(write_report(path))
+    except Exception:  # like the best's picture: never fail a finished search over it
+        log.warning("could not write the run's report", exc_info=True)
+        return None
+
+
+def render(run: RunView, top: int = TOP_K) -> str:
+    """The whole page as HTML text."""
+    from nas.report_sections import (curves_section, failures_section, lineage_section, objectives_section,
+                                     outputs_section, progress_section, run_section, top_section)
+
+    summary = summarize(run.spec, run.study, str(run.path), top)
+    sections = [run_section(run, summary), progress_section(run), objectives_section(run),
+                top_section(run, summary), curves_section(run, summary), lineage_section(run, summary),
+                failures_section(run), outputs_section(run)]
+    return page(f"nas report: {run.spec.name}", run_subtitle(run), sections)
+
+
+def run_subtitle(run: RunView) -> str:
+    """One line under the title: where and when."""
+    return f"{run.path} · made {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+
+
+# ----- the ledger as plain data ---------------------------------------------------------------------
+def trial_value(trial: FrozenTrial, metric: str) -> float | None:
+    """The trial's value of ``metric``: its objective value, else the recorded metric (pruned ones)."""
+    if trial.state == TrialState.COMPLETE and trial.values:
+        return float(trial.values[0])
+    value = trial.user_attrs.get("metrics", {}).get(metric)
+    if isinstance(value, (int, float)) and value == value and trial.state == TrialState.PRUNED:
+        return float(value)
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        return float(trial.intermediate_values[max(trial.intermediate_values)])
+    return None
+
+
+def points(run: RunView) -> list[Point]:
+    """Every evaluated trial (each used budget) as a plot point, in trial order."""
+    metric = run.spec.objectives[0]["metric"]
+    start = min((t.datetime_start for t in run.trials if t.datetime_start), default=None)
+    out = []
+    for index, trial in enumerate(run.evaluated, start=1):
+        when = trial.datetime_complete or trial.datetime_start
+        seconds = (when - start).total_seconds() if when and start else 0.0
+        state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(trial.state, "failed")
+        out.append(Point(trial.number, index, seconds, trial_value(trial, metric) if state != "failed" else None,
+                         state, PARENTS_ATTR in trial.system_attrs))
+    return out
+
+
+def curve(trial: FrozenTrial) -> list[tuple[float, float]]:
+    """The learning curve: the ``info.curve`` the evaluator recorded, else the intermediate values."""
+    recorded = trial.user_attrs.get("info", {}).get("curve")
+    pairs = recorded if recorded else sorted(trial.intermediate_values.items())
+    out = []
+    for step, value in pairs:
+        try:
+            step, value = float(step), float(value)
+        except (TypeError, ValueError):
+            continue
+        if value == value and abs(value) != float("inf"):
+            out.append((step, value))
+    return out
+
+
+def lineage(run: RunView, number: int) -> list[Node]:
+    """The ancestors of trial ``number`` through the ``nas:parents`` records, breadth first.
+
+    Generation 0 is the trial itself; a node without parents was sampled at random (or its
+    architecture has no evaluation in the ledger: then ``number`` is None).
+    """
+    by_arch: dict[str, FrozenTrial] = {}
+    for trial in run.evaluated:
+        by_arch.setdefault(trial.user_attrs.get("arch_id", ""), trial)
+    start = next(t for t in run.trials if t.number == number)
+    metric = run.spec.objectives[0]["metric"]
+    queue, seen, nodes = [(start.user_attrs.get("arch_id", ""), 0)], set(), []
+    while queue and len(nodes) < MAX_LINEAGE:
+        arch_id, generation = queue.pop(0)
+        if arch_id in seen:
+            continue
+        seen.add(arch_id)
+        trial = start if generation == 0 else by_arch.get(arch_id)
+        parents = tuple(trial.system_attrs.get(PARENTS_ATTR, ())) if trial else ()
+        nodes.append(Node(arch_id, trial.number if trial else None, trial_value(trial, metric) if trial else None,
+                          generation, parents))
+        queue.extend((p, generation + 1) for p in parents)
+    return nodes
+
+
+def chain(nodes: list[Node]) -> list[Node]:
+    """The first-parent line from the best back to its earliest ancestor."""
+    by_arch = {n.arch_id: n for n in nodes}
+    line, node = [], nodes[0] if nodes else None
+    while node is not None and node not in line:
+        line.append(node)
+        node = by_arch.get(node.parents[0]) if node.parents else None
+    return line
+
+
+def failure_groups(run: RunView) -> list[dict[str, Any]]:
+    """Failed, infeasible and interrupted trials grouped by reason (numbers masked), largest first."""
+    groups: dict[tuple[str, str], list[FrozenTrial]] = defaultdict(list)
+    for trial in run.trials:
+        kind = _kind(trial)
+        if kind not in ("failed", "infeasible", "interrupted"):
+            continue
+        error = str(trial.user_attrs.get("info", {}).get("error", "") or "no reason recorded")
+        first = error.strip().splitlines()[0] if error.strip() else "no reason recorded"
+        groups[(kind, re.sub(r"\d+(\.\d+)?", "N", first)[:200])].append(trial)
+    out = [{"kind": kind, "reason": reason, "count": len(ts), "trials": [t.number for t in ts],
+            "example": str(ts[0].user_attrs.get("info", {}).get("error", ""))[:500]}
+           for (kind, reason), ts in groups.items()]
+    return sorted(out, key=lambda g: -g["count"])
+
+
+def workers_and_devices(run: RunView) -> tuple[Counter, Counter]:
+    """How many evaluations each worker and each device ran."""
+    infos = [t.user_attrs.get("info", {}) for t in run.evaluated]
+    return (Counter(str(i["worker"]) for i in infos if i.get("worker")),
+            Counter(str(i["device"]) for i in infos if i.get("device")))
