@@ -5,7 +5,7 @@ and workers), progress, objectives (or the Pareto front), the top architectures 
 pictures, learning curves, the lineage of the best, failures grouped by reason, and the space's own
 outputs already in the run folder. Images are PNGs embedded as base64, so the file opens anywhere
 without network access. It can be made while a search runs: the study is opened read-only and
-nothing but the report file itself is written (see :func:`open_ledger`).
+nothing but the report file itself is written (see :func:`nas.store.open_study_readonly`).
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
-from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
 from nas.report_html import page
 from nas.report_plots import Node, Point
 from nas.show import _kind, evaluated_trials, summarize
 from nas.spec import RunSpec, load_spec
-from nas.store import RunDir
+from nas.store import RunDir, open_study_readonly
 
 log = logging.getLogger(__name__)
 
@@ -52,73 +51,12 @@ class RunView:
     evaluated: list[FrozenTrial]
 
 
-def open_ledger(url: str) -> Any:
-    """An Optuna storage for reading only: nothing is created, repaired or migrated, and every write
-    method raises ``PermissionError`` (:class:`ReadOnlyStorage`).
-
-    A journal file is opened with Optuna's backend directly (no repair of a half-written last line:
-    the reader skips it, and the writer may still be finishing it).
-    """
-    return ReadOnlyStorage(_open_storage(url))
-
-
-def _open_storage(url: str) -> Any:
-    """The storage behind ``url``, opened without creating or repairing anything."""
-    if url.startswith("journal:") or url.endswith(".journal"):
-        path = url.removeprefix("journal:")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"run.storage: {path}: no such journal file")
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-    if url.startswith("grpc://"):
-        host, _, port = url.removeprefix("grpc://").partition(":")
-        return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
-    if url.startswith("sqlite:///") and not os.path.isfile(url.removeprefix("sqlite:///")):
-        raise FileNotFoundError(f"run.storage: {url.removeprefix('sqlite:///')}: no such database file")
-    try:
-        return optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
-    except Exception as err:  # sqlalchemy raises many kinds for bad URLs and unreachable servers
-        raise SpecError(f"run.storage: cannot open {url!r}: {str(err).splitlines()[0]}") from None
-
-
-_READS = ("get_all_studies", "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
-          "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
-          "get_trial_id_from_study_id_trial_number")
-_WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "create_new_trial",
-           "set_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
-           "set_trial_system_attr")
-
-
-def _delegate(name: str) -> Any:
-    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self.inner, name)(*args, **kwargs)
-    return read
-
-
-def _refuse(name: str) -> Any:
-    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionError(f"the run's ledger is open read-only: {name} refused")
-    return write
-
-
-def _init(self: Any, inner: Any) -> None:
-    self.inner = inner
-
-
-ReadOnlyStorage = type("ReadOnlyStorage", (optuna.storages.BaseStorage,), {
-    "__doc__": "An Optuna storage that reads through to another and refuses every write.",
-    "__init__": _init, **{n: _delegate(n) for n in _READS}, **{n: _refuse(n) for n in _WRITES}})
-
-
 def open_run(path: str | Path) -> RunView:
     """The run in ``path``: its resolved spec and its study, read-only."""
     folder = RunDir(path)
     folder.check_run()
     spec = load_spec(folder.spec_file)
-    storage = open_ledger(spec.run["storage"] or folder.default_storage_url())
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        raise SpecError(f"{folder.path}: its study {spec.name!r} is not in {spec.run['storage']}") from None
+    study = open_study_readonly(folder.path, spec)
     space = registry.make_space(spec.space["name"], spec.space_options())
     trials = study.get_trials(deepcopy=False)
     return RunView(folder.path, spec, study, space, trials, evaluated_trials(study))

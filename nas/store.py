@@ -83,7 +83,7 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
         spec: the run's :class:`~nas.spec.RunSpec` if the caller already loaded it (saves a parse).
 
     Returns:
-        The study; write calls on it fail (``PermissionError`` for a journal).
+        The study; write calls on it raise ``PermissionError``.
 
     Raises:
         SpecError: ``run_dir`` is not a run, or its storage or study cannot be found.
@@ -94,7 +94,7 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
     folder.check_run()
     spec = spec if spec is not None else load_spec(folder.spec_file)
     url = spec.run["storage"] or folder.default_storage_url()
-    storage = _open_readonly(url)
+    storage = open_storage_readonly(url)
     try:
         return optuna.load_study(study_name=spec.name, storage=storage,
                                  sampler=optuna.samplers.RandomSampler(seed=0))
@@ -102,8 +102,14 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
         raise SpecError(f"{folder.path}: its study {spec.name!r} is not in {url}") from None
 
 
+def open_storage_readonly(url: str) -> Any:
+    """The storage behind ``url`` for reading only (see :func:`open_study_readonly`); every write
+    method of the returned storage raises ``PermissionError``."""
+    return ReadOnlyStorage(_open_readonly(url))
+
+
 def _open_readonly(url: str) -> Any:
-    """A storage that cannot write (see :func:`open_study_readonly`)."""
+    """A storage opened without creating, repairing or migrating anything."""
     if url in ("", ":memory:"):
         raise SpecError("run.storage: an in-memory study cannot be read after its search ended")
     if _is_journal(url):
@@ -344,3 +350,32 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_READS = ("get_all_studies", "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+          "get_study_user_attrs", "get_study_system_attrs", "get_trial", "get_all_trials",
+          "get_trial_id_from_study_id_trial_number")
+_WRITES = ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "create_new_trial",
+           "set_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
+           "set_trial_system_attr")
+
+
+def _delegate(name: str) -> Any:
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.inner, name)(*args, **kwargs)
+    return read
+
+
+def _refuse(name: str) -> Any:
+    def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(f"the run's ledger is open read-only: {name} refused")
+    return write
+
+
+def _init(self: Any, inner: Any) -> None:
+    self.inner = inner
+
+
+ReadOnlyStorage = type("ReadOnlyStorage", (optuna.storages.BaseStorage,), {
+    "__doc__": "An Optuna storage that reads through to another and refuses every write.",
+    "__init__": _init, **{n: _delegate(n) for n in _READS}, **{n: _refuse(n) for n in _WRITES}})

@@ -36,7 +36,7 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     """Serve optuna-dashboard on the run's study, read-only, until Ctrl-C; prints the URL."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from nas.report import open_ledger
+    from nas.store import open_storage_readonly
     from nas.spec import load_spec
     from nas.store import RunDir
 
@@ -47,7 +47,7 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     folder = RunDir(run_dir)
     folder.check_run()
     spec = load_spec(folder.spec_file)
-    storage = open_ledger(spec.run["storage"] or folder.default_storage_url())
+    storage = open_storage_readonly(spec.run["storage"] or folder.default_storage_url())
 
     class QuietHandler(WSGIRequestHandler):
         def log_message(self, format: str, *args: object) -> None:  # one line per request is noise here
