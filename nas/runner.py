@@ -18,6 +18,7 @@ from nas.search import Outcome, Search, create_study
 from nas.show import evaluated_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, open_storage
+from nas.weights import WeightsKeeper
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool) -> Outcom
         executor = registry.lookup("executors", spec.executor["name"], "executor.name")(
             **{k: v for k, v in spec.executor.items() if k != "name"})
         search = Search(spec, study, executor, url, Progress() if progress else None)
+        keep = int(spec.evaluator.get("keep_weights", 0) or 0)
+        if keep:
+            search.keeper = WeightsKeeper(study, run_dir.path, keep, spec.objectives[0]["direction"] == "maximize")
         outcome = search.run()
         write_outputs(run_dir, spec, study)
         return outcome
