@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 CARD = "MODEL_CARD.md"
 TRAIN_HEADING = "## Full training"
+CHECKS_HEADING = "## Exported files and their checks"
+SEARCH_CURVE = "search_curve.png"
 
 
 def write_card(folder: Path, data: dict[str, Any], checks: dict[str, Any], lineage_of: list[dict[str, Any]],
@@ -24,20 +26,21 @@ def write_card(folder: Path, data: dict[str, Any], checks: dict[str, Any], linea
     written = []
     if _draw_architecture(folder / "architecture.png", data):
         written.append("architecture.png")
-    if curve and plot_curve(folder / "curve.png", {"validation accuracy (brief training)": curve}, "epoch",
+    if curve and plot_curve(folder / SEARCH_CURVE, {"validation accuracy (brief training)": curve}, "epoch",
                             "accuracy (%)"):
-        written.append("curve.png")
+        written.append(SEARCH_CURVE)
     sections = [_header(data, "architecture.png" in written), _size(data),
-                _metrics(data, "curve.png" in written), _training(data), _search(data),
-                _lineage(lineage_of), _checks(checks), _usage(), _spec(spec_text), _versions(data)]
+                _metrics(data, SEARCH_CURVE in written), _training(data), _search(data),
+                _lineage(lineage_of), checks_section(checks), _usage(), _spec(spec_text), _versions(data)]
     (folder / CARD).write_text("\n\n".join(s for s in sections if s) + "\n")
     return [*written, CARD]
 
 
-def update_training_section(card: Path, section: str) -> None:
-    """Replace (or add) the card's "Full training" section with ``section``."""
+def update_section(card: Path, section: str) -> None:
+    """Replace (or add) the card's section whose heading is the first line of ``section``."""
+    heading = section.strip().splitlines()[0]
     text = card.read_text() if card.is_file() else "# Model card\n"
-    head, _, rest = text.partition(TRAIN_HEADING)
+    head, _, rest = text.partition(heading + "\n")
     tail = ""
     if rest:
         after = rest.find("\n## ")
@@ -115,7 +118,7 @@ def _metrics(data: dict[str, Any], curve: bool) -> str:
     lines += [f"| {k} | {v:.6g} |" for k, v in metrics.items()]
     lines += ["", "Accuracy is on the validation split; the test split was not looked at."]
     if curve:
-        lines += ["", "![learning curve](curve.png)"]
+        lines += ["", f"![learning curve of the brief training]({SEARCH_CURVE})"]
     return "\n".join(lines)
 
 
@@ -158,10 +161,11 @@ def _lineage(chain: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _checks(checks: dict[str, Any]) -> str:
+def checks_section(checks: dict[str, Any]) -> str:
+    """The card's section on the exported files and their parity checks."""
     if not checks:
         return ""
-    lines = ["## Exported files and their checks", ""]
+    lines = [CHECKS_HEADING, ""]
     for name, check in checks.items():
         verdict = "passed" if check["passed"] else "FAILED"
         extra = f", opset {check['opset']}, {check['runtime']}" if name == "onnx" else ""
