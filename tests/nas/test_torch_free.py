@@ -12,7 +12,8 @@ CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.spa
         "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
         "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.objectives", "evaluators.tabular",
-        "evaluators.synthetic"]
+        "evaluators.synthetic", "nas.export", "nas.archfile", "nas.card", "nas.weights", "nas.cli.export",
+        "nas.cli.train", "evaluators.recipe"]
 
 
 def space_modules() -> list[str]:
