@@ -27,6 +27,7 @@ from evaluators.data import Splits, load
 from evaluators.export import state_tensors
 from evaluators.recipe import augment, learning_rate, make_recipe, resolve_augmentation
 from nas import archfile, registry
+from nas.space import Task
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +35,32 @@ CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "nasforge-checkpoint/1"
 
 
-def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> Splits:
-    """The data set the recipe names (default: the architecture's), checked against its input shape."""
-    data = recipe["data"] or arch.data["task"].get("data", "")
+def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, archfile.Arch]:
+    """The data set the recipe names (default: the architecture's) and the architecture for its images.
+
+    Another data set (or ``size``) than the search's retargets the architecture: the same genotype
+    built for the new input shape and class count (its cost recomputed)."""
+    searched = arch.data["task"].get("data", "")
+    data = recipe["data"] or searched
     if not data:
         raise ValueError("--data: the architecture records no data set; give one (digits, fashion-mnist, ...)")
-    size = int(arch.data["task"].get("size", 0))
+    size = recipe["size"] if recipe["size"] >= 0 else (int(arch.data["task"].get("size", 0)) if data == searched else 0)
     try:  # seed 0 carves the same test split the search never looked at
         splits = load(data, recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
                       recipe["valid_limit"], size)
     except (OSError, ValueError) as err:
         raise ValueError(f"--data: {err}") from None
-    if splits.input_shape != arch.task.input_shape or splits.classes > arch.task.num_classes:
-        raise ValueError(f"--data: {data} gives {splits.input_shape} images of {splits.classes} classes; the "
-                         f"architecture expects {arch.task.input_shape} and {arch.task.num_classes}")
-    return splits
+    if splits.input_shape == arch.task.input_shape and splits.classes == arch.task.num_classes:
+        return splits, arch
+    new = json.loads(json.dumps(arch.data))
+    new["task"].update(input_shape=list(splits.input_shape), num_classes=splits.classes, data=data, size=size,
+                       normalization={"mean": list(splits.mean), "std": list(splits.std)})
+    try:
+        cost = arch.space.cost(arch.genotype, Task(splits.input_shape, splits.classes))
+        new["cost"] = {"params": cost.params, "flops": cost.flops}
+        return splits, archfile.parse(new, arch.path)
+    except ValueError as err:
+        raise ValueError(f"--data: the architecture cannot take {data}'s {splits.input_shape} images: {err}") from None
 
 
 def build_for_training(arch: archfile.Arch, recipe: dict[str, Any]) -> torch.nn.Module:
@@ -71,7 +83,7 @@ class FullTrainer:
         self.arch = archfile.read(arch_path)
         self.out = Path(out)
         recipe = make_recipe(options)
-        self.splits = load_splits(self.arch, recipe)
+        self.splits, self.arch = load_splits(self.arch, recipe)
         data = recipe["data"] or self.arch.data["task"]["data"]
         self.recipe = {**resolve_augmentation(recipe, data, self.splits.input_shape[-1]), "data": data}
         self.on_epoch = on_epoch

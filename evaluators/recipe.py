@@ -19,6 +19,7 @@ FLIP_DATA = ("cifar10", "cifar100", "fashion-mnist")  # horizontal flip keeps th
 RECIPE: dict[str, Field] = {
     "data": Field(str, default="", help="data set (default: the one the architecture was searched on)"),
     "data_dir": Field(str, default=""),
+    "size": Field(int, default=-1, min=-1, help="downsample images to size x size (-1: as in the search)"),
     "epochs": Field(int, default=50, min=1),
     "batch_size": Field(int, default=96, min=2),
     "eval_batch_size": Field(int, default=512, min=1),

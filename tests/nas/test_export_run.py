@@ -115,3 +115,42 @@ def test_out_inside_the_run_and_missing_weights_are_refused(run, tmp_path):
     run_nas("search", str(path), "--out", str(tmp_path / "plain"), check=True)
     proc = run_nas("export", str(tmp_path / "plain"), "--weights", "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "keep_weights" in proc.stderr and "nas train" in proc.stderr
+
+
+def test_a_run_in_progress_exports_its_best_so_far(run, tmp_path):
+    import shutil
+
+    import optuna
+
+    from nas.store import open_storage
+
+    copy = tmp_path / "live"
+    shutil.copytree(run, copy)
+    url = f"journal:{copy / 'study.journal'}"
+    text = (copy / "spec.toml").read_text().replace(str(run / "study.journal"), str(copy / "study.journal"))
+    (copy / "spec.toml").write_text(text)
+    live = optuna.load_study(study_name="evo", storage=open_storage(url))
+    live.ask()  # a driver is evaluating this one right now
+    proc = run_nas("export", str(copy), "--out", str(tmp_path / "o"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    best = max((t for t in live.trials if t.state.name == "COMPLETE"), key=lambda t: (t.values[0], -t.number))
+    assert json.loads(proc.stdout)[0]["trial"] == best.number
+
+
+def test_pareto_set_of_a_multi_objective_run(tmp_path, nb201_table):
+    from tests.conftest import nb201_spec
+
+    spec = nb201_spec(nb201_table, run={"name": "mo", "budget": 20, "seed": 0}, controller={"name": "nsga2"},
+                      objectives=[{"metric": "test_acc", "direction": "maximize"},
+                                  {"metric": "params", "direction": "minimize"}])
+    path = write_spec(tmp_path / "mo.toml", spec)
+    run_nas("search", str(path), "--out", str(tmp_path / "mo"), check=True)
+    proc = run_nas("export", str(tmp_path / "mo"), "--trial", "pareto", "--out", str(tmp_path / "o"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    exported = json.loads(proc.stdout)
+    front = json.loads((tmp_path / "mo" / "summary.json").read_text())["pareto"]
+    assert sorted(e["trial"] for e in exported) == sorted(r["number"] for r in front)
+    for entry in exported:
+        assert (Path(entry["dir"]) / "arch.json").is_file() and Path(entry["dir"]).name.startswith("trial-")
+    proc = run_nas("export", str(tmp_path / "mo"), "--out", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "pareto" in proc.stderr
