@@ -59,7 +59,13 @@ def parity_table() -> list[dict]:
             rows.append({"space": name + (f"/{options['vocabulary']}" if options else ""), "arch": arch_name,
                          "onnx_max_abs": onnx["max_abs"], "onnx_s": onnx["seconds"], "pt2_max_abs": pt2["max_abs"],
                          "pt2_s": pt2["seconds"], "output_scale": onnx["output_scale"]})
+            print(row_text(rows[-1]), flush=True)
     return rows
+
+
+def row_text(r: dict) -> str:
+    return (f"| {r['space']} | {r['arch']} | {r['onnx_max_abs']:.2e} | {r['onnx_s']:.2f} | {r['pt2_max_abs']:.2e} "
+            f"| {r['pt2_s']:.2f} | {r['output_scale']:.3g} |")
 
 
 def inference_ratio(arch_json: str, repeats: int = 300) -> dict:
@@ -98,12 +104,9 @@ def inference_ratio(arch_json: str, repeats: int = 300) -> dict:
 
 
 def main() -> int:
-    rows = parity_table()
     print("| space | architecture | ONNX max abs | ONNX export s | pt2 max abs | pt2 export s | output scale |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['space']} | {r['arch']} | {r['onnx_max_abs']:.2e} | {r['onnx_s']:.2f} | {r['pt2_max_abs']:.2e} "
-              f"| {r['pt2_s']:.2f} | {r['output_scale']:.3g} |")
+    print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    rows = parity_table()
     worst = max(max(r["onnx_max_abs"], r["pt2_max_abs"]) for r in rows)
     print(f"worst max abs difference: {worst:.2e} (tolerance {TOLERANCE:g})")
     if len(sys.argv) > 1:
