@@ -46,6 +46,8 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int
+    mean: tuple[float, ...] = ()  # per channel, of the training split (what was subtracted)
+    std: tuple[float, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -80,7 +82,8 @@ def load(name: str, data_dir: str = "", seed: int = 0, valid_fraction: float = 0
         return ((a - mean) / std).astype(np.float32)
 
     return Splits(name, norm(x_train), y_train.astype(np.int64), norm(x_valid), y_valid.astype(np.int64),
-                  norm(x_test), y_test.astype(np.int64), classes)
+                  norm(x_test), y_test.astype(np.int64), classes,
+                  tuple(float(v) for v in mean.ravel()), tuple(float(v) for v in std.ravel()))
 
 
 def shape_of(name: str, data_dir: str = "", size: int = 0) -> tuple[tuple[int, int, int], int]:

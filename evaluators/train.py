@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluators.data import Splits, load, shape_of
+from evaluators.export import state_bytes
 from nas.config import Field, SpecError, validate
 from nas.evaluator import COMPLETE, PRUNED, Evaluator, Reporter, Result
 from nas.space import SearchSpace, Task
@@ -73,6 +74,8 @@ class TrainEvaluator(Evaluator):
         "latency_device": Field(str, default="cpu", choices=("cpu", "cuda")),
         "latency_threads": Field(int, default=1, min=1, help="threads of the latency measurement (pinned)"),
         "latency_batch": Field(int, default=1, min=1),
+        "keep_weights": Field(int, default=0, min=0,
+                              help="keep the trained weights of the best K candidates in the run folder"),
     }
     BUDGET = {
         "epochs": Field(float, default=1.0, min=0.0, help="passes over the training split (0: no limit)"),
@@ -210,7 +213,8 @@ class Trainer:
         metrics = {"accuracy": curve[-1][1], "loss": loss, "train_loss": last_loss, "train_seconds": train_seconds,
                    "images_per_second": images / train_seconds if train_seconds else 0.0,
                    "epochs": step / self.per_epoch}
-        return Result(COMPLETE, metrics, {"curve": curve, "device": str(self.ev.device), "steps": step})
+        weights = state_bytes(self.model) if self.o["keep_weights"] else None
+        return Result(COMPLETE, metrics, {"curve": curve, "device": str(self.ev.device), "steps": step}, weights)
 
     def train_epoch(self, step: int, images: int, spent: float) -> tuple[int, int, float, str]:
         """One pass (or until the budget ends); returns step, images, last loss and a failure reason."""

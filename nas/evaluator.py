@@ -34,11 +34,14 @@ class Result:
         state: ``complete``, ``failed`` or ``pruned``.
         metrics: named numbers (accuracy, loss, latency, ...); objectives pick theirs from here.
         info: learning curve, timings, worker, device, and ``error`` for a failure.
+        weights: the trained state dict as safetensors bytes, when the evaluator keeps weights
+            (``keep_weights``); the driver stores the best K through the artifact store.
     """
 
     state: str
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    weights: bytes | None = None
 
     @classmethod
     def failed(cls, reason: str, **info: Any) -> Result:

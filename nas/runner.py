@@ -21,6 +21,7 @@ from nas.search import Outcome, Search, create_study
 from nas.show import evaluated_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, describe_outage, is_storage_outage, open_storage, repair_journal
+from nas.weights import WeightsKeeper
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,9 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
             **{k: v for k, v in spec.executor.items() if k != "name"})
         search = Search(spec, study, executor, url, Progress() if progress else None)
         run_dir.searched = True
+        keep = int(spec.evaluator.get("keep_weights", 0) or 0)
+        if keep:
+            search.keeper = WeightsKeeper(study, run_dir.path, keep, spec.objectives[0]["direction"] == "maximize")
         outcome = search.run()
         write_outputs(run_dir, spec, study)
         return outcome

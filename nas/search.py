@@ -101,6 +101,7 @@ class Search:
         self.best: tuple[float, int] | None = None
         self.stop: Outcome | None = None
         self.driver = Driver(study)
+        self.keeper: Any = None  # nas.weights.WeightsKeeper when the spec keeps weights (set by the runner)
 
     # ----- driving -------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -304,6 +305,8 @@ class Search:
         self._record_curve(trial, result)
         if result.state == COMPLETE:
             values = [metrics[o["metric"]] for o in self.spec.objectives]
+            if self.keeper is not None and result.weights:
+                self.keeper.offer(trial, values[0], result.weights)
             frozen = self._finish(trial, metrics, info, TrialState.COMPLETE, values)
             self.counts["complete"] += 1
             self.fail_streak = 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -311,6 +312,7 @@ class RunDir:
         """Remove the files a run writes (the folder itself and anything else in it stay)."""
         for name in ("spec.toml", JOURNAL_NAME, "search.log", "summary.json", "driver.json"):
             (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.path / "artifacts", ignore_errors=True)  # weights kept by keep_weights
 
     def check_not_running(self) -> None:
         """``SpecError`` if a live driver on this host holds the run."""

@@ -13,7 +13,9 @@ CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.spa
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
         "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.objectives", "evaluators.tabular",
         "evaluators.synthetic", "nas.report", "nas.report_sections", "nas.report_plots", "nas.report_html",
-        "nas.cli.report"]
+        "nas.cli.report",
+        "nas.export", "nas.archfile", "nas.card", "nas.weights", "nas.cli.export",
+        "nas.cli.train", "evaluators.recipe"]
 
 
 def space_modules() -> list[str]:

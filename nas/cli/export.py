@@ -1,0 +1,43 @@
+"""``nas export``: portable architectures, weights, ONNX / torch.export programs and a model card."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from nas.cli.base import handle_errors, main
+
+EXIT_CHECK_FAILED = 1
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--trial", "which", default="best", show_default=True,
+              help="best, pareto, top:K or a trial number.")
+@click.option("--format", "formats", default="json", show_default=True,
+              help="Comma-separated: json (always written), onnx, pt2.")
+@click.option("--weights", is_flag=True, help="Also write the weights the search kept (keep_weights).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write (outside the run).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@handle_errors
+def export_cmd(run_dir: str, which: str, formats: str, weights: bool, out: str, as_json: bool) -> None:
+    """Export trials of a run (read-only: nothing is written into the run folder or its storage)."""
+    from nas.export import export
+
+    chosen = tuple(dict.fromkeys(f.strip() for f in formats.split(",") if f.strip()))
+    results = export(run_dir, out, which, chosen, weights)
+    failed = [f"{r['dir']}: {c['file']}" for r in results for c in r["checks"].values() if not c["passed"]]
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            click.echo(f"trial #{r['trial']} (rank {r['rank']}, arch {r['arch_id']}) -> {r['dir']}")
+            click.echo(f"  {', '.join(r['files'])}")
+            for check in r["checks"].values():
+                click.echo(f"  {check['file']}: max abs difference {check['max_abs']:.3g} "
+                           f"({'ok' if check['passed'] else 'FAILED'}, tolerance {check['tolerance']:g})")
+    if failed:
+        click.echo(f"nas: error: exported model differs from PyTorch beyond tolerance: {failed[0]}", err=True)
+        sys.exit(EXIT_CHECK_FAILED)

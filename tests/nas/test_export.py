@@ -1,0 +1,143 @@
+"""Export round trip for every space: arch.json -> nas.load -> same module; weights; ONNX; torch.export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas import archfile, registry
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+# every space at its proxy preset, the nasnet space with each vocabulary; scaling's B0 has SE and swish
+CASES = {
+    "nasnet": ("nasnet", {"vocabulary": "nasnet"}, "nasnet-a"),
+    "amoebanet": ("nasnet", {"vocabulary": "amoebanet"}, "amoebanet-a"),
+    "darts": ("nasnet", {"vocabulary": "darts"}, "darts-v2"),
+    "randwire": ("randwire", {}, "ws-4-0.75"),
+    "scaling": ("scaling", {}, "efficientnet-b0"),
+    "nb201": ("nb201", {}, "nb201-c10-best"),
+}
+
+
+def write_arch(folder: Path, case: str, sample: int | None = None) -> tuple[Path, object, object]:
+    """An arch.json for a case's published genotype (or a random one) at the proxy preset."""
+    name, options, known = CASES[case]
+    space = registry.make_space(name, {"preset": "proxy", **options})
+    genotype = space.get_known(known) if sample is None else space.sample(__import__("random").Random(sample))
+    task = space.default_task()
+    data = archfile.make(space, genotype, task, normalization={"mean": [0.5] * task.input_shape[0],
+                                                               "std": [0.25] * task.input_shape[0]},
+                         data_name="", size=0, metrics={"accuracy": 90.0}, source={}, training={})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "arch.json"
+    path.write_text(json.dumps(data))
+    return path, space, genotype
+
+
+def scramble(model, input_shape, seed: int = 0) -> None:
+    """Every tensor perturbed by N(0, 0.05), then BN statistics calibrated on random inputs (as after
+    training, deep networks keep outputs of order one), so that outputs depend on every tensor."""
+    import torch
+
+    from evaluators.soup import recompute_bn
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(0.05 * torch.randn(tensor.shape, generator=generator))
+    recompute_bn(model, torch.randn(64, *input_shape, generator=generator), batch=32)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_round_trip_weights_and_onnx(tmp_path, case):
+    import nas
+    from evaluators.cost import count_params
+    from evaluators.export import export_formats, parity_inputs, state_bytes
+
+    path, space, genotype = write_arch(tmp_path, case)
+    built = space.build(genotype, space.default_task())
+    model = nas.load(str(path))
+    assert count_params(model) == count_params(built) == json.loads(path.read_text())["cost"]["params"]
+    assert not model.training
+    scramble(built, space.default_task().input_shape)
+    (tmp_path / "weights.safetensors").write_bytes(state_bytes(built))
+    again = nas.load(str(path))
+    x = parity_inputs(space.default_task().input_shape)
+    with torch.no_grad():
+        expected, got = built(x), again(x)
+    assert expected.abs().max() > 1e-2  # the check is not trivially passed by near-zero outputs
+    assert torch.equal(expected, got)
+    assert not torch.equal(nas.load(str(path), weights=False)(x), got)
+    checks = export_formats(path, tmp_path, ["onnx"])
+    assert checks["onnx"]["passed"] and checks["onnx"]["max_abs"] <= 1e-4, checks["onnx"]
+    assert checks["onnx"]["opset"] >= 13
+
+
+def pt2_round_trip(tmp_path: Path, case: str) -> None:
+    from evaluators.export import export_formats, parity_inputs
+
+    path, space, genotype = write_arch(tmp_path, case)
+    built = space.build(genotype, space.default_task())
+    scramble(built, space.default_task().input_shape)
+    from evaluators.export import state_bytes
+
+    (tmp_path / "weights.safetensors").write_bytes(state_bytes(built))
+    checks = export_formats(path, tmp_path, ["pt2"])
+    assert checks["pt2"]["passed"], checks["pt2"]
+    x = parity_inputs(space.default_task().input_shape, batch=3)  # another batch size than the export's
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
+    with torch.no_grad():
+        assert torch.allclose(program(x), built(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["darts", "nb201"])
+def test_pt2_loads_and_runs(tmp_path, case):
+    pt2_round_trip(tmp_path, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in CASES if c not in ("darts", "nb201")])
+def test_pt2_loads_and_runs_for_every_space(tmp_path, case):
+    pt2_round_trip(tmp_path, case)
+
+
+def test_load_in_a_fresh_process_needs_nothing_but_the_folder(tmp_path):
+    from evaluators.export import parity_inputs, state_bytes
+
+    path, space, genotype = write_arch(tmp_path / "export", "darts", sample=3)
+    model = space.build(genotype, space.default_task())
+    scramble(model, space.default_task().input_shape, seed=1)
+    model.eval()
+    (path.parent / "weights.safetensors").write_bytes(state_bytes(model))
+    x = parity_inputs(space.default_task().input_shape, batch=2)
+    with torch.no_grad():
+        expected = model(x)
+    torch.save(x, tmp_path / "x.pt")
+    script = ("import sys, torch, nas; m = nas.load(sys.argv[1]); x = torch.load(sys.argv[2]); "
+              "print(sum(p.numel() for p in m.parameters() if p.requires_grad)); torch.save(m(x), sys.argv[3])")
+    proc = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.pt"), str(tmp_path / "y.pt")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert torch.equal(torch.load(tmp_path / "y.pt"), expected)
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path):
+    import nas
+    from evaluators.export import state_bytes
+
+    path, _, _ = write_arch(tmp_path / "a", "nb201")
+    other, space, genotype = write_arch(tmp_path / "b", "randwire")
+    (path.parent / "weights.safetensors").write_bytes(state_bytes(space.build(genotype, space.default_task())))
+    with pytest.raises(ValueError, match="weights.safetensors: (unexpected|missing) tensor"):
+        nas.load(str(path))
+    (path.parent / "weights.safetensors").write_bytes(b"\x80\x04 not safetensors, a pickle perhaps")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        nas.load(str(path))
