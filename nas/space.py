@@ -51,6 +51,7 @@ class SearchSpace(ABC, Generic[G]):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
     DEFAULT_PRESET: ClassVar[str] = ""
     OPTIONS: ClassVar[dict[str, Field]] = {}
+    WIDTH_OPTION: ClassVar[str] = ""  # the option that scales every layer's channels ("": none)
 
     def __init__(self, **options: Any) -> None:
         fields = {"preset": Field(str, default=self.DEFAULT_PRESET, choices=tuple(self.PRESETS)),
