@@ -58,12 +58,27 @@ def run(spec_path: str | Path, out: str | Path | None = None, overrides: Mapping
         (folder / "plan.json").write_text(json.dumps({"spec": str(spec.path), "target": target,
                                                       "trials": [p.to_dict() for p in trials]}, indent=1))
         say = progress or (lambda line: log.info("%s", line))
+        if missing:
+            _check_data(spec)
         say(f"compare {spec.name}: {len(spec.arms)} arms x {spec.seeds} seeds = {len(trials)} trials; "
             f"{len(trials) - len(missing)} done, {len(missing)} to train ({folder})")
         execute(spec, study, missing, folder, say)
         return finish(spec, trials, target, study, folder)
     finally:
         (folder / LOCK).unlink(missing_ok=True)
+
+
+def _check_data(spec: CompareSpec) -> None:
+    """Load the data set once before any training, so a missing file is one clear error, not N failed trials."""
+    from evaluators.data import load
+
+    recipe = spec.train
+    try:
+        load(recipe["data"], recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
+             recipe["valid_limit"], max(0, recipe["size"]))
+    except (OSError, ValueError) as err:
+        message = str(err).removeprefix("evaluator.data_dir: ").removeprefix("evaluator.")
+        raise SpecError(f"train.data: {message}") from None
 
 
 def open_study(folder: Path, name: str, create: bool = False) -> optuna.Study:

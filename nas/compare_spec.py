@@ -133,16 +133,22 @@ def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     if "seeds" in overrides:
         head["seeds"] = _positive(overrides["seeds"], "--seeds")
     train = {"aux_weight": 0.0, "drop_path": 0.0, "data": "digits", **raw.get("train", {})}
-    for key in ("epochs", "data"):
-        if key in overrides:
-            train[key] = overrides[key]
+    if "data" in overrides and overrides["data"] != train.get("data"):
+        train.update(data=overrides["data"], size=-1, data_dir="")  # the spec's size and folder were for its data
+    if "epochs" in overrides:
+        train["epochs"] = overrides["epochs"]
     if "epochs" in overrides:
         _positive(overrides["epochs"], "--epochs")
     recipe = make_recipe(train)
+    if recipe["data_dir"]:
+        folder = Path(recipe["data_dir"]).expanduser()
+        recipe["data_dir"] = str(folder if folder.is_absolute() else (path.parent / folder).resolve())
     executor_table = dict(raw.get("executor", {}))
     for key in ("name", "workers"):
         if overrides.get(f"executor.{key}") is not None:
             executor_table[key] = overrides[f"executor.{key}"]
+    if overrides.get("executor.name") == "inline" and overrides.get("executor.workers") is None:
+        executor_table["workers"] = 1  # --executor inline runs one trial at a time whatever the spec says
     executor = validate_executor(executor_table)
     spaces = raw.get("spaces", {})
     if not isinstance(spaces, dict) or not all(isinstance(v, dict) for v in spaces.values()):

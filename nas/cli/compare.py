@@ -15,7 +15,7 @@ from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_inter
 @click.option("--out", type=click.Path(file_okay=False), help="Comparison folder (default: runs/<name>/ beside the spec).")
 @click.option("--seeds", type=int, help="Seeds per arm (overrides compare.seeds).")
 @click.option("--epochs", type=int, help="Training epochs of every trial (overrides train.epochs).")
-@click.option("--data", help="Data set (overrides train.data): digits, fashion-mnist, cifar10, cifar100, npz.")
+@click.option("--data", help="Data set (overrides train.data; the spec's size and data_dir then no longer apply).")
 @click.option("--executor", type=click.Choice(["inline", "ray"]), help="Where trials run.")
 @click.option("--workers", type=int, help="Trials trained at once (ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print comparison.json at the end.")

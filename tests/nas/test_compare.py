@@ -132,6 +132,19 @@ def test_bad_overrides_and_fields_exit_2(tmp_path):
     data = study(EVERY_KIND[:2], reference="nope")
     proc = run_nas("compare", str(write_spec(tmp_path / "d.toml", data)))
     assert proc.returncode == 2 and "compare.reference: 'nope' is not an arm" in proc.stderr
+    data = study(EVERY_KIND[:2], target=3e8)
+    data["train"].update(data="cifar10", data_dir="no/such/folder")
+    proc = run_nas("compare", str(write_spec(tmp_path / "e.toml", data)), "--out", str(tmp_path / "e"))
+    assert proc.returncode == 2 and proc.stderr.startswith("nas: error: train.data: "), proc.stderr
+
+
+def test_data_override_drops_the_specs_image_size(tmp_path):
+    data = study(EVERY_KIND[:2])
+    data["train"].update(data="fashion-mnist", size=14)
+    path = write_spec(tmp_path / "c.toml", data)
+    assert load_compare_spec(path).train["size"] == 14
+    spec = load_compare_spec(path, {"data": "digits", "epochs": 2, "seeds": 4})
+    assert (spec.train["data"], spec.train["size"], spec.train["epochs"], spec.seeds) == ("digits", -1, 2, 4)
 
 
 class Interrupt(Exception):
@@ -184,6 +197,7 @@ def test_tiny_study_end_to_end_and_resume_trains_only_the_missing_pairs(tmp_path
     assert (out / "comparison.png").stat().st_size > 10_000
     assert (out / "trials" / "ws" / "seed-1" / "metrics.json").is_file()
 
-    again = run_nas("compare", str(path), "--out", str(out), "--seeds", "3")
-    assert again.returncode == 0 and "6 done, 3 to train" in again.stderr  # growing a study
-    assert len(open_study(out, "tiny").get_trials()) == 9
+    lines.clear()
+    grown = run(path, out, {"seeds": 3}, progress=lines.append)  # growing a study trains only the new seeds
+    assert "6 done, 3 to train" in lines[0] and len(open_study(out, "tiny").get_trials()) == 9
+    assert all(arm["n"] == 3 for arm in grown["arms"].values())
