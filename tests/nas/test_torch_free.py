@@ -13,7 +13,8 @@ CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.spa
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
         "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.objectives", "evaluators.tabular",
         "evaluators.synthetic", "nas.export", "nas.archfile", "nas.card", "nas.weights", "nas.cli.export",
-        "nas.cli.train", "evaluators.recipe"]
+        "nas.cli.train", "evaluators.recipe", "nas.compare", "nas.compare_stats", "nas.compare_spec",
+        "nas.compare_plan", "nas.compare_report", "nas.cli.compare", "search_spaces.nasnet.baselines"]
 
 
 def space_modules() -> list[str]:
