@@ -201,3 +201,16 @@ def test_tiny_study_end_to_end_and_resume_trains_only_the_missing_pairs(tmp_path
     grown = run(path, out, {"seeds": 3}, progress=lines.append)  # growing a study trains only the new seeds
     assert "6 done, 3 to train" in lines[0] and len(open_study(out, "tiny").get_trials()) == 9
     assert all(arm["n"] == 3 for arm in grown["arms"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_ray_executor_gives_the_inline_results(tmp_path, ray_session):
+    from nas.compare import run
+
+    arms = [{"name": "darts-v2", "arch": "darts-v2"}, {"name": "er", "generator": "er-0.2"}]
+    path = write_spec(tmp_path / "r.toml", study(arms, seeds=1))
+    inline = run(path, tmp_path / "inline")
+    on_ray = run(path, tmp_path / "ray", {"executor.name": "ray", "executor.workers": 2})
+    for name in ("darts-v2", "er"):
+        assert on_ray["arms"][name]["values"] == inline["arms"][name]["values"]  # same seeds, same numbers
