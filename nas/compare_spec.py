@@ -197,7 +197,8 @@ def _arms(table: Any, spaces: Mapping[str, Any], base: Path) -> list[ArmSpec]:
         if kind == "arch" and not space:
             space = space_knowing(value, f"{where}.arch")
         options = {**spaces.get(space, {}), **values["options"]}
-        arms.append(ArmSpec(name, kind, value, space, options, values["family"] or FAMILIES[kind],
+        family = values["family"] or ("random wiring" if kind == "arch" and space == "randwire" else FAMILIES[kind])
+        arms.append(ArmSpec(name, kind, value, space, options, family,
                             values["top"], values["width"]))
     return arms
 

@@ -55,7 +55,9 @@ EVERY_KIND = [
 def test_flops_are_matched_within_tolerance_for_every_arm_type(tmp_path, searched_run, target):
     arms = EVERY_KIND + [{"name": "searched", "run": str(searched_run), "top": 2}]
     spec = load_compare_spec(write_spec(tmp_path / "c.toml", study(arms, target=target, seeds=3)))
+    before = _fingerprint(searched_run)
     trials, matched = plan(spec)
+    assert _fingerprint(searched_run) == before  # the run folder is only read
     assert matched["value"] == target
     assert {t.arm for t in trials} == {a["name"] for a in arms} and len(trials) == 3 * len(arms)
     for t in trials:
@@ -67,6 +69,8 @@ def test_flops_are_matched_within_tolerance_for_every_arm_type(tmp_path, searche
     assert len({t.arch_id for t in by_arm["ws"]}) == 3  # every seed a new graph
     assert len({t.arch_id for t in by_arm["cell"]}) == 3  # every seed a new sample
     assert len({t.arch_id for t in by_arm["darts-v2"]}) == 1
+    assert {t.family for t in trials} == {"searched", "random wiring", "random cell", "hand-designed"}
+    assert {t.family for t in trials if t.arm == "ws-fixed"} == {"random wiring"}
     assert by_arm["searched"][0].arch_id == by_arm["searched"][2].arch_id != by_arm["searched"][1].arch_id
     assert plan(spec)[0] == trials  # seeded: the same plan twice
 
@@ -79,6 +83,10 @@ def test_the_built_module_has_the_planned_flops(tmp_path):
     for t in plan(spec)[0]:
         space = registry.make_space(t.space, t.options)
         assert count_macs(space.build(space.from_dict(t.genotype), _digits_task()), (1, 8, 8)) == t.flops
+
+
+def _fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
 
 
 def _digits_task():
@@ -189,9 +197,9 @@ def test_tiny_study_end_to_end_and_resume_trains_only_the_missing_pairs(tmp_path
             assert key in arm
     assert summary["arms"]["darts-v2"]["p_value"] is None
     assert len(summary["statements"]) >= 2
-    rows = list(csv.DictReader(open(out / "comparison.csv")))
+    rows = list(csv.DictReader((out / "comparison.csv").read_text().splitlines()))
     assert [r["arm"] for r in rows] == ["darts-v2", "ws", "resnet"]
-    assert len(list(csv.DictReader(open(out / "trials.csv")))) == 6
+    assert len(list(csv.DictReader((out / "trials.csv").read_text().splitlines()))) == 6
     md = (out / "comparison.md").read_text()
     assert "| resnet | hand-designed | 2/2 |" in md and "comparison.png" in md
     assert (out / "comparison.png").stat().st_size > 10_000
