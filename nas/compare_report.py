@@ -54,6 +54,10 @@ def _p(value: Any) -> str:
     return "–" if value is None else f"{value:.3g}"
 
 
+def _count(value: float) -> str:
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
 def _width(arm: dict[str, Any]) -> str:
     low, high = arm["width"]
     return str(low) if low == high else f"{low}–{high}"
@@ -79,7 +83,7 @@ def markdown(summary: dict[str, Any], plotted: bool) -> str:
         is_ref = name == summary["reference"]
         lines.append(f"| {name}{' (ref)' if is_ref else ''} | {a['family']} | {a['n']}/{a['planned']} | "
                      f"{_num(a['mean'])} | {_num(a['std'])} | {ci} | {a['flops'] / 1e6:.2f}M | "
-                     f"{a['params'] / 1e3:.1f}k | {_width(a)} | {_num(a['diff'])} | {_p(a['p_value'])} | "
+                     f"{_count(a['params'])} | {_width(a)} | {_num(a['diff'])} | {_p(a['p_value'])} | "
                      f"{_p(a['p_holm'])} | {_p(a['p_permutation'])} | {_num(a['hedges_g'])} | "
                      f"{'–' if is_ref else ('yes' if a['significant'] else 'no')} |")
     lines += ["", "## What is significant", ""] + [f"- {s}" for s in summary["statements"]]
