@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "nasforge-checkpoint/1"
+STEP_REPORT_EVERY = 10  # steps between progress-bar updates
 
 
 def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, archfile.Arch]:
@@ -78,7 +79,8 @@ class FullTrainer:
     """One full training run of an arch file into ``out``."""
 
     def __init__(self, arch_path: str | Path, options: Mapping[str, Any], out: str | Path,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 on_step: Callable[[int, int, float, float], None] | None = None) -> None:
         self.arch_path = Path(arch_path)
         self.arch = archfile.read(arch_path)
         self.out = Path(out)
@@ -86,7 +88,7 @@ class FullTrainer:
         self.splits, self.arch = load_splits(self.arch, recipe)
         data = recipe["data"] or self.arch.data["task"]["data"]
         self.recipe = {**resolve_augmentation(recipe, data, self.splits.input_shape[-1]), "data": data}
-        self.on_epoch = on_epoch
+        self.on_epoch, self.on_step = on_epoch, on_step
         threads = self.recipe["threads"] or int(os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1)
         torch.set_num_threads(threads)
         cuda = torch.cuda.is_available() and self.recipe["device"] != "cpu"
@@ -215,6 +217,9 @@ class FullTrainer:
             self.step += 1
             total_loss += loss.detach()
             correct += (logits.argmax(1) == y).sum()
+            if self.on_step is not None and (i + 1) % STEP_REPORT_EVERY == 0:  # a report syncs a CUDA device
+                self.on_step(self.step, self.total, float(total_loss) / (i + 1),
+                             100.0 * int(correct) / ((i + 1) * self.batch))
         loss_value = float(total_loss) / self.per_epoch
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"non-finite training loss in epoch {self.epoch + 1}; lower --lr")

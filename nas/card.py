@@ -93,7 +93,8 @@ def _header(data: dict[str, Any], picture: bool) -> str:
     lines = [f"# Model card: {data['space']['name']} architecture {data['arch_id']}", "",
              "## Architecture", "", f"Space `{data['space']['name']}` ({options}).", "",
              "```", arch.space.label(arch.genotype), "```"]
-    details = arch.space.details(arch.genotype)
+    label = arch.space.label(arch.genotype)
+    details = {k: v for k, v in arch.space.details(arch.genotype).items() if v != label}
     if details:
         lines += ["", "Details: " + ", ".join(f"{k} `{v}`" for k, v in details.items())]
     if picture:

@@ -57,8 +57,12 @@ def train(arch: str, out: str | None, config: str | None, resume: bool, stop_aft
     from evaluators.fulltrain import FullTrainer
 
     folder = Path(out) if out else Path(arch).parent
-    trainer = FullTrainer(arch, options, folder, on_epoch=_Progress())
-    metrics = trainer.run(resume=resume, stop_after=stop_after)
+    progress = _Progress()
+    trainer = FullTrainer(arch, options, folder, on_epoch=progress, on_step=progress.step)
+    try:
+        metrics = trainer.run(resume=resume, stop_after=stop_after)
+    finally:
+        progress.close()
     if metrics is None:
         click.echo(f"stopped after epoch {trainer.epoch}/{trainer.recipe['epochs']}; continue with "
                    f"nas train {arch} --out {folder} --resume", err=True)
@@ -81,13 +85,30 @@ def train(arch: str, out: str | None, config: str | None, resume: bool, stop_aft
 
 
 class _Progress:
-    """One line per epoch on stderr: loss, accuracies and the ETA."""
+    """A progress bar (loss, accuracy, ETA) on a terminal; one line per epoch on stderr always."""
 
     def __init__(self) -> None:
         self.started = time.time()
         self.first: int | None = None
+        self.bar: Any = None
+
+    def step(self, step: int, total: int, loss: float, accuracy: float) -> None:
+        if not sys.stderr.isatty():
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=step, unit="step", file=sys.stderr, leave=False)
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.2f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def __call__(self, row: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.clear()
         if self.first is None:
             self.first = row["epoch"] - 1
         done = row["epoch"] - self.first

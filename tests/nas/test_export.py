@@ -40,20 +40,23 @@ def write_arch(folder: Path, case: str, sample: int | None = None) -> tuple[Path
     return path, space, genotype
 
 
-def scramble(model: torch.nn.Module, seed: int = 0) -> None:
-    """Non-trivial weights and BN statistics, so that outputs depend on every tensor."""
+def scramble(model, input_shape, seed: int = 0) -> None:
+    """Every tensor perturbed by N(0, 0.05), then BN statistics calibrated on random inputs (as after
+    training, deep networks keep outputs of order one), so that outputs depend on every tensor."""
+    import torch
+
+    from evaluators.soup import recompute_bn
+
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.add_(0.05 * torch.randn(tensor.shape, generator=generator))
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_var.uniform_(0.5, 1.5, generator=generator)
+    recompute_bn(model, torch.randn(64, *input_shape, generator=generator), batch=32)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_round_trip_weights_onnx_and_pt2(tmp_path, case):
+def test_round_trip_weights_and_onnx(tmp_path, case):
     import nas
     from evaluators.cost import count_params
     from evaluators.export import export_formats, parity_inputs, state_bytes
@@ -63,24 +66,46 @@ def test_round_trip_weights_onnx_and_pt2(tmp_path, case):
     model = nas.load(str(path))
     assert count_params(model) == count_params(built) == json.loads(path.read_text())["cost"]["params"]
     assert not model.training
-    scramble(built)
-    built.eval()
+    scramble(built, space.default_task().input_shape)
     (tmp_path / "weights.safetensors").write_bytes(state_bytes(built))
     again = nas.load(str(path))
     x = parity_inputs(space.default_task().input_shape)
     with torch.no_grad():
         expected, got = built(x), again(x)
-    assert expected.abs().max() > 1e-3  # the check is not trivially passed by near-zero outputs
+    assert expected.abs().max() > 1e-2  # the check is not trivially passed by near-zero outputs
     assert torch.equal(expected, got)
     assert not torch.equal(nas.load(str(path), weights=False)(x), got)
-
-    checks = export_formats(path, tmp_path, ["onnx", "pt2"])
+    checks = export_formats(path, tmp_path, ["onnx"])
     assert checks["onnx"]["passed"] and checks["onnx"]["max_abs"] <= 1e-4, checks["onnx"]
     assert checks["onnx"]["opset"] >= 13
+
+
+def pt2_round_trip(tmp_path: Path, case: str) -> None:
+    from evaluators.export import export_formats, parity_inputs
+
+    path, space, genotype = write_arch(tmp_path, case)
+    built = space.build(genotype, space.default_task())
+    scramble(built, space.default_task().input_shape)
+    from evaluators.export import state_bytes
+
+    (tmp_path / "weights.safetensors").write_bytes(state_bytes(built))
+    checks = export_formats(path, tmp_path, ["pt2"])
     assert checks["pt2"]["passed"], checks["pt2"]
+    x = parity_inputs(space.default_task().input_shape, batch=3)  # another batch size than the export's
     program = torch.export.load(str(tmp_path / "model.pt2")).module()
     with torch.no_grad():
-        assert torch.allclose(program(x), expected, atol=1e-4)
+        assert torch.allclose(program(x), built(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["darts", "nb201"])
+def test_pt2_loads_and_runs(tmp_path, case):
+    pt2_round_trip(tmp_path, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in CASES if c not in ("darts", "nb201")])
+def test_pt2_loads_and_runs_for_every_space(tmp_path, case):
+    pt2_round_trip(tmp_path, case)
 
 
 def test_load_in_a_fresh_process_needs_nothing_but_the_folder(tmp_path):
@@ -88,7 +113,7 @@ def test_load_in_a_fresh_process_needs_nothing_but_the_folder(tmp_path):
 
     path, space, genotype = write_arch(tmp_path / "export", "darts", sample=3)
     model = space.build(genotype, space.default_task())
-    scramble(model, seed=1)
+    scramble(model, space.default_task().input_shape, seed=1)
     model.eval()
     (path.parent / "weights.safetensors").write_bytes(state_bytes(model))
     x = parity_inputs(space.default_task().input_shape, batch=2)
