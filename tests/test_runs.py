@@ -13,9 +13,32 @@ from tests.conftest import ROOT, run_nas, write_spec
 RUNS = sorted((ROOT / "runs").glob("*.toml"))
 
 
+def _is_comparison(path: Path) -> bool:
+    return "compare" in tomllib.loads(path.read_text())
+
+
 @pytest.mark.parametrize("spec", RUNS, ids=[p.stem for p in RUNS])
 def test_every_run_spec_validates(spec):
+    if _is_comparison(spec):  # a `nas compare` study: its own spec, planned without training
+        from nas.compare_plan import plan
+        from nas.compare_spec import load_compare_spec
+
+        compare = load_compare_spec(spec)  # image shapes of the known data sets need no files
+        trials, target = plan(compare)
+        assert len(compare.arms) >= 5 and compare.seeds >= 3
+        assert all(abs(t.flops / target["value"] - 1) <= target["tolerance"] for t in trials)
+        return
     load_spec(spec)
+
+
+def test_the_shipped_comparison_has_every_family_on_fashion_mnist():
+    from nas.compare_plan import plan
+    from nas.compare_spec import load_compare_spec
+
+    spec = load_compare_spec(ROOT / "runs/randwire-vs-searched.toml")
+    trials, _ = plan(spec)
+    assert spec.train["data"] == "fashion-mnist" and len(trials) == len(spec.arms) * spec.seeds
+    assert {t.family for t in trials} == {"searched", "random wiring", "random cell", "hand-designed"}
 
 
 @pytest.mark.xdist_group("ray")

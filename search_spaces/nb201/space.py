@@ -36,6 +36,7 @@ class NB201Space(SearchSpace[NB201Genotype]):
         "proxy": {"input_shape": (1, 8, 8), "num_classes": 10, "channels": 8, "cells": 1},
     }
     DEFAULT_PRESET = "cifar10"
+    WIDTH_OPTION = "channels"  # what `nas compare` scales to match compute
     OPTIONS = {
         "channels": Field(int, default=0, min=0, help="channels of the first stage (0: the preset's)"),
         "cells": Field(int, default=0, min=0, help="cells per stage (0: the preset's)"),

@@ -85,6 +85,7 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
                   "stem": ((0.5, 1), (1.0, 1)), "stages": ((1.0, 1, 1), (1.0, 2, 2), (1.0, 4, 2))},
     }
     DEFAULT_PRESET = "small"
+    WIDTH_OPTION = "channels"  # what `nas compare` scales to match compute
     OPTIONS = {
         "channels": Field(int, default=0, min=0, help="C (0: the preset's; regular's larger model uses 154)"),
         "nodes": Field(int, default=0, min=0, help=f"N, nodes per stage (0: the preset's; else >= {MIN_NODES})"),
@@ -247,6 +248,13 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
         return make_genotype([fit_spec(kind, shape.nodes, KNOWN_SEEDS[i], k, p, m)
                               for i, shape in enumerate(self.macro.stages)])
 
+    def draw_graphs(self, generator: str, rng: random.Random) -> RandWireGenotype:
+        """Fresh graphs of one generator (any :func:`parse_generator` form) at this preset's N: every
+        stage gets its own seed from ``rng``, as the paper draws each network anew."""
+        gen = parse_generator(generator)
+        return make_genotype([fit_spec(gen["kind"], shape.nodes, rng.randrange(SEED_MAX + 1), gen["k"], gen["p"],
+                                       gen["m"]) for shape in self.macro.stages])
+
     def parse(self, text: str) -> RandWireGenotype:
         """A generator in the paper's notation (``er(0.2)``, ``ba(5)``, ``ws(4,0.75)``) with the KNOWN seeds."""
         match = _PAPER_FORM.match(text)
@@ -323,6 +331,44 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
         from search_spaces.randwire.draw import draw_stages
 
         draw_stages(genotype, path, self.label(genotype))
+
+
+_DASH_FORM = re.compile(r"^\s*(er|ba|ws)-([0-9.eE+-]+?)(?:-([0-9.eE+-]+))?\s*$")
+_KEYWORD_FORM = re.compile(r"^\s*(er|ba|ws)\s*\(((?:\s*[a-z]+\s*=\s*[^,()]+\s*,?)*)\)\s*$")
+
+
+def parse_generator(text: str) -> dict[str, Any]:
+    """A random-graph generator without a seed: ``{"kind", "k", "p", "m"}`` (unused params 0).
+
+    Accepted forms: the published names and their dash form (``ws-4-0.75``, ``er-0.2``, ``ba-5``),
+    the paper's notation (``ws(4,0.75)``, ``er(0.2)``, ``ba(5)``) and keywords (``ws(k=4,p=0.75)``;
+    ``n`` and ``seed`` are ignored: the network's N and a fresh seed per stage apply).
+    ``ValueError`` says what is wrong.
+    """
+    values: list[str] = []
+    match = None if "=" in text else _DASH_FORM.match(text) or _PAPER_FORM.match(text)
+    if match:
+        kind = match.group(1)
+        values = [v.strip() for v in ",".join(g for g in match.groups()[1:] if g).split(",") if v.strip()]
+        named = dict(zip(KIND_PARAMS[kind], values))
+    else:
+        keywords = _KEYWORD_FORM.match(text)
+        if not keywords:
+            raise ValueError(f"{text!r} is not a generator; expected e.g. ws-4-0.75, er(0.2), ba(m=5)")
+        kind = keywords.group(1)
+        pairs = [item.split("=") for item in keywords.group(2).split(",") if item.strip()]
+        named = {k.strip(): v.strip() for k, v in pairs if k.strip() not in ("n", "seed")}
+        values = list(named.values())
+    if set(named) != set(KIND_PARAMS[kind]) or len(values) != len(KIND_PARAMS[kind]):
+        raise ValueError(f"{text!r}: {kind} takes {', '.join(KIND_PARAMS[kind]).upper()}")
+    try:
+        out = {"kind": kind, "k": 0, "p": 0.0, "m": 0,
+               **{name: float(v) if name == "p" else int(v) for name, v in named.items()}}
+    except ValueError:
+        raise ValueError(f"{text!r}: P must be a number, K and M integers") from None
+    if not 0.0 <= out["p"] <= 1.0 or ("k" in named and (out["k"] < 2 or out["k"] % 2)) or ("m" in named and out["m"] < 1):
+        raise ValueError(f"{text!r}: needs 0 <= P <= 1, an even K >= 2, M >= 1")
+    return out
 
 
 def _size(dist: Any) -> int:

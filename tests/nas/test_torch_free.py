@@ -15,7 +15,9 @@ CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.spa
         "evaluators.synthetic", "nas.report", "nas.report_sections", "nas.report_plots", "nas.report_html",
         "nas.cli.report",
         "nas.export", "nas.archfile", "nas.card", "nas.weights", "nas.cli.export",
-        "nas.cli.train", "evaluators.recipe"]
+        "nas.cli.train", "evaluators.recipe",
+        "nas.compare", "nas.compare_stats", "nas.compare_spec",
+        "nas.compare_plan", "nas.compare_report", "nas.cli.compare", "search_spaces.nasnet.baselines"]
 
 
 def space_modules() -> list[str]:
