@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from nas import archfile
+from nas.config import SpecError
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,16 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+        raise SpecError(f"{path}: not a readable safetensors file ({err})") from None
     own = model.state_dict()
     extra = sorted(set(state) - set(own))
     missing = sorted(k for k in set(own) - set(state) if not k.startswith(AUX_PREFIX))
     if extra or missing:
         key = (extra or missing)[0]
-        raise ValueError(f"{path}: {'unexpected' if extra else 'missing'} tensor {key!r} for this architecture")
+        raise SpecError(f"{path}: {'unexpected' if extra else 'missing'} tensor {key!r} for this architecture")
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
-            raise ValueError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+            raise SpecError(f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}, "
                              f"expected {tuple(own[key].shape)}")
     model.load_state_dict(state, strict=False)
 

@@ -27,6 +27,7 @@ from evaluators.data import Splits, load
 from evaluators.export import state_tensors
 from evaluators.recipe import augment, learning_rate, make_recipe, resolve_augmentation
 from nas import archfile, registry
+from nas.config import SpecError
 from nas.space import Task
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,13 @@ def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, ar
     searched = arch.data["task"].get("data", "")
     data = recipe["data"] or searched
     if not data:
-        raise ValueError("--data: the architecture records no data set; give one (digits, fashion-mnist, ...)")
+        raise SpecError("--data: the architecture records no data set; give one (digits, fashion-mnist, ...)")
     size = recipe["size"] if recipe["size"] >= 0 else (int(arch.data["task"].get("size", 0)) if data == searched else 0)
     try:  # seed 0 carves the same test split the search never looked at
         splits = load(data, recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
                       recipe["valid_limit"], size)
     except (OSError, ValueError) as err:
-        raise ValueError(f"--data: {err}") from None
+        raise SpecError(f"--data: {err}") from None
     if splits.input_shape == arch.task.input_shape and splits.classes == arch.task.num_classes:
         return splits, arch
     new = json.loads(json.dumps(arch.data))
@@ -61,7 +62,7 @@ def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, ar
         new["cost"] = {"params": cost.params, "flops": cost.flops}
         return splits, archfile.parse(new, arch.path)
     except ValueError as err:
-        raise ValueError(f"--data: the architecture cannot take {data}'s {splits.input_shape} images: {err}") from None
+        raise SpecError(f"--data: the architecture cannot take {data}'s {splits.input_shape} images: {err}") from None
 
 
 def build_for_training(arch: archfile.Arch, recipe: dict[str, Any]) -> torch.nn.Module:
@@ -93,7 +94,7 @@ class FullTrainer:
         torch.set_num_threads(threads)
         cuda = torch.cuda.is_available() and self.recipe["device"] != "cpu"
         if self.recipe["device"] == "cuda" and not cuda:
-            raise ValueError("--device: 'cuda' requested but no CUDA device is visible")
+            raise SpecError("--device: 'cuda' requested but no CUDA device is visible")
         self.device = torch.device("cuda" if cuda else "cpu")
         self.memory = torch.channels_last if cuda and self.recipe["channels_last"] else torch.contiguous_format
         self.autocast = cuda and self.recipe["amp"]
@@ -144,15 +145,15 @@ class FullTrainer:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:  # a damaged or foreign file: say which, never unpickle arbitrary objects
-            raise ValueError(f"--resume: {path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
+            raise SpecError(f"--resume: {path}: not a readable checkpoint ({str(err).splitlines()[0]})") from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"--resume: {path}: not a nasforge checkpoint")
+            raise SpecError(f"--resume: {path}: not a nasforge checkpoint")
         if state["arch_id"] != self.arch.genotype.arch_id:
-            raise ValueError(f"--resume: {path} trains architecture {state['arch_id']}, not {self.arch.genotype.arch_id}")
+            raise SpecError(f"--resume: {path} trains architecture {state['arch_id']}, not {self.arch.genotype.arch_id}")
         saved = json.loads(state["recipe"])
         changed = sorted(k for k in set(saved) | set(self.recipe) if saved.get(k) != self.recipe.get(k))
         if changed:
-            raise ValueError(f"--resume: the recipe differs from the checkpoint's in {', '.join(changed)}")
+            raise SpecError(f"--resume: the recipe differs from the checkpoint's in {', '.join(changed)}")
         self.fresh()
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -65,41 +65,41 @@ def read(path: str | Path) -> Arch:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such arch file")
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes is too large for an arch file")
+        raise SpecError(f"{path}: {path.stat().st_size} bytes is too large for an arch file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise SpecError(f"{path}: not valid JSON ({err})") from None
     try:
         return parse(data, path)
     except SpecError as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise SpecError(f"{path}: {err}") from None
     except ValueError as err:
-        raise ValueError(f"{path}: {err.args[0] if err.args else err}") from None
+        raise SpecError(f"{path}: {err.args[0] if err.args else err}") from None
 
 
 def parse(data: Any, path: Path | None = None) -> Arch:
     """Validate parsed arch data (see the module docstring); ``ValueError`` names the field."""
     if not isinstance(data, dict):
-        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        raise SpecError(f"expected a JSON object, got {type(data).__name__}")
     if data.get("format") != FORMAT:
-        raise ValueError(f"format: expected {FORMAT!r}, got {data.get('format')!r} (a file from another "
+        raise SpecError(f"format: expected {FORMAT!r}, got {data.get('format')!r} (a file from another "
                          "nasforge version or not an arch file)")
     extra = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
     if extra:
-        raise ValueError(f"{extra[0]}: unknown key; allowed: {', '.join(REQUIRED + OPTIONAL)}")
+        raise SpecError(f"{extra[0]}: unknown key; allowed: {', '.join(REQUIRED + OPTIONAL)}")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
-        raise ValueError(f"{missing[0]}: missing")
+        raise SpecError(f"{missing[0]}: missing")
     for key in ("source", "training", "weights", "versions"):
         _plain(data.get(key, {}), key, 0)
     space = _space(data["space"])
     try:
         genotype = space.from_dict(data["genotype"])
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"genotype: {_message(err).removeprefix('genotype: ')}") from None
+        raise SpecError(f"genotype: {_message(err).removeprefix('genotype: ')}") from None
     if data["arch_id"] != genotype.arch_id:
-        raise ValueError(f"arch_id: {data['arch_id']!r} does not match the genotype's id {genotype.arch_id!r}")
+        raise SpecError(f"arch_id: {data['arch_id']!r} does not match the genotype's id {genotype.arch_id!r}")
     task = _task(data["task"])
     _metrics(data["metrics"])
     _cost(data["cost"], space, genotype, task)
@@ -148,40 +148,40 @@ def _space(value: Any) -> SearchSpace:
     from nas import registry
 
     if not isinstance(value, dict) or set(value) != {"name", "options"}:
-        raise ValueError("space: expected {\"name\": ..., \"options\": {...}}")
+        raise SpecError("space: expected {\"name\": ..., \"options\": {...}}")
     name, options = value["name"], value["options"]
     known = registry.names("spaces")
     if not isinstance(name, str) or name not in known:  # never a dotted import path
-        raise ValueError(f"space.name: {name!r} is not a known space; known: {', '.join(known)}")
+        raise SpecError(f"space.name: {name!r} is not a known space; known: {', '.join(known)}")
     if not isinstance(options, dict):
-        raise ValueError("space.options: expected an object")
+        raise SpecError("space.options: expected an object")
     for key, option in options.items():
         for number in _numbers(option):
             if abs(number) > MAX_NUMBER:
-                raise ValueError(f"space.options.{key}: {number} is out of range")
+                raise SpecError(f"space.options.{key}: {number} is out of range")
     try:
         return registry.make_space(name, options, path="space.name")
     except SpecError as err:
-        raise ValueError(str(err).replace("space.", "space.options.", 1)) from None
+        raise SpecError(str(err).replace("space.", "space.options.", 1)) from None
 
 
 def _task(value: Any) -> Task:
     allowed = {"input_shape", "num_classes", "data", "size", "normalization"}
     if not isinstance(value, dict):
-        raise ValueError("task: expected an object")
+        raise SpecError("task: expected an object")
     extra = sorted(set(value) - allowed)
     if extra:
-        raise ValueError(f"task.{extra[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
+        raise SpecError(f"task.{extra[0]}: unknown key; allowed: {', '.join(sorted(allowed))}")
     shape = value.get("input_shape")
     if (not isinstance(shape, list) or len(shape) != 3 or not all(_int(v) and v >= 1 for v in shape)
             or shape[0] > MAX_CHANNELS or max(shape[1:]) > MAX_SIDE):
-        raise ValueError(f"task.input_shape: expected [C, H, W] with 1 <= C <= {MAX_CHANNELS} and "
+        raise SpecError(f"task.input_shape: expected [C, H, W] with 1 <= C <= {MAX_CHANNELS} and "
                          f"1 <= H, W <= {MAX_SIDE}, got {shape!r}")
     classes = value.get("num_classes")
     if not _int(classes) or not 1 <= classes <= MAX_CLASSES:
-        raise ValueError(f"task.num_classes: expected an integer in [1, {MAX_CLASSES}], got {classes!r}")
+        raise SpecError(f"task.num_classes: expected an integer in [1, {MAX_CLASSES}], got {classes!r}")
     if not isinstance(value.get("data", ""), str) or not _int(value.get("size", 0)) or value.get("size", 0) < 0:
-        raise ValueError("task.data/size: expected a data set name and a size >= 0")
+        raise SpecError("task.data/size: expected a data set name and a size >= 0")
     _normalization(value.get("normalization"), shape[0])
     return Task(tuple(shape), classes)  # type: ignore[arg-type]
 
@@ -190,56 +190,56 @@ def _normalization(value: Any, channels: int) -> None:
     if value is None:
         return
     if not isinstance(value, dict) or set(value) != {"mean", "std"}:
-        raise ValueError("task.normalization: expected null or {\"mean\": [...], \"std\": [...]}")
+        raise SpecError("task.normalization: expected null or {\"mean\": [...], \"std\": [...]}")
     for key in ("mean", "std"):
         numbers = value[key]
         if (not isinstance(numbers, list) or len(numbers) != channels
                 or not all(_number(v) and abs(v) < 1e6 for v in numbers)):
-            raise ValueError(f"task.normalization.{key}: expected {channels} finite numbers, got {numbers!r}")
+            raise SpecError(f"task.normalization.{key}: expected {channels} finite numbers, got {numbers!r}")
     if not all(v > 0 for v in value["std"]):
-        raise ValueError("task.normalization.std: every value must be > 0")
+        raise SpecError("task.normalization.std: every value must be > 0")
 
 
 def _metrics(value: Any) -> None:
     if not isinstance(value, dict) or len(value) > MAX_ITEMS:
-        raise ValueError("metrics: expected an object of numbers")
+        raise SpecError("metrics: expected an object of numbers")
     for key, number in value.items():
         if not _number(number):
-            raise ValueError(f"metrics.{key}: expected a finite number, got {number!r}")
+            raise SpecError(f"metrics.{key}: expected a finite number, got {number!r}")
 
 
 def _cost(value: Any, space: SearchSpace, genotype: Genotype, task: Task) -> None:
     if not isinstance(value, dict) or set(value) != {"params", "flops"}:
-        raise ValueError("cost: expected {\"params\": N, \"flops\": N}")
+        raise SpecError("cost: expected {\"params\": N, \"flops\": N}")
     try:
         cost = space.cost(genotype, task)
     except (ValueError, KeyError) as err:
-        raise ValueError(f"genotype: does not fit the space's settings and task: {_message(err)}") from None
+        raise SpecError(f"genotype: does not fit the space's settings and task: {_message(err)}") from None
     if cost.params > MAX_PARAMS:
-        raise ValueError(f"space.options: the model would have {cost.params:,} parameters "
+        raise SpecError(f"space.options: the model would have {cost.params:,} parameters "
                          f"(more than {MAX_PARAMS:,})")
     for key in ("params", "flops"):
         if value[key] != getattr(cost, key):
-            raise ValueError(f"cost.{key}: {value[key]!r} does not match the architecture's "
+            raise SpecError(f"cost.{key}: {value[key]!r} does not match the architecture's "
                              f"{getattr(cost, key)} (edited file?)")
 
 
 def _plain(value: Any, path: str, depth: int) -> None:
     """Plain JSON data of bounded depth and size (strings, numbers, booleans, null, lists, objects)."""
     if depth > MAX_DEPTH:
-        raise ValueError(f"{path}: nested too deeply")
+        raise SpecError(f"{path}: nested too deeply")
     if isinstance(value, dict):
         if len(value) > MAX_ITEMS:
-            raise ValueError(f"{path}: too many entries")
+            raise SpecError(f"{path}: too many entries")
         for key, item in value.items():
             _plain(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list):
         if len(value) > MAX_ITEMS:
-            raise ValueError(f"{path}: too many entries")
+            raise SpecError(f"{path}: too many entries")
         for i, item in enumerate(value):
             _plain(item, f"{path}[{i}]", depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: not a finite number")
+        raise SpecError(f"{path}: not a finite number")
 
 
 def _numbers(value: Any) -> list[float]:
@@ -261,7 +261,7 @@ def _number(value: Any) -> bool:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
+    raise SpecError(f"{name} is not allowed")
 
 
 def _message(err: Exception) -> str:

@@ -85,9 +85,9 @@ def open_study(folder: Path, name: str, create: bool = False) -> optuna.Study:
     """The comparison's study (``study.journal`` in ``folder``)."""
     url = str(folder / JOURNAL_NAME)
     if not create:
-        from nas.export import open_readonly_storage
+        from nas.store import open_storage_readonly
 
-        return optuna.load_study(study_name=name, storage=open_readonly_storage(url))
+        return optuna.load_study(study_name=name, storage=open_storage_readonly(url))
     return optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize",
                                load_if_exists=True)
 

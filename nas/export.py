@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import archfile, registry
+from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, open_study_readonly
@@ -60,11 +61,11 @@ def choose(ledger: Ledger, which: str) -> list[FrozenTrial]:
     """The trials named by ``--trial``: ``best``, ``pareto``, ``top:K`` or a trial number."""
     order = ranked(ledger)
     if not order:
-        raise ValueError(f"--trial: the run in {ledger.run_dir.path} has no completed trial yet")
+        raise SpecError(f"--trial: the run in {ledger.run_dir.path} has no completed trial yet")
     multi = len(ledger.spec.objectives) > 1
     if which == "best":
         if multi:
-            raise ValueError("--trial: a multi-objective run has no single best; use --trial pareto or top:K")
+            raise SpecError("--trial: a multi-objective run has no single best; use --trial pareto or top:K")
         return order[:1]
     if which == "pareto":
         if not multi:
@@ -74,23 +75,23 @@ def choose(ledger: Ledger, which: str) -> list[FrozenTrial]:
     if which.startswith("top:"):
         k = which.removeprefix("top:")
         if not k.isdigit() or int(k) < 1:
-            raise ValueError(f"--trial: expected top:K with K >= 1, got {which!r}")
+            raise SpecError(f"--trial: expected top:K with K >= 1, got {which!r}")
         return order[:int(k)]
     if which.isdigit():
         return [_numbered(ledger, int(which))]
-    raise ValueError(f"--trial: expected best, pareto, top:K or a trial number, got {which!r}")
+    raise SpecError(f"--trial: expected best, pareto, top:K or a trial number, got {which!r}")
 
 
 def _numbered(ledger: Ledger, number: int) -> FrozenTrial:
     trials = ledger.study.get_trials(deepcopy=False)
     if number >= len(trials):
-        raise ValueError(f"--trial: no trial #{number} (the run has {len(trials)})")
+        raise SpecError(f"--trial: no trial #{number} (the run has {len(trials)})")
     trial = trials[number]
     original = trial.user_attrs.get("info", {}).get("duplicate_of")
     if original is not None:
         trial = trials[int(original)]
     if trial.state != TrialState.COMPLETE:
-        raise ValueError(f"--trial: trial #{number} is {trial.state.name.lower()}, not complete")
+        raise SpecError(f"--trial: trial #{number} is {trial.state.name.lower()}, not complete")
     return trial
 
 
@@ -129,17 +130,17 @@ def export(run: str | Path, out: str | Path, which: str = "best", formats: tuple
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise ValueError(f"--format: unknown {unknown[0]!r}; known: {', '.join(FORMATS)}")
+        raise SpecError(f"--format: unknown {unknown[0]!r}; known: {', '.join(FORMATS)}")
     ledger = open_ledger(run)
     out = Path(out).resolve()
     if out == ledger.run_dir.path or ledger.run_dir.path in out.parents:
-        raise ValueError(f"--out: {out} is inside the run folder; nas export never writes into a run")
+        raise SpecError(f"--out: {out} is inside the run folder; nas export never writes into a run")
     trials = choose(ledger, which)
     stored = ledger.study.user_attrs.get(WEIGHTS_ATTR, {})
     if weights:
         missing = [t.number for t in trials if str(t.number) not in stored]
         if missing:
-            raise ValueError(f"--weights: trial #{missing[0]} has no stored weights; set [evaluator] "
+            raise SpecError(f"--weights: trial #{missing[0]} has no stored weights; set [evaluator] "
                              "keep_weights = K in the spec to keep the best K during a search, or export "
                              "without --weights and train it: nas train OUT/arch.json")
     order = [t.number for t in ranked(ledger)]

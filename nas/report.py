@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
+from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
 from nas.report_html import page
 from nas.report_plots import Node, Point
@@ -70,7 +71,7 @@ def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP
     run = open_run(path)
     target = Path(out) if out else run.path / REPORT_NAME
     if target.is_dir():
-        raise ValueError(f"--out: {target} is a folder; give a file name")
+        raise SpecError(f"--out: {target} is a folder; give a file name")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"--out: {target.parent}: no such folder")
     text = render(run, top)
@@ -97,8 +98,16 @@ def write_run_report(path: str | Path) -> str | None:
 
 def render(run: RunView, top: int = TOP_K) -> str:
     """The whole page as HTML text."""
-    from nas.report_sections import (curves_section, failures_section, lineage_section, objectives_section,
-                                     outputs_section, progress_section, run_section, top_section)
+    from nas.report_sections import (
+        curves_section,
+        failures_section,
+        lineage_section,
+        objectives_section,
+        outputs_section,
+        progress_section,
+        run_section,
+        top_section,
+    )
 
     summary = summarize(run.spec, run.study, str(run.path), top)
     sections = [run_section(run, summary), progress_section(run), objectives_section(run),

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from nas.cli.base import handle_errors, main
+from nas.config import SpecError
 
 
 # ----- report / dashboard ---------------------------------------------------------------------------
@@ -36,9 +37,8 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     """Serve optuna-dashboard on the run's study, read-only, until Ctrl-C; prints the URL."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from nas.store import open_storage_readonly
     from nas.spec import load_spec
-    from nas.store import RunDir
+    from nas.store import RunDir, open_storage_readonly
 
     try:
         from optuna_dashboard import wsgi
@@ -56,7 +56,7 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     try:
         server = make_server(host, port, wsgi(storage), handler_class=QuietHandler)
     except OSError as err:
-        raise ValueError(f"--host/--port: cannot listen on {host}:{port}: {err.strerror or err}") from None
+        raise SpecError(f"--host/--port: cannot listen on {host}:{port}: {err.strerror or err}") from None
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"dashboard: http://{shown}:{server.server_port}/dashboard/  (study {spec.name}; Ctrl-C stops)",
                err=False)

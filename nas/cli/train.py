@@ -53,7 +53,7 @@ def train(arch: str, out: str | None, config: str | None, resume: bool, stop_aft
         raise SpecError(f"{config}: expected a table of recipe settings")
     options.update({k: v for k, v in flags.items() if v is not None})
     if soup < 0 or soup == 1:
-        raise ValueError("--soup: expected 0 (no soup) or K >= 2 ingredients")
+        raise SpecError("--soup: expected 0 (no soup) or K >= 2 ingredients")
     from evaluators.fulltrain import FullTrainer
 
     folder = Path(out) if out else Path(arch).parent
