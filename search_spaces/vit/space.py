@@ -249,6 +249,24 @@ class VitSpace(SearchSpace[VitGenotype]):
         """Params and MACs (conv, linear and attention's matrix products) from the layout; nothing is built."""
         return Cost(*plan_cost(self.plan(genotype, task)))
 
+    def latency_blocks(self, genotype: VitGenotype, task: Task | None = None) -> list[str]:
+        """Stem, each stage's entry, layers and exit, and the head (``latency.py``)."""
+        from search_spaces.vit.latency import network_blocks
+
+        task = task or self.default_task()
+        return network_blocks(plan_network(genotype, task.input_shape, task.num_classes))
+
+    def latency_universe(self, task: Task | None = None) -> list[str]:
+        """Every block of every stage choice from every reachable (channels, size); proxy preset only."""
+        from search_spaces.vit.latency import universe
+
+        return universe(self, task or self.default_task())
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.vit.latency import module
+
+        return module(key)
+
     def details(self, genotype: VitGenotype) -> dict[str, Any]:
         plan = self.plan(genotype)
         return {"stem": genotype.stem, "stages": list(genotype.stages), "pool": genotype.pool,

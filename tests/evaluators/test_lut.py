@@ -15,7 +15,8 @@ from tests.conftest import run_nas
 SPACES = [("nasnet", {"preset": "proxy"}), ("nasnet", {"preset": "proxy", "vocabulary": "darts"}),
           ("nasnet", {"preset": "imagenet-mobile"}), ("nb201", {"preset": "cifar10"}),
           ("scaling", {"preset": "proxy"}), ("scaling", {"preset": "proxy", "search": "baseline"}),
-          ("randwire", {"preset": "small"}), ("randwire", {"preset": "proxy", "search_nodes": True})]
+          ("randwire", {"preset": "small"}), ("randwire", {"preset": "proxy", "search_nodes": True}),
+          ("vit", {"preset": "proxy"})]
 
 
 @pytest.mark.parametrize("name,options", SPACES, ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, o in SPACES])
@@ -30,7 +31,8 @@ def test_universe_covers_every_sampled_architecture(name, options):
 
 
 @pytest.mark.parametrize("name,options", [("nasnet", {"preset": "proxy"}), ("nb201", {"preset": "proxy"}),
-                                          ("scaling", {"preset": "proxy"}), ("randwire", {"preset": "proxy"})])
+                                          ("scaling", {"preset": "proxy"}), ("randwire", {"preset": "proxy"}),
+                                          ("vit", {"preset": "proxy"})])
 def test_every_block_builds_and_runs_on_its_input_shapes(name, options):
     space = registry.make_space(name, options)
     keys = space.latency_universe()
