@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from nas.config import SpecError
 from nas.latency import block_key
 from search_spaces.vit.genotype import Stage
-from search_spaces.vit.layout import NetworkPlan, StagePlan, _ceil_half, _conv_blocks, _stem_layout, plan_network
+from search_spaces.vit.layout import NetworkPlan, StagePlan, _ceil_half, _conv_blocks, _stem_layout
 
 SUPPORTED_PRESETS = ("proxy",)
 
@@ -137,7 +137,6 @@ def universe(space: Any, task: Any) -> list[str]:
 
 def module(key: str) -> Any:
     """Torch module of a vit block key (imports torch)."""
-    import torch
     from torch import nn
 
     from nas.latency import parse_key
@@ -147,50 +146,33 @@ def module(key: str) -> Any:
 
     kind, a, shapes = parse_key(key)
 
-    class Untoken(nn.Module):
-        def __init__(self, c: int, h: int, w: int) -> None:
-            super().__init__()
-            self.shape = (c, h, w)
+    def stem(a: list[str], size: tuple[int, ...]) -> nn.Module:
+        c_img, c, stride = int(a[1]), int(a[2]), int(a[3])
+        parsed = parse_stem(f"patch{stride}" if a[0] == "patch" else f"conv{c}_s{stride}")
+        out = _stem_layout(parsed, size, c)[2]
+        return vb.make_stem(NetworkPlan(c_img, size, parsed, c, stride, out, (), "gap", 1))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x.transpose(1, 2).reshape(x.shape[0], *self.shape)
+    def entry(a: list[str], size: tuple[int, ...]) -> nn.Module:
+        stage = Stage(a[0], 0, int(a[2]), 2 if int(a[3]) else 1, heads=1, mlp_ratio=1.0, token_dim=1)
+        plan = StagePlan(0, stage, int(a[1]), size, _ceil_half(size, stage.stride), bool(int(a[4])))
+        return vb.TokenStage(plan, last=True)
 
-    class Head(nn.Module):
-        def __init__(self, c: int, classes: int, pool: str) -> None:
-            super().__init__()
-            self.norm, self.pool, self.head = nn.LayerNorm(c, eps=vb.LN_EPS), pool, nn.Linear(c, classes)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if x.dim() == 4:
-                x = x.flatten(2).transpose(1, 2)
-            tokens = self.norm(x)
-            return self.head(tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1))
-
-    if kind == "vit_stem":
-        stem_kind, c_img, c, stride = a[0], int(a[1]), int(a[2]), int(a[3])
-        size = shapes[0][1:]
-        stem = parse_stem(f"patch{stride}" if stem_kind == "patch" else f"conv{c}_s{stride}")
-        out = _stem_layout(stem, size, c)[2]
-        block = vb.make_stem(NetworkPlan(c_img, size, stem, c, stride, out, (), "gap", 1))
-    elif kind == "vit_entry":
-        stage_kind, c_in, c, pooled, cls = a[0], int(a[1]), int(a[2]), int(a[3]), int(a[4])
-        size_in = shapes[0][1:]
-        stage = Stage(stage_kind, 0, c, 2 if pooled else 1, heads=1, mlp_ratio=1.0, token_dim=1)
-        plan = StagePlan(0, stage, c_in, size_in, _ceil_half(size_in, stage.stride), bool(cls))
-        block = vb.TokenStage(plan, last=True)
-    elif kind == "vit_attn":
-        block = vb.AttentionBlock(int(a[0]), int(a[1]), int(a[2]))
-    elif kind == "vit_mixer":
-        block = vb.MixerBlock(int(a[0]), shapes[0][0], int(a[1]), int(a[2]))
-    elif kind == "vit_untoken":
-        block = Untoken(int(a[0]), int(a[1]), int(a[2]))
-    elif kind == "mbconv":
+    def mbconv(a: list[str], _: tuple[int, ...]) -> nn.Module:
         c_in, c_out, kernel, stride, expansion, se = (int(x) for x in a)
-        block = vb.MBConv(BlockPlan(0, c_in, c_out, kernel, stride, expansion, se, 0.0, (1, 1), (1, 1)))
-    elif kind == "vit_head":
-        block = Head(int(a[0]), int(a[1]), a[2])
-    else:
+        return vb.MBConv(BlockPlan(0, c_in, c_out, kernel, stride, expansion, se, 0.0, (1, 1), (1, 1)))
+
+    makers = {
+        "vit_stem": lambda a, shape: stem(a, shape[1:]),
+        "vit_entry": lambda a, shape: entry(a, shape[1:]),
+        "vit_attn": lambda a, _: vb.AttentionBlock(int(a[0]), int(a[1]), int(a[2])),
+        "vit_mixer": lambda a, shape: vb.MixerBlock(int(a[0]), shape[0], int(a[1]), int(a[2])),
+        "vit_untoken": lambda a, _: vb.Untoken(int(a[0]), int(a[1]), int(a[2])),
+        "mbconv": mbconv,
+        "vit_head": lambda a, _: vb.TokenHead(int(a[0]), int(a[1]), a[2]),
+    }
+    if kind not in makers:
         raise ValueError(f"block key {key!r}: not a vit block")
+    block = makers[kind](a, shapes[0])
     return _initialized(block)
 
 
