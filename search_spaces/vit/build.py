@@ -176,6 +176,31 @@ class VitNetwork(nn.Module):
         return self.head(pooled)
 
 
+class Untoken(nn.Module):
+    """Tokens (B, H*W, C) back to a (B, C, H, W) map (a latency-table block)."""
+
+    def __init__(self, c: int, h: int, w: int) -> None:
+        super().__init__()
+        self.shape = (c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2).reshape(x.shape[0], *self.shape)
+
+
+class TokenHead(nn.Module):
+    """LayerNorm -> class token or mean -> linear, on tokens or a map (a latency-table block)."""
+
+    def __init__(self, c: int, classes: int, pool: str) -> None:
+        super().__init__()
+        self.norm, self.pool, self.head = nn.LayerNorm(c, eps=LN_EPS), pool, nn.Linear(c, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            x = x.flatten(2).transpose(1, 2)
+        tokens = self.norm(x)
+        return self.head(tokens[:, 0] if self.pool == "cls" else tokens.mean(dim=1))
+
+
 def make_layer(key: LayerKey) -> nn.Module:
     """One layer of ``layout.layer_keys`` as a module taking (B, tokens, C) tokens (attn, mixer) or a
     (B, C_in, H, W) map (mbconv): what a latency table measures per entry."""

@@ -18,6 +18,7 @@ the network as built (MLP ratios that give the same hidden width are one archite
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -76,7 +77,9 @@ class VitSpace(SearchSpace[VitGenotype]):
         "max_stages": Field(int, default=0, min=0, help="stages at most (0: the preset's)"),
         "pools": Field(list, default=list(POOLS), items=str, help="cls and/or gap"),
         "se": Field(float, default=0.25, min=0.0, max=1.0, help="SE ratio of conv stages (0: none)"),
+        "width": Field(int, default=0, min=0, help="first stage's channels, every stage scaled alike (0: as given)"),
     }
+    WIDTH_OPTION = "width"  # what `nas compare` scales to match compute
     # transformers want AdamW and a warm-up (brief training's defaults for this space; a spec overrides them);
     # the proxy's few-step budgets train best at a high rate (lr 1e-2 measured on digits, 4 epochs)
     EVALUATOR_DEFAULTS = {"train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "warmup": 0.1}}
@@ -238,7 +241,7 @@ class VitSpace(SearchSpace[VitGenotype]):
     def plan(self, genotype: VitGenotype, task: Task | None = None) -> NetworkPlan:
         """The laid-out network (stem, stages, token grids) for ``task``."""
         task = task or self.default_task()
-        return plan_network(genotype, task.input_shape, task.num_classes)
+        return plan_network(scale_width(genotype, self.options["width"]), task.input_shape, task.num_classes)
 
     def build(self, genotype: VitGenotype, task: Task | None = None) -> Any:
         from search_spaces.vit.build import build
@@ -248,6 +251,23 @@ class VitSpace(SearchSpace[VitGenotype]):
     def cost(self, genotype: VitGenotype, task: Task | None = None) -> Cost:
         """Params and MACs (conv, linear and attention's matrix products) from the layout; nothing is built."""
         return Cost(*plan_cost(self.plan(genotype, task)))
+
+    def latency_blocks(self, genotype: VitGenotype, task: Task | None = None) -> list[str]:
+        """Stem, each stage's entry, layers and exit, and the head (``latency.py``)."""
+        from search_spaces.vit.latency import network_blocks
+
+        return network_blocks(self.plan(genotype, task))
+
+    def latency_universe(self, task: Task | None = None) -> list[str]:
+        """Every block of every stage choice from every reachable (channels, size); proxy preset only."""
+        from search_spaces.vit.latency import universe
+
+        return universe(self, task or self.default_task())
+
+    def latency_module(self, key: str) -> Any:
+        from search_spaces.vit.latency import module
+
+        return module(key)
 
     def details(self, genotype: VitGenotype) -> dict[str, Any]:
         plan = self.plan(genotype)
@@ -271,6 +291,25 @@ class VitSpace(SearchSpace[VitGenotype]):
         from search_spaces.vit.draw import draw_layout
 
         draw_layout(self.plan(genotype), f"{self.label(genotype)}   [{self.preset}]", path)
+
+
+def scale_width(genotype: VitGenotype, width: int) -> VitGenotype:
+    """``genotype`` with its first stage ``width`` channels wide and every other stage (and a conv stem)
+    scaled by the same factor; attention widths rounded to a multiple of their heads. 0: unchanged."""
+    table = genotype.table()
+    if not width or width == table[0].channels:
+        return genotype
+    factor = width / table[0].channels
+
+    def scaled(c: int, multiple: int = 1) -> int:
+        return multiple * max(1, round(c * factor / multiple))
+
+    stages = tuple(format_stage(replace(s, channels=scaled(s.channels, s.heads if s.kind == "attn" else 1)))
+                   for s in table)
+    stem = genotype.parsed_stem()
+    if stem.kind == "conv":
+        stem = replace(stem, channels=scaled(stem.channels))
+    return VitGenotype(stages, format_stem(stem), genotype.pool)
 
 
 def _check_grid(grid: Mapping[str, tuple[Any, ...]]) -> None:

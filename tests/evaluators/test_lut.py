@@ -15,7 +15,8 @@ from tests.conftest import run_nas
 SPACES = [("nasnet", {"preset": "proxy"}), ("nasnet", {"preset": "proxy", "vocabulary": "darts"}),
           ("nasnet", {"preset": "imagenet-mobile"}), ("nb201", {"preset": "cifar10"}),
           ("scaling", {"preset": "proxy"}), ("scaling", {"preset": "proxy", "search": "baseline"}),
-          ("randwire", {"preset": "small"}), ("randwire", {"preset": "proxy", "search_nodes": True})]
+          ("randwire", {"preset": "small"}), ("randwire", {"preset": "proxy", "search_nodes": True}),
+          ("vit", {"preset": "proxy"})]
 
 
 @pytest.mark.parametrize("name,options", SPACES, ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, o in SPACES])
@@ -30,7 +31,8 @@ def test_universe_covers_every_sampled_architecture(name, options):
 
 
 @pytest.mark.parametrize("name,options", [("nasnet", {"preset": "proxy"}), ("nb201", {"preset": "proxy"}),
-                                          ("scaling", {"preset": "proxy"}), ("randwire", {"preset": "proxy"})])
+                                          ("scaling", {"preset": "proxy"}), ("randwire", {"preset": "proxy"}),
+                                          ("vit", {"preset": "proxy"})])
 def test_every_block_builds_and_runs_on_its_input_shapes(name, options):
     space = registry.make_space(name, options)
     keys = space.latency_universe()
@@ -152,3 +154,21 @@ def test_a_space_without_latency_blocks_is_refused_with_one_line(tmp_path):
     proc = run_nas("latency", "build-lut", "--space", "plainspace:Plain", "--out", str(tmp_path / "t.json"),
                    env=env, timeout=120)
     assert proc.returncode == 2 and "does not list latency blocks" in proc.stderr, proc.stderr
+
+
+def test_vit_table_builds_and_validates_end_to_end(tmp_path):
+    # a narrowed proxy grid keeps the universe small; the full proxy run is in BENCHMARKS.md
+    options = ["dims=[16,32]", "heads=[2]", "mlp_ratios=[2.0]", "token_dims=[8]", "expansions=[2]", "kernels=[3]"]
+    path = tmp_path / "vit.json"
+    run_nas("latency", "build-lut", "--space", "vit", "--preset", "proxy", *[a for o in options for a in ("--option", o)],
+            "--fit", "3", "--out", str(path), check=True, timeout=300)
+    table = LatencyTable.load(path)
+    space = registry.make_space("vit", {"preset": "proxy", "dims": [16, 32], "heads": [2], "mlp_ratios": [2.0],
+                                        "token_dims": [8], "expansions": [2], "kernels": [3]})
+    assert len(table.blocks) == len(space.latency_universe()) and all(v > 0 for v in table.blocks.values())
+    assert {parse_key(k)[0] for k in table.blocks} >= {"vit_attn", "vit_mixer", "mbconv", "vit_entry"}
+    report = json.loads(run_nas("latency", "validate", "--lut", str(path), "--samples", "4", "--json",
+                                check=True, timeout=300).stdout)
+    assert report["samples"] == 4 and 0 <= report["within_10pct"] <= 1 and report["mape"] >= 0
+    proc = run_nas("latency", "build-lut", "--space", "vit", "--out", str(tmp_path / "in.json"), timeout=120)
+    assert proc.returncode == 2 and "proxy preset only" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

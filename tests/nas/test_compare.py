@@ -222,3 +222,20 @@ def test_ray_executor_gives_the_inline_results(tmp_path, ray_session):
     on_ray = run(path, tmp_path / "ray", {"executor.name": "ray", "executor.workers": 2})
     for name in ("darts-v2", "er"):
         assert on_ray["arms"][name]["values"] == inline["arms"][name]["values"]  # same seeds, same numbers
+
+
+@pytest.mark.parametrize("target", [5e6, 1.2e7])
+def test_a_vit_arm_is_matched_through_its_width_option(tmp_path, target):
+    from evaluators.cost import count_macs
+    from nas import registry
+
+    arms = [EVERY_KIND[0], {"name": "vit-ti16", "arch": "vit-ti16", "space": "vit"},
+            {"name": "mixer-s16", "arch": "mixer-s16", "space": "vit"}]
+    data = study(arms, target=target, seeds=1)
+    data["spaces"]["vit"] = {"preset": "proxy"}
+    trials, _ = plan(load_compare_spec(write_spec(tmp_path / "c.toml", data)))
+    for t in [t for t in trials if t.space == "vit"]:
+        assert abs(t.flops / target - 1) <= TOLERANCE, (t.arm, t.width, t.flops)
+        space = registry.make_space(t.space, t.options)
+        assert t.options["width"] == t.width > 0 and space.options["preset"] == "proxy"
+        assert count_macs(space.build(space.from_dict(t.genotype), _digits_task()), (1, 8, 8)) == t.flops
