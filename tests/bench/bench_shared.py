@@ -35,7 +35,8 @@ def spec_data(name: str, budget: int, seconds: float, controller: str = "evoluti
             "objectives": [{"metric": "score"}]}
 
 
-def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drivers: int, controller: str) -> float:
+def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drivers: int,
+             controller: str) -> tuple[float, float]:
     """Run ``drivers`` joined drivers on a fresh study; trials per second from the ledger's timestamps."""
     import tomli_w
 
@@ -58,7 +59,10 @@ def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drive
     begin = max(min(t.datetime_start for t in ts) for ts in by_driver.values())
     end = min(max(t.datetime_complete for t in ts) for ts in by_driver.values())
     inside = [t for t in counted if t.datetime_start >= begin and t.datetime_complete <= end]
-    return len(inside) / (end - begin).total_seconds()
+    first = min(t.datetime_start for t in counted)
+    last = max(t.datetime_complete for t in counted)
+    # (window rate, whole-run rate: every trial from the first start to the last end, start-up included)
+    return len(inside) / (end - begin).total_seconds(), len(counted) / (last - first).total_seconds()
 
 
 def throughput(seconds: float, trials: int, controller: str) -> dict:
@@ -72,8 +76,10 @@ def throughput(seconds: float, trials: int, controller: str) -> dict:
             two = _drivers(Path(tmp), server.url, "two", 2 * trials, seconds, 2, controller)
     finally:
         server.close()
-    return {"controller": controller, "trial_seconds": seconds, "one_driver_trials_per_s": round(one, 3),
-            "two_drivers_trials_per_s": round(two, 3), "ratio": round(two / one, 3)}
+    return {"controller": controller, "trial_seconds": seconds, "one_driver_trials_per_s": round(one[0], 3),
+            "two_drivers_trials_per_s": round(two[0], 3), "ratio": round(two[0] / one[0], 3),
+            "whole_run": {"one_driver_trials_per_s": round(one[1], 3), "two_drivers_trials_per_s": round(two[1], 3),
+                          "ratio": round(two[1] / one[1], 3)}}
 
 
 def contention(drivers: int, budget: int) -> dict:
