@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from evaluators.train import TrainEvaluator
 from nas import registry
 from nas.evaluator import COMPLETE, Job, NullReporter, run_job
+from nas.latency import kendall_tau
 
 
 def minimal_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,
@@ -66,26 +67,6 @@ def run_train_efficiency(space: str = "nasnet", preset: str = "proxy", data: str
             "threads": threads, "optimizer": evaluator.options["optimizer"], "device": str(evaluator.device), "evaluator_images_per_s": statistics.median(ours),
             "minimal_images_per_s": statistics.median(plain),
             "ratio": statistics.median(ours) / statistics.median(plain)}
-
-
-def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-b of two equally long lists."""
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(len(a)):
-        for j in range(i + 1, len(a)):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)) ** 0.5
-    return (concordant - discordant) / denom if denom else 0.0
 
 
 def _fidelity_job(args: tuple) -> list[tuple[int, float, float, float, float]]:

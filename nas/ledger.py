@@ -39,6 +39,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.store import pid_alive
+
 log = logging.getLogger(__name__)
 
 OWNER_ATTR = "nas:owner"
@@ -136,7 +138,7 @@ class Liveness:
     def _alive(self, record: dict[str, Any]) -> bool:
         if record.get("stopped"):
             return False
-        if record.get("host") == self.host and not _pid_alive(int(record.get("pid", -1))):
+        if record.get("host") == self.host and not pid_alive(int(record.get("pid", -1))):
             return False
         return time.time() - float(record.get("beat", 0.0)) < self.grace
 
@@ -265,16 +267,3 @@ def released(trial: FrozenTrial) -> bool:
 def _age(trial: FrozenTrial) -> float:
     start = trial.datetime_start
     return (datetime.now() - start).total_seconds() if start else 0.0
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

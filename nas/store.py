@@ -319,7 +319,7 @@ class RunDir:
         holder = self.lock_holder()
         if holder and holder.get("dir", str(self.path)) != str(self.path):
             return  # the lock was copied with the folder: it guards the original, not this copy
-        if holder and holder.get("host") == socket.gethostname() and _alive(holder.get("pid", -1)):
+        if holder and holder.get("host") == socket.gethostname() and pid_alive(holder.get("pid", -1)):
             raise SpecError(f"{self.path}: a search is running on it (pid {holder['pid']}); stop it first")
 
     def lock_holder(self) -> dict[str, Any] | None:
@@ -341,7 +341,7 @@ class RunDir:
             self.lock_file.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process with ``pid`` exists on this host."""
     if pid <= 0:
         return False
