@@ -32,7 +32,7 @@ from nas.compare_spec import CompareSpec, load_compare_spec
 from nas.config import SpecError
 from nas.evaluator import COMPLETE, EvaluatorSpec, Job, Result
 from nas.executors import StudyLink
-from nas.store import JOURNAL_NAME, _alive, open_storage
+from nas.store import JOURNAL_NAME, pid_alive, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _lock(folder: Path) -> None:
             holder = json.loads(lock.read_text())
         except (ValueError, OSError):
             holder = {}
-        if holder.get("host") == socket.gethostname() and _alive(int(holder.get("pid", 0))):
+        if holder.get("host") == socket.gethostname() and pid_alive(int(holder.get("pid", 0))):
             raise SpecError(f"--out: {folder} is in use by another nas compare (pid {holder['pid']})")
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}))
 
@@ -108,7 +108,7 @@ def _fail_stale(study: optuna.Study) -> None:
     """Trials left running by a driver that is gone are failed (their pairs are trained again)."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         driver = trial.system_attrs.get(DRIVER_ATTR, {})
-        if driver.get("host") == socket.gethostname() and _alive(int(driver.get("pid", 0))):
+        if driver.get("host") == socket.gethostname() and pid_alive(int(driver.get("pid", 0))):
             continue
         study.tell(trial.number, state=TrialState.FAIL)
         log.info("trial %d: failed as stale (its driver is gone)", trial.number)
