@@ -20,24 +20,25 @@ def need_postgres() -> None:
     need(importlib.util.find_spec("psycopg") is not None, "psycopg (PostgreSQL driver) not installed")
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """A running throw-away server for the module's tests."""
+def _running_server():
+    """A started throw-away server, closed when the fixture ends."""
     need_postgres()
     server = PostgresServer()
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A running throw-away server for the module's tests."""
+    yield from _running_server()
 
 
 @pytest.fixture()
 def own_postgres():
     """A server of the test's own (the test may stop and start it)."""
-    need_postgres()
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.close()
+    yield from _running_server()
 
 
 @pytest.fixture()

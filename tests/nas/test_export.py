@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas import archfile, registry
+from tests.bench.bench_export import scramble  # the parity benchmark perturbs weights the same way
 
 torch = pytest.importorskip("torch")
 
@@ -38,21 +39,6 @@ def write_arch(folder: Path, case: str, sample: int | None = None) -> tuple[Path
     path = folder / "arch.json"
     path.write_text(json.dumps(data))
     return path, space, genotype
-
-
-def scramble(model, input_shape, seed: int = 0) -> None:
-    """Every tensor perturbed by N(0, 0.05), then BN statistics calibrated on random inputs (as after
-    training, deep networks keep outputs of order one), so that outputs depend on every tensor."""
-    import torch
-
-    from evaluators.soup import recompute_bn
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.add_(0.05 * torch.randn(tensor.shape, generator=generator))
-    recompute_bn(model, torch.randn(64, *input_shape, generator=generator), batch=32)
 
 
 @pytest.mark.parametrize("case", list(CASES))
