@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas import archfile, registry
-from tests.bench.bench_export import scramble  # the parity benchmark perturbs weights the same way
+from tests.bench.bench_export import scramble
 
 torch = pytest.importorskip("torch")
 
