@@ -47,12 +47,22 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except Exception as err:  # noqa: BLE001 - the last resort: report a bug, never hide it
             traceback.print_exc(file=sys.stderr)
+            hint = RESUME_HINT if _verb() in SEARCH_VERBS else ""
             click.echo(f"nas: internal error (a bug in nasforge; please report it with the traceback above): "
-                       f"{type(err).__name__}: {_one_line(err).rstrip('.')}. A search stopped by it can be continued "
-                       "with 'nas resume <run folder>'.", err=True)
+                       f"{type(err).__name__}: {_one_line(err).rstrip('.')}.{hint}", err=True)
             sys.exit(EXIT_BUG)
 
     return wrapper
+
+
+SEARCH_VERBS = frozenset({"search", "resume"})
+RESUME_HINT = " A search stopped by it can be continued with 'nas resume <run folder>'."
+
+
+def _verb() -> str | None:
+    """The verb being run (``nas search`` -> "search"), if click knows it."""
+    context = click.get_current_context(silent=True)
+    return context.info_name if context is not None else None
 
 
 def _one_line(err: BaseException) -> str:

@@ -22,6 +22,7 @@ def test_an_internal_error_shows_its_traceback_exits_1_and_the_run_resumes(tmp_p
     assert proc.returncode == 1, proc.stderr
     assert "Traceback (most recent call last)" in proc.stderr and "LinAlgError" in proc.stderr
     assert "a bug in nasforge" in proc.stderr.strip().splitlines()[-1]
+    assert "nas resume" in proc.stderr.strip().splitlines()[-1]
     proc = run_nas("resume", str(folder), "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -55,3 +56,15 @@ def test_bad_genotype_and_space_options_are_input_errors(tmp_path):
     path.write_text(json.dumps({"space": "nb201", "ops": [1, 2]}))
     proc = run_nas("describe", "--space", "nb201", "--arch-file", str(path))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("name, hinted", [("search", True), ("resume", True), ("report", False), ("export", False)])
+def test_only_search_verbs_suggest_resume_after_a_bug(name, hinted):
+    @click.command(name=name)
+    @handle_errors
+    def verb() -> None:
+        raise KeyError("arch_id")
+
+    result = CliRunner().invoke(verb, [], prog_name=name)
+    assert result.exit_code == 1
+    assert ("nas resume" in result.output.strip().splitlines()[-1]) is hinted
