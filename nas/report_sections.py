@@ -51,7 +51,7 @@ def run_section(run: RunView, summary: dict[str, Any]) -> Section:
         ("wall time", esc(_duration(elapsed) if elapsed is not None else "-")),
         ("workers", esc(", ".join(f"{w} ({n})" for w, n in workers.most_common()) or "-")),
         ("devices", esc(", ".join(f"{d} ({n})" for d, n in devices.most_common()) or "-")),
-        ("storage", f"<code>{esc(spec.run['storage'])}</code>"),
+        ("storage", f"<code>{esc(spec.run['storage'] or 'study.journal in the run folder')}</code>"),
         ("versions", esc(versions())),
     ]
     spec_text = (run.path / "spec.toml").read_text()

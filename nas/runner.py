@@ -45,11 +45,10 @@ def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | No
     try:
         if join and not spec.run["storage"]:
             raise SpecError("--join: needs the shared study's storage (--storage URL or run.storage)")
-        if not spec.run["storage"]:
-            spec.run["storage"] = run_dir.default_storage_url()
-        elif overwrite and not join:
+        if spec.run["storage"] and overwrite and not join:
             _delete_study(spec.run["storage"], spec.name)
-        run_dir.spec_file.write_text(spec.to_toml())
+        run_dir.spec_file.write_text(spec.to_toml())  # no storage: the folder's own journal, wherever it is
+        spec.run["storage"] = spec.run["storage"] or run_dir.default_storage_url()
         return run_dir, _search(spec, run_dir, new=not join, progress=progress, join=join)
     except BaseException:
         _discard_if_empty(run_dir, spec, fresh, keep_study=join)
@@ -83,6 +82,7 @@ def resume(path: str | Path, overrides: dict[str, Any], progress: bool = True) -
     spec = load_spec(run_dir.spec_file, overrides)
     spec.run["name"] = load_spec(run_dir.spec_file).name  # the study keeps its name
     run_dir.spec_file.write_text(spec.to_toml())
+    spec.run["storage"] = spec.run["storage"] or run_dir.default_storage_url()
     return run_dir, _search(spec, run_dir, new=False, progress=progress)
 
 

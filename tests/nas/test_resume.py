@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.show import evaluated_trials
+from nas.spec import load_spec
 from nas.store import open_storage
 from tests.conftest import run_nas, write_spec
 
@@ -107,3 +109,17 @@ def test_journal_with_a_torn_last_line_is_repaired(tmp_path):
 def test_resume_of_a_folder_without_a_run(tmp_path):
     proc = run_nas("resume", str(tmp_path))
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_a_copied_run_folder_resumes_on_its_own_copy_of_the_journal(tmp_path):
+    spec = write_spec(tmp_path / "crash.toml", spec_data(6) | {"evaluator": {"name": "synthetic", "seconds": 0}})
+    folder = tmp_path / "crash"
+    assert run_nas("search", str(spec)).returncode == 0
+    assert not load_spec(folder / "spec.toml").run["storage"]  # the folder's own journal, not its path
+    copy = tmp_path / "elsewhere" / "crash"
+    shutil.copytree(folder, copy)
+    original = (folder / "study.journal").read_bytes()
+    proc = run_nas("resume", str(copy), "--budget", "9", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "study.journal").read_bytes() == original  # the original ledger is untouched
+    assert len(evaluated_trials(load(copy))) == 9 and len(evaluated_trials(load(folder))) == 6
