@@ -128,14 +128,15 @@ def make(space: SearchSpace, genotype: Genotype, task: Task, *, normalization: M
     return data
 
 
-def versions() -> dict[str, str]:
-    """Versions of nasforge and the libraries a model depends on (torch is not imported)."""
+def versions(packages: tuple[str, ...] = ("torch", "optuna", "onnx", "onnxruntime")) -> dict[str, str]:
+    """Versions of nasforge and the installed ``packages`` (a model's libraries by default; nothing
+    is imported)."""
     from importlib import metadata
 
     import nas
 
     out = {"nasforge": nas.__version__}
-    for package in ("torch", "optuna", "onnx", "onnxruntime"):
+    for package in packages:
         try:
             out[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -52,7 +52,7 @@ def run_section(run: RunView, summary: dict[str, Any]) -> Section:
         ("workers", esc(", ".join(f"{w} ({n})" for w, n in workers.most_common()) or "-")),
         ("devices", esc(", ".join(f"{d} ({n})" for d, n in devices.most_common()) or "-")),
         ("storage", f"<code>{esc(spec.run['storage'] or 'study.journal in the run folder')}</code>"),
-        ("versions", esc(versions())),
+        ("versions", esc(run_versions(run.study.user_attrs.get("nas:versions", [])) + "; " + versions())),
     ]
     spec_text = (run.path / "spec.toml").read_text()
     body = dl(items, raw=True) + f"<details><summary>spec.toml</summary><pre>{esc(spec_text)}</pre></details>"
@@ -80,8 +80,15 @@ def outcome(run: RunView, summary: dict[str, Any]) -> str:
             f"space or an interruption); <code>nas resume {esc(run.path)}</code> continues it")
 
 
+def run_versions(recorded: list[dict[str, str]]) -> str:
+    """The versions the run's drivers recorded (one entry per distinct set; older runs have none)."""
+    if not recorded:
+        return "run: not recorded"
+    return "; ".join("run: " + ", ".join(f"{k} {v}" for k, v in entry.items()) for entry in recorded)
+
+
 def versions() -> str:
-    """Versions of what made this report (the run's own are not recorded in the ledger)."""
+    """Versions of what made this report."""
     names = []
     for package in ("nasforge", "optuna", "matplotlib"):
         try:

@@ -102,6 +102,7 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
         if not new and not join and not exists:
             raise SpecError(f"{run_dir.path}: its study {spec.name!r} is not in {url}")
         study = _open_study(spec, storage, exists, join)
+        _record_versions(study)
         executor = registry.lookup("executors", spec.executor["name"], "executor.name")(
             **{k: v for k, v in spec.executor.items() if k != "name"})
         search = Search(spec, study, executor, url, Progress() if progress else None)
@@ -121,6 +122,22 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
         logging.getLogger().removeHandler(handler)
         handler.close()
         run_dir.release()
+
+
+VERSIONS_ATTR = "nas:versions"
+
+
+def _record_versions(study: optuna.Study) -> None:
+    """Add this driver's library versions to the study's list when they are new to it (the report
+    shows what the run ran with, not only what reads it)."""
+    import platform
+
+    from nas.archfile import versions
+
+    mine = versions(("torch", "optuna", "ray", "onnxruntime")) | {"python": platform.python_version()}
+    seen = study.user_attrs.get(VERSIONS_ATTR, [])
+    if mine not in seen:
+        study.set_user_attr(VERSIONS_ATTR, [*seen, mine])
 
 
 def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import importlib.metadata
 import json
 import os
 import signal
@@ -117,7 +118,10 @@ def test_search_writes_a_report_that_parses_with_every_trial_plotted(evolution_r
     assert summary["report"] == str(evolution_run / "report.html")
     page = parse(evolution_run / "report.html")
     assert page.scripts == 0
-    assert '<span class="badge ok">finished</span>' in (evolution_run / "report.html").read_text()
+    html = (evolution_run / "report.html").read_text()
+    assert '<span class="badge ok">finished</span>' in html
+    import optuna
+    assert f"torch {importlib.metadata.version('torch')}, optuna {optuna.__version__}" in html  # the run's own
     assert page.sections == ["run", "progress", "objectives", "top", "curves", "lineage", "failures", "outputs"]
     decode_images(page)
     run = open_run(evolution_run)
