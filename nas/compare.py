@@ -232,7 +232,8 @@ def summarize(spec: CompareSpec, rows: list[dict[str, Any]], target: dict[str, A
         tested = name != spec.reference
         diff = (stats.mean(v) - stats.mean(reference)) if tested and v and reference else None
         arms[name] = {
-            "family": arm.family, "kind": arm.kind, "space": own[0]["space"], "n": len(v), "planned": len(own),
+            "family": arm.family, "kind": arm.kind, "source": arm.value, "space": own[0]["space"],
+            "n": len(v), "planned": len(own),
             "mean": stats.mean(v), "std": stats.std(v), "ci95": list(ci) if ci else None,
             "flops": round(stats.mean([r["flops"] for r in own])), "params": round(stats.mean([r["params"] for r in own])),
             "width": [min(r["width"] for r in own), max(r["width"] for r in own)],
