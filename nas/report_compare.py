@@ -70,7 +70,8 @@ def comparison_section(folder: Path, summary: dict[str, Any] | None, plan: dict[
 def comparison_body(folder: Path, summary: dict[str, Any], heading: str = "") -> str:
     """The protocol, table, verdicts and plot of one comparison, as HTML."""
     protocol, target = summary["protocol"], summary["target"]
-    matched = (f"{target['metric']} matched to {target['value']:,.4g} ± {target['tolerance']:.0%}"
+    unit = " ms (predicted)" if target["metric"] == "latency" else ""
+    matched = (f"{target['metric']} matched to {target['value']:,.4g}{unit} ± {target['tolerance']:.0%}"
                if target.get("value") else "not matched (fixed widths)")
     done = sum(a["n"] for a in summary["arms"].values())
     planned = sum(a["planned"] for a in summary["arms"].values())
@@ -102,21 +103,27 @@ def arms_table(summary: dict[str, Any]) -> str:
         return "–" if value is None else f"{value:.3g}"
 
     latency = any(a.get("latency_ms") is not None for a in summary["arms"].values())
+    depth = any(a.get("depth", [0, 0])[1] for a in summary["arms"].values())
     header = ["arm", "family", "n", "mean", "std", "95% CI", "FLOPs", "params"] + (["latency ms"] if latency else [])
-    header += ["width", "Δ vs ref", "p (Welch)", "p (Holm)", "p (perm.)", "Hedges' g", "significant"]
+    header += ["width"] + (["depth"] if depth else []) + ["Δ vs ref", "p (Welch)", "p (Holm)", "p (perm.)", "Hedges' g", "significant"]
     rows = []
     for name, a in summary["arms"].items():
         ref = name == summary["reference"]
         ci = f"[{num(a['ci95'][0])}, {num(a['ci95'][1])}]" if a.get("ci95") else "–"
-        width = a["width"][0] if a["width"][0] == a["width"][1] else f"{a['width'][0]}–{a['width'][1]}"
+        width = _range(a["width"])
         row = [name + (" (ref)" if ref else ""), a["family"], f"{a['n']}/{a['planned']}", num(a["mean"]),
                num(a["std"]), ci, f"{a['flops'] / 1e6:.2f}M", f"{a['params'] / 1e6:.3g}M"]
         row += [num(a.get("latency_ms"), 3)] if latency else []
-        row += [width, num(a["diff"]), p(a["p_value"]), p(a["p_holm"]), p(a.get("p_permutation")),
+        row += [width] + ([_range(a.get("depth", [0, 0]))] if depth else []) + [num(a["diff"]), p(a["p_value"]), p(a["p_holm"]), p(a.get("p_permutation")),
                 num(a["hedges_g"]), "–" if ref else ("yes" if a["significant"] else "no")]
         rows.append(row)
     numeric = tuple(range(2, len(header) - 1))
     return table(header, rows, numeric=numeric)
+
+
+def _range(pair: list[int]) -> str:
+    low, high = pair
+    return "–" if not high else str(low) if low == high else f"{low}–{high}"
 
 
 def comparison_png(folder: Path, summary: dict[str, Any]) -> bytes | None:
