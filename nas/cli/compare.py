@@ -24,6 +24,9 @@ def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, d
             executor: str | None, workers: int | None, as_json: bool) -> None:
     """Train every arm x seed of the study in SPEC under one protocol; compare with statistics.
 
+    The table shows each arm's matched cost (FLOPs, or predicted ms with a latency table) and width
+    (xN: cells per stack where the depth option applies).
+
     Running it again resumes: only arm x seed pairs without a completed trial are trained."""
     from nas.compare import run
 
@@ -46,7 +49,7 @@ def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, d
 
 def _table(summary: dict) -> str:
     lines = [f"comparison {summary['name']} (reference {summary['reference']}, test accuracy %)",
-             f"  {'arm':<18} {'n':>5} {'mean':>7} {'std':>6} {'95% CI':>16} {'cost':>8} {'width':>9} "
+             f"  {'arm':<18} {'n':>5} {'mean':>7} {'std':>6} {'95% CI':>16} {'cost':>8} {'width xN':>9} "
              f"{'p(Holm)':>8} {'g':>6}"]
     for name, a in summary["arms"].items():
         def num(v: float | None, f: str = ".2f") -> str:
