@@ -70,9 +70,10 @@ def comparison_section(folder: Path, summary: dict[str, Any] | None, plan: dict[
 def comparison_body(folder: Path, summary: dict[str, Any], heading: str = "") -> str:
     """The protocol, table, verdicts and plot of one comparison, as HTML."""
     protocol, target = summary["protocol"], summary["target"]
-    unit = " ms (predicted)" if target["metric"] == "latency" else ""
-    matched = (f"{target['metric']} matched to {target['value']:,.4g}{unit} ± {target['tolerance']:.0%}"
-               if target.get("value") else "not matched (fixed widths)")
+    amount = (f"{target['value']:.3f} ms (predicted)" if target["metric"] == "latency" else f"{target['value']:,.0f}"
+              ) if target.get("value") else ""
+    matched = (f"{target['metric']} matched to {amount} ± {target['tolerance']:.0%} by width (and depth where "
+               "no width would do)" if amount else "not matched (fixed widths)")
     done = sum(a["n"] for a in summary["arms"].values())
     planned = sum(a["planned"] for a in summary["arms"].values())
     items = [("reference arm", summary["reference"]), ("compute", matched),
