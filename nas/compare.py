@@ -232,10 +232,14 @@ def summarize(spec: CompareSpec, rows: list[dict[str, Any]], target: dict[str, A
         tested = name != spec.reference
         diff = (stats.mean(v) - stats.mean(reference)) if tested and v and reference else None
         arms[name] = {
-            "family": arm.family, "kind": arm.kind, "space": own[0]["space"], "n": len(v), "planned": len(own),
+            "family": arm.family, "kind": arm.kind, "source": arm.value, "space": own[0]["space"],
+            "n": len(v), "planned": len(own),
             "mean": stats.mean(v), "std": stats.std(v), "ci95": list(ci) if ci else None,
             "flops": round(stats.mean([r["flops"] for r in own])), "params": round(stats.mean([r["params"] for r in own])),
             "width": [min(r["width"] for r in own), max(r["width"] for r in own)],
+            "depth": [min(r.get("depth", 0) for r in own), max(r.get("depth", 0) for r in own)],
+            "latency_ms": _mean_or_none([r.get("latency_ms") for r in own]),
+            "latency_per_seed": [r.get("latency_ms") for r in done],
             "values": v, "seeds": [r["seed"] for r in done], "widths": [r["width"] for r in done],
             "flops_per_seed": [r["flops"] for r in done], "arch_ids": [r["arch_id"] for r in done],
             "diff": diff, "p_value": welch[name][2] if tested and welch[name] else None,
@@ -247,6 +251,11 @@ def summarize(spec: CompareSpec, rows: list[dict[str, Any]], target: dict[str, A
             "seeds": spec.seeds, "target": target, "protocol": _protocol(spec), "arms": arms,
             "complete": all(r["state"] == "complete" for r in rows),
             "statements": statements(spec, arms)}
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """The mean, or None when any value is missing (not matched on latency)."""
+    return None if not values or any(v is None for v in values) else stats.mean(values)  # type: ignore[arg-type]
 
 
 def _protocol(spec: CompareSpec) -> dict[str, Any]:

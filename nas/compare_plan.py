@@ -41,6 +41,8 @@ class Planned:
     params: int
     flops: int
     key: str  # identity of the trial: arm, seed, architecture, width and protocol
+    depth: int = 0  # the space's depth option as built (0: the space has none)
+    latency_ms: float | None = None  # predicted latency, when matched on it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,35 +65,51 @@ def plan(spec: CompareSpec) -> tuple[list[Planned], dict[str, Any]]:
     task = task_of(spec)
     resolvers = {arm.name: _resolver(arm, i) for i, arm in enumerate(spec.arms)}
     metric = spec.match["metric"]
+    tables = None
+    if spec.match["lut"]:
+        from nas.compare_latency import LatencyTables
+
+        tables = LatencyTables(spec.match["lut"], task)
     target = spec.match["target"]
     if spec.match["enabled"] and not target:
         arm = spec.arm(spec.match["arm"])
+        where = f"arms[{spec.arms.index(arm)}] ({arm.name})"
         space, genotype = resolvers[arm.name](0)
-        target = float(getattr(_cost(space, genotype, task), metric))
+        meter = Meter(metric, task, tables, arm.name, where)
+        target = meter.value(space, genotype, width_of(space))
+        if target is None:
+            raise SpecError(f"compare.match.arm: {where} has no {metric} at its own width {width_of(space)} "
+                            "(no latency table for that width)")
     protocol = {k: v for k, v in spec.train.items() if k not in PROTOCOL_KEYS_IGNORED}
     trials = []
     for i, arm in enumerate(spec.arms):
+        meter = Meter(metric, task, tables, arm.name, f"arms[{i}] ({arm.name})")
         for index in range(spec.seeds):
             space, genotype = resolvers[arm.name](index)
-            where = f"arms[{i}] ({arm.name})"
             if spec.match["enabled"] and not arm.width:
-                width, cost = match_width(space, genotype, task, metric, target, spec.match, where, index)
+                space, width, cost, value = match_compute(space, genotype, meter, target, spec.match, index)
             else:
-                width, cost = _fixed(space, genotype, task, arm.width, where)
+                width, cost = _fixed(space, genotype, task, arm.width, meter.where)
+                value = meter.value(_resized(space, width, meter.where) if arm.width else space, genotype, width)
+            latency = value if metric == "latency" else None
             trials.append(_planned(arm, index, spec.seed + index, space, width, genotype, cost, protocol,
-                                   spec.match))
+                                   spec.match, latency))
     return trials, {"metric": metric, "value": target if spec.match["enabled"] else None,
-                    "tolerance": spec.match["tolerance"]}
+                    "tolerance": spec.match["tolerance"], "unit": "ms" if metric == "latency" else ""}
+
+
+MATCH_DEFAULTS_OUT_OF_KEY = {"depth": True, "max_depth": 8, "lut": ""}  # added later: old studies keep their keys
 
 
 def _planned(arm: ArmSpec, index: int, seed: int, space: SearchSpace, width: int, genotype: Any, cost: Cost,
-             protocol: dict[str, Any], match: dict[str, Any]) -> Planned:
+             protocol: dict[str, Any], match: dict[str, Any], latency: float | None = None) -> Planned:
     options = _with_width(space, width)
+    match = {k: v for k, v in match.items() if MATCH_DEFAULTS_OUT_OF_KEY.get(k, object()) != v}
     key_data = {"arm": arm.to_dict(), "index": index, "seed": seed, "space": space.name, "options": options,
                 "arch_id": genotype.arch_id, "protocol": protocol, "match": match}
     key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Planned(arm.name, arm.family, index, seed, space.name, options, genotype.to_dict(), genotype.arch_id,
-                   space.label(genotype), width, cost.params, cost.flops, key)
+                   space.label(genotype), width, cost.params, cost.flops, key, depth_of(space), latency)
 
 
 def _with_width(space: SearchSpace, width: int) -> dict[str, Any]:
@@ -115,6 +133,15 @@ def width_of(space: SearchSpace) -> int:
     return int(space.options.get(knob) or from_macro or getattr(space, knob, 0) or getattr(space, "channels", 0))
 
 
+def depth_of(space: SearchSpace) -> int:
+    """The depth a space instance builds at (its depth option, else its preset's; 0: it has none)."""
+    knob = space.DEPTH_OPTION
+    if not knob:
+        return 0
+    macro = getattr(space, "macro", None)
+    return int(space.options.get(knob) or (macro.get(knob, 0) if isinstance(macro, dict) else 0))
+
+
 def _fixed(space: SearchSpace, genotype: Any, task: Task, width: int, where: str) -> tuple[int, Cost]:
     if width and space.WIDTH_OPTION:
         space = _resized(space, width, where)
@@ -124,49 +151,151 @@ def _fixed(space: SearchSpace, genotype: Any, task: Task, width: int, where: str
         raise SpecError(f"{where}: does not fit the data's {task.input_shape} images: {err}") from None
 
 
-def _resized(space: SearchSpace, width: int, where: str) -> SearchSpace:
+def _resized(space: SearchSpace, value: int, where: str, knob: str = "") -> SearchSpace:
+    """The space with its width (or ``knob``) option set to ``value``."""
     try:
-        return registry.make_space(space.name, {**space.options, space.WIDTH_OPTION: width})
+        return registry.make_space(space.name, {**space.options, (knob or space.WIDTH_OPTION): value})
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from None
 
 
-def match_width(space: SearchSpace, genotype: Any, task: Task, metric: str, target: float,
-                match: dict[str, Any], where: str, index: int = 0) -> tuple[int, Cost]:
-    """The width whose cost lies closest to ``target``; ``SpecError`` if outside the tolerance."""
+class Meter:
+    """The matched metric of one arm: FLOPs or params from the space's cost, latency from its tables."""
+
+    def __init__(self, metric: str, task: Task, tables: Any, arm: str, where: str) -> None:
+        self.metric, self.task, self.tables, self.arm, self.where = metric, task, tables, arm, where
+
+    def widths(self, space: SearchSpace, max_width: int) -> list[int] | None:
+        """The widths that can be measured (None: any width, FLOPs and params are computed)."""
+        if self.metric != "latency":
+            return None
+        return [w for w in self.tables.widths(self.arm, space, self.where) if w <= max_width]
+
+    def value(self, space: SearchSpace, genotype: Any, width: int, cost: Cost | None = None) -> float | None:
+        """The metric of ``genotype`` in ``space`` (already at ``width``); None if it cannot be had."""
+        if self.metric != "latency":
+            cost = cost or _cost(space, genotype, self.task)
+            return float(getattr(cost, self.metric))
+        if self.tables is None:
+            return None
+        path = self.tables.widths(self.arm, space, self.where).get(width)
+        return None if path is None else self.tables.predict(self.arm, space, genotype, path, self.where)
+
+
+class Unmatched(SpecError):
+    """No width of this depth reaches the target within the tolerance (``reach``: the lowest and
+    highest values the widths give)."""
+
+    reach: tuple[float, float] = (float("nan"), float("nan"))
+
+
+def match_compute(space: SearchSpace, genotype: Any, meter: Meter, target: float, match: dict[str, Any],
+                  index: int = 0) -> tuple[SearchSpace, int, Cost, float]:
+    """The width (and, when no width will do, the depth) whose cost lies closest to ``target``:
+    (the space at that depth, width, cost, the matched value). ``SpecError`` names the arm and the
+    reachable range when nothing lies within the tolerance."""
+    try:
+        return (space, *match_width(space, genotype, meter, target, match, index))
+    except Unmatched as first:
+        knob = space.DEPTH_OPTION
+        if not (match["depth"] and knob) or meter.metric == "latency":
+            why = ("latency tables are per depth" if knob and match["depth"] else
+                   f"{space.name} has no depth option" if not knob else "compare.match.depth is off")
+            raise SpecError(f"{first}; {why}; change compare.match.target or tolerance") from None
+        start, reach = depth_of(space), [*first.reach]
+        for depth in sorted(range(1, match["max_depth"] + 1), key=lambda d: (abs(d - start), d)):
+            if depth == start:
+                continue
+            deeper = _resized(space, depth, meter.where, knob)
+            try:
+                return (deeper, *match_width(deeper, genotype, meter, target, match, index))
+            except Unmatched as err:
+                reach = [min(reach[0], err.reach[0]), max(reach[1], err.reach[1])] if reach[0] == reach[0] \
+                    else [*err.reach]  # nan: no width of the first depth built
+        raise SpecError(f"{first}; nor at another {knob} = 1..{match['max_depth']} (compare.match.max_depth), "
+                        f"which together reach {_amount(reach[0], meter.metric)} to {_amount(reach[1], meter.metric)}"
+                        "; change compare.match.target or tolerance") from None
+
+
+def match_width(space: SearchSpace, genotype: Any, meter: Meter, target: float, match: dict[str, Any],
+                index: int = 0) -> tuple[int, Cost, float]:
+    """(width, cost, value) whose value lies closest to ``target``; ``Unmatched`` outside the tolerance."""
+    where, metric = meter.where, meter.metric
     if not space.WIDTH_OPTION:
         raise SpecError(f"{where}: space {space.name!r} has no width option to match compute with; "
                         "give the arm a fixed width = 0 and set compare.match.enabled = false")
-    cache: dict[int, Cost | None] = {}
+    cache: dict[int, tuple[Cost, float] | None] = {}
 
-    def cost(width: int) -> Cost | None:
+    def measured(width: int) -> tuple[Cost, float] | None:
         if width not in cache:
             try:
-                cache[width] = _resized(space, width, where).cost(genotype, task)
+                resized = _resized(space, width, where)
+                cost = resized.cost(genotype, meter.task)
             except (ValueError, SpecError):
                 cache[width] = None  # too narrow for this network
+            else:
+                value = meter.value(resized, genotype, width, cost)
+                cache[width] = None if value is None else (cost, value)
         return cache[width]
 
     def value(width: int) -> float:
-        c = cost(width)
-        return float("-inf") if c is None else float(getattr(c, metric))
+        m = measured(width)
+        return float("-inf") if m is None else m[1]
 
-    low, high = 1, match["max_width"]
-    if value(high) < target:
-        low = high
-    while low < high:  # smallest width reaching the target
-        middle = (low + high) // 2
-        low, high = (middle + 1, high) if value(middle) < target else (low, middle)
-    candidates = [w for w in (low - 1, low, low + 1) if 1 <= w <= match["max_width"] and cost(w) is not None]
+    widths = meter.widths(space, match["max_width"])
+    if widths is None:
+        low, high = 1, match["max_width"]
+        if value(high) < target:
+            low = high
+        while low < high:  # smallest width reaching the target
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if value(middle) < target else (low, middle)
+        widths = [w for w in (low - 1, low, low + 1) if 1 <= w <= match["max_width"]]
+        reach = (_narrowest(measured, match["max_width"]), match["max_width"])
+    else:
+        reach = (min(widths), max(widths)) if widths else None
+    candidates = [w for w in widths if measured(w) is not None]
     if not candidates:
-        raise SpecError(f"{where}: no width in 1..{match['max_width']} builds a network for this data")
+        tried = f"1..{match['max_width']}" if metric != "latency" else ", ".join(map(str, widths)) or "(none)"
+        raise Unmatched(f"{where}: no width in {tried} builds a network for this data")
     best = min(candidates, key=lambda w: abs(value(w) / target - 1.0))
-    error = value(best) / target - 1.0
-    if abs(error) > match["tolerance"]:
-        raise SpecError(f"{where}: cannot match {metric} {target:,.0f} within {match['tolerance']:.0%} "
-                        f"(seed {index}: closest is width {best} at {value(best):,.0f}, {error:+.1%}); "
-                        "change compare.match.target or tolerance")
-    return best, cost(best)  # type: ignore[return-value]
+    if abs(value(best) / target - 1.0) > match["tolerance"]:
+        lo, hi = reach if reach and reach[0] is not None else (best, best)
+        values = sorted(value(w) for w in candidates) if metric == "latency" else [value(lo), value(hi)]  # measured
+        raise _unmatched(meter, space, target, match, index, (lo, hi), (values[0], values[-1]), (best, value(best)))
+    cost, matched = measured(best)  # type: ignore[misc]
+    return best, cost, matched
+
+
+def _unmatched(meter: Meter, space: SearchSpace, target: float, match: dict[str, Any], index: int,
+               widths: tuple[int, int], reach: tuple[float, float], best: tuple[int, float]) -> Unmatched:
+    """The error of a width search that missed: the reachable range and the closest width."""
+    metric = meter.metric
+    error = Unmatched(f"{meter.where}: cannot match {metric} {_amount(target, metric)} within "
+                      f"{match['tolerance']:.0%} (seed {index}: reachable {_amount(reach[0], metric)} to "
+                      f"{_amount(reach[1], metric)} at widths {widths[0]}-{widths[1]}{_depth_note(space)}; closest "
+                      f"is width {best[0]} at {_amount(best[1], metric)}, {best[1] / target - 1.0:+.1%})")
+    error.reach = reach
+    return error
+
+
+def _narrowest(measured: Callable[[int], Any], high: int) -> int | None:
+    """The narrowest width that builds (wider ones all do)."""
+    if measured(high) is None:
+        return None
+    low = 1
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if measured(middle) is not None else (middle + 1, high)
+    return low
+
+
+def _amount(value: float, metric: str) -> str:
+    return f"{value:.3f} ms" if metric == "latency" else f"{value:,.0f}"
+
+
+def _depth_note(space: SearchSpace) -> str:
+    return f", {space.DEPTH_OPTION} = {depth_of(space)}" if space.DEPTH_OPTION else ""
 
 
 # ----- arms -> architectures ------------------------------------------------------------------------

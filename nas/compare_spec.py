@@ -10,11 +10,15 @@ Layout::
     seed = 0                           # base seed: trial i of every arm trains with seed + i
 
     [compare.match]                    # matched compute
-    metric = "flops"                   # "flops" (multiply-accumulates) or "params"
+    metric = "flops"                   # "flops" (multiply-accumulates), "params" or "latency" (needs lut)
+    lut = "luts/nasnet-w{width}.json"  # latency tables (nas latency build-lut), one per width; or a table
+                                       # by space or arm name: lut = {nasnet = "...", randwire = "..."}
     target = 5e6                       # an absolute target, or
     arm = "darts-v2"                   # ... the reference's cost at its own width (default when no target)
     tolerance = 0.05                   # every arm x seed within +-5% of the target
     max_width = 512
+    depth = true                       # no width reaches the target: change nasnet's cells per stack
+    max_depth = 8
 
     [train]                            # nas train's recipe (evaluators.recipe.RECIPE); --data/--epochs
     data = "fashion-mnist"
@@ -58,11 +62,14 @@ COMPARE = {
     "match": Field(dict, default={}),
 }
 MATCH = {
-    "metric": Field(str, default="flops", choices=("flops", "params")),
-    "target": Field(float, default=0.0, min=0.0, help="absolute target (0: the cost of match.arm)"),
+    "metric": Field(str, default="flops", choices=("flops", "params", "latency")),
+    "target": Field(float, default=0.0, min=0.0, help="absolute target (0: the cost of match.arm); latency in ms"),
     "arm": Field(str, default="", help="arm whose own cost is the target (default: the reference)"),
     "tolerance": Field(float, default=0.05, min=0.0, max=1.0),
     "max_width": Field(int, default=512, min=1),
+    "depth": Field(bool, default=True, help="when no width reaches the target, change the depth where the "
+                                             "space has one (nasnet: normal cells per stack)"),
+    "max_depth": Field(int, default=8, min=1, help="the deepest the depth fallback goes"),
     "enabled": Field(bool, default=True),
 }
 ARM = {
@@ -129,7 +136,13 @@ def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
         raise SpecError(f"{extra[0]}: unknown table; allowed: {', '.join(TOP_LEVEL)}")
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     head = validate(raw.get("compare", {}), COMPARE, "compare")
-    match = validate(head.pop("match"), MATCH, "compare.match")
+    raw_match = dict(head.pop("match"))
+    lut = _lut_field(raw_match.pop("lut", ""), path.parent)
+    match = validate(raw_match, MATCH, "compare.match")
+    match["lut"] = lut
+    if match["metric"] == "latency" and not lut:
+        raise SpecError("compare.match.lut: metric = \"latency\" needs latency tables (nas latency build-lut): "
+                        "a path, or a table of paths by space or arm name, each may hold {width}")
     if "seeds" in overrides:
         head["seeds"] = _positive(overrides["seeds"], "--seeds")
     train = {"aux_weight": 0.0, "drop_path": 0.0, "data": "digits", **raw.get("train", {})}
@@ -163,6 +176,19 @@ def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     match["arm"] = "" if match["target"] else (match["arm"] or reference)
     return CompareSpec(path, head["name"] or path.stem, head["seeds"], reference, head["alpha"], head["seed"],
                        match, recipe, executor, arms)
+
+
+def _lut_field(value: Any, base: Path) -> str | dict[str, str]:
+    """``compare.match.lut``: one path (pattern) or a table of them by space or arm name; made absolute."""
+    def absolute(text: Any, where: str) -> str:
+        if not isinstance(text, str) or not text:
+            raise SpecError(f"{where}: expected a path to a latency table (may hold {{width}}), got {text!r}")
+        folder = Path(text).expanduser()
+        return str(folder if folder.is_absolute() else base / folder)
+
+    if isinstance(value, dict):
+        return {str(k): absolute(v, f"compare.match.lut.{k}") for k, v in value.items()}
+    return absolute(value, "compare.match.lut") if value != "" else ""
 
 
 def _positive(value: Any, flag: str) -> int:

@@ -66,15 +66,20 @@ def open_run(path: str | Path) -> RunView:
 def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP_K) -> Path:
     """Write the report of the run in ``path`` to ``out`` (default ``<run>/report.html``); its path.
 
-    The file is replaced atomically, so a browser never reads half a report.
+    ``path`` may also be a ``nas compare`` folder: the page is then the comparison's
+    (:mod:`nas.report_compare`). The file is replaced atomically, so a browser never reads half a report.
     """
-    run = open_run(path)
-    target = Path(out) if out else run.path / REPORT_NAME
+    from nas.report_compare import is_comparison, render_comparison
+
+    folder = Path(path)
+    comparison = not (folder / "spec.toml").is_file() and is_comparison(folder)
+    run = None if comparison else open_run(path)
+    target = Path(out) if out else (folder if comparison else run.path) / REPORT_NAME  # type: ignore[union-attr]
     if target.is_dir():
         raise SpecError(f"--out: {target} is a folder; give a file name")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"--out: {target.parent}: no such folder")
-    text = render(run, top)
+    text = render_comparison(folder.resolve()) if comparison else render(run, top)  # type: ignore[arg-type]
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -110,9 +115,14 @@ def render(run: RunView, top: int = TOP_K) -> str:
     )
 
     summary = summarize(run.spec, run.study, str(run.path), top)
+    from nas.report_compare import comparisons_section
+
     sections = [run_section(run, summary), progress_section(run), objectives_section(run),
                 top_section(run, summary), curves_section(run, summary), lineage_section(run, summary),
                 failures_section(run), outputs_section(run)]
+    compared = comparisons_section(run.path)  # comparisons next to the run that train its best
+    if compared:
+        sections.append(compared)
     return page(f"nas report: {run.spec.name}", run_subtitle(run), sections)
 
 

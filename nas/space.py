@@ -74,6 +74,7 @@ class SearchSpace(ABC, Generic[G]):
     OPTIONS: ClassVar[dict[str, Field]] = {}
     EVALUATOR_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     WIDTH_OPTION: ClassVar[str] = ""  # the option that scales every layer's channels ("": none)
+    DEPTH_OPTION: ClassVar[str] = ""  # the option that repeats cells/blocks per stage, the genotype unchanged ("": none)
 
     def __init__(self, **options: Any) -> None:
         fields = {"preset": Field(str, default=self.DEFAULT_PRESET, choices=tuple(self.PRESETS)),

@@ -24,6 +24,9 @@ def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, d
             executor: str | None, workers: int | None, as_json: bool) -> None:
     """Train every arm x seed of the study in SPEC under one protocol; compare with statistics.
 
+    The table shows each arm's matched cost (FLOPs, or predicted ms with a latency table) and width
+    (xN: cells per stack where the depth option applies).
+
     Running it again resumes: only arm x seed pairs without a completed trial are trained."""
     from nas.compare import run
 
@@ -46,14 +49,18 @@ def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, d
 
 def _table(summary: dict) -> str:
     lines = [f"comparison {summary['name']} (reference {summary['reference']}, test accuracy %)",
-             f"  {'arm':<18} {'n':>5} {'mean':>7} {'std':>6} {'95% CI':>16} {'FLOPs':>8} {'width':>7} "
+             f"  {'arm':<18} {'n':>5} {'mean':>7} {'std':>6} {'95% CI':>16} {'cost':>8} {'width xN':>9} "
              f"{'p(Holm)':>8} {'g':>6}"]
     for name, a in summary["arms"].items():
         def num(v: float | None, f: str = ".2f") -> str:
             return "-" if v is None else format(v, f)
         ci = f"[{num(a['ci95'][0])}, {num(a['ci95'][1])}]" if a["ci95"] else "-"
         width = str(a["width"][0]) if a["width"][0] == a["width"][1] else f"{a['width'][0]}-{a['width'][1]}"
+        depth = a.get("depth", [0, 0])
+        if depth[1]:
+            width += f"x{depth[0]}" if depth[0] == depth[1] else f"x{depth[0]}-{depth[1]}"
+        cost = f"{a['flops'] / 1e6:>7.2f}M" if a.get("latency_ms") is None else f"{a['latency_ms']:>6.3f}ms"
         lines.append(f"  {name:<18} {a['n']:>2}/{a['planned']:<2} {num(a['mean']):>7} {num(a['std']):>6} {ci:>16} "
-                     f"{a['flops'] / 1e6:>7.2f}M {width:>7} {num(a['p_holm'], '.3g'):>8} {num(a['hedges_g']):>6}")
+                     f"{cost:>8} {width:>9} {num(a['p_holm'], '.3g'):>8} {num(a['hedges_g']):>6}")
     lines += [f"  {s}" for s in summary["statements"]]
     return "\n".join(lines)

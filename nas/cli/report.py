@@ -19,7 +19,11 @@ from nas.config import SpecError
 @click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to show.")
 @handle_errors
 def report(run_dir: str, out: str | None, top: int) -> None:
-    """One self-contained HTML page with plots and tables for the run in RUN_DIR (works while it runs)."""
+    """One self-contained HTML page with plots and tables for the run in RUN_DIR (works while it runs).
+
+    RUN_DIR may also be a nas compare folder: the page shows the comparison (its table of every arm,
+    the verdicts, the plot) and every arm x seed trial. A run's page gets a Comparisons section when a
+    comparison folder next to it trains the run's best (an arm with run = RUN_DIR)."""
     from nas.config import SpecError
     from nas.report import write_report
 

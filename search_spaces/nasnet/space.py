@@ -41,6 +41,7 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
     PRESETS = PRESETS
     DEFAULT_PRESET = "proxy"
     WIDTH_OPTION = "filters"  # what `nas compare` scales to match compute
+    DEPTH_OPTION = "cells"  # what `nas compare` changes when no width will do (the cells are the genotype's)
     OPTIONS = {
         "vocabulary": Field(str, default="nasnet", choices=tuple(VOCABULARIES)),
         "blocks": Field(int, default=0, min=0, max=8, help="blocks per cell (0: 5, or 4 for darts)"),
