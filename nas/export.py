@@ -185,7 +185,7 @@ def arch_data(ledger: Ledger, trial: FrozenTrial, rank: int) -> dict[str, Any]:
     """The arch file content for one trial of the run."""
     spec = ledger.spec
     space = registry.make_space(spec.space["name"], spec.space_options())
-    evaluator = registry.lookup("evaluators", spec.evaluator["name"], "evaluator.name")
+    evaluator = registry.lookup("evaluators", spec.evaluator["name"], "evaluator.name", declaration=True)
     options = {k: v for k, v in spec.evaluator.items() if k not in ("name", "budget")}
     task = evaluator.task_for(options, space)
     genotype = space.from_dict(trial.user_attrs["genotype"])

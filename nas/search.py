@@ -88,7 +88,7 @@ class Search:
         self.spec, self.study, self.executor = spec, study, executor
         self.storage_url, self.progress = storage_url, progress
         self.space = registry.make_space(spec.space["name"], spec.space_options())
-        self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
+        self.task = registry.lookup("evaluators", spec.evaluator["name"], declaration=True).task_for(
             spec.evaluator_spec().options, self.space)
         self.distributions = self.space.distributions()
         self.latency_table = load_latency_table(spec, self.space, self.task)
