@@ -157,7 +157,8 @@ def top_section(run: RunView, summary: dict[str, Any]) -> Section:
 def _top_table(run: RunView, records: list[dict[str, Any]]) -> str:
     """Rank, trial, arch id and every metric; the architecture's text on a full-width row below."""
     names = [o["metric"] for o in run.spec.objectives]
-    others = [m for m in (TIE_METRIC, "params", "flops") if any(m in r["metrics"] for r in records) and m not in names]
+    others = [m for m in (TIE_METRIC, "params", "flops")
+              if any(m in r["metrics"] for r in records) and m not in names]
     others += sorted({m for r in records for m in r["metrics"]} - set(names) - set(others))
     header = ["rank", "trial", "arch id", *names, *others]
     lines = []

@@ -17,7 +17,6 @@ from nas.spec import RunSpec
 TIE_METRIC = "loss"  # the training evaluators' validation loss: ranks equal scores, lower first
 
 
-
 def trial_record(trial: FrozenTrial, spec: RunSpec, space: Any) -> dict[str, Any]:
     """One trial as plain data: number, arch id, objective values, metrics, text form, genotype."""
     genotype = trial.user_attrs.get("genotype")
