@@ -22,13 +22,13 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from evaluators.data import Splits, load, shape_of
+from evaluators.data import Splits
 from evaluators.export import state_bytes
-from nas.config import Field, SpecError, validate
-from nas.evaluator import COMPLETE, PRUNED, Evaluator, Reporter, Result
+from evaluators.train_options import METRICS, TrainOptions
+from nas.config import SpecError, validate
+from nas.evaluator import COMPLETE, PRUNED, Reporter, Result
 from nas.space import SearchSpace, Task
 
-METRICS = ("accuracy", "loss", "train_loss", "train_seconds", "images_per_second", "epochs")
 NAN_CHECK_EVERY = 25  # steps between loss checks (a check syncs a CUDA device)
 
 
@@ -42,47 +42,8 @@ class DeviceData:
     y_valid: torch.Tensor
 
 
-class TrainEvaluator(Evaluator):
+class TrainEvaluator(TrainOptions):
     """Trains each candidate briefly with SGD (or AdamW) and a cosine schedule."""
-
-    OPTIONS = {
-        "data": Field(str, default="digits", choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz")),
-        "data_dir": Field(str, default="", help="folder (or .npz file) of the data set"),
-        "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are)"),
-        "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
-        "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
-        "valid_limit": Field(int, default=0, min=0),
-        "batch_size": Field(int, default=64, min=2),
-        "eval_batch_size": Field(int, default=512, min=1),
-        "optimizer": Field(str, default="sgd", choices=("sgd", "adamw")),
-        "lr": Field(float, default=0.05, min=0.0),
-        "momentum": Field(float, default=0.9, min=0.0, max=1.0),
-        "nesterov": Field(bool, default=True),
-        "weight_decay": Field(float, default=3e-4, min=0.0),
-        "schedule": Field(str, default="cosine", choices=("cosine", "constant")),
-        "warmup": Field(float, default=0.0, min=0.0, max=0.9,
-                        help="share of the budget over which the learning rate ramps up linearly from 0"),
-        "label_smoothing": Field(float, default=0.0, min=0.0, max=1.0),
-        "grad_clip": Field(float, default=0.0, min=0.0, help="global gradient-norm clip (0: off; DARTS uses 5)"),
-        "aux_weight": Field(float, default=0.4, min=0.0, help="loss weight of an auxiliary head"),
-        "threads": Field(int, default=0, min=0, help="torch threads (0: OMP_NUM_THREADS or all cores)"),
-        "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
-        "amp": Field(bool, default=True, help="bf16 autocast on CUDA"),
-        "channels_last": Field(bool, default=True, help="channels-last memory format on CUDA"),
-        "latency_backend": Field(str, default="", choices=("", "torch", "onnxruntime", "onnxruntime-int8"),
-                                 help="measure latency_ms after training with this backend ('': no)"),
-        "latency_device": Field(str, default="cpu", choices=("cpu", "cuda")),
-        "latency_threads": Field(int, default=1, min=1, help="threads of the latency measurement (pinned)"),
-        "latency_batch": Field(int, default=1, min=1),
-        "keep_weights": Field(int, default=0, min=0,
-                              help="keep the trained weights of the best K candidates in the run folder"),
-    }
-    BUDGET = {
-        "epochs": Field(float, default=1.0, min=0.0, help="passes over the training split (0: no limit)"),
-        "steps": Field(int, default=0, min=0, help="optimizer steps (0: no limit)"),
-        "seconds": Field(float, default=0.0, min=0.0, help="training wall time (0: no limit)"),
-    }
-    METRICS = METRICS
 
     def __init__(self, space: SearchSpace, options: Mapping[str, Any], shared: Any = None) -> None:
         super().__init__(space, {**space.evaluator_defaults("train"), **options}, shared)
@@ -107,26 +68,6 @@ class TrainEvaluator(Evaluator):
     def _tensor(self, array: Any) -> torch.Tensor:
         tensor = torch.tensor(array, device=self.device)  # a copy: Ray's shared arrays are read-only
         return tensor.contiguous(memory_format=self.memory_format) if tensor.ndim == 4 else tensor
-
-    @classmethod
-    def load_shared(cls, options: Mapping[str, Any]) -> Splits:
-        o = validate(options, cls.OPTIONS, "evaluator", ignore=("name",))
-        try:
-            return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"],
-                        o["size"])
-        except (OSError, ValueError) as err:
-            text = str(err)
-            raise SpecError(text if text.startswith("evaluator.") else f"evaluator.data_dir: {text}") from None
-
-    @classmethod
-    def metric_names(cls, options: Mapping[str, Any]) -> tuple[str, ...]:
-        """The training metrics, plus ``latency_ms`` when ``latency_backend`` is set."""
-        return METRICS + (("latency_ms",) if options.get("latency_backend") else ())
-
-    @classmethod
-    def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:
-        shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
-        return Task(shape, classes)
 
     def evaluate(self, genotype_json: str, budget: Mapping[str, Any], reporter: Reporter) -> Result:
         seed = int(budget.get("seed", 0))

@@ -108,7 +108,7 @@ class EvaluatorSpec:
         """Data the evaluator wants loaded once per run (e.g. a data set), or None."""
         from nas import registry
 
-        cls = registry.lookup("evaluators", self.name, "evaluator.name")
+        cls = registry.lookup("evaluators", self.name, "evaluator.name", declaration=True)
         return cls.load_shared(dict(self.options))
 
 

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas import archfile, registry
 from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
+from nas.show import ranked_trials
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, open_study_readonly
 from nas.weights import WEIGHTS_ATTR, read_weights
@@ -50,11 +51,10 @@ def open_ledger(path: str | Path) -> Ledger:
 
 # ----- choosing trials ---------------------------------------------------------------------------
 def ranked(ledger: Ledger) -> list[FrozenTrial]:
-    """Completed unique evaluations, best first by the first objective."""
-    sign = -1.0 if ledger.spec.objectives[0]["direction"] == "maximize" else 1.0
+    """Completed unique evaluations, best first by the first objective (ties: lower validation loss)."""
     done = [t for t in ledger.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.user_attrs.get("info", {}).get("counted") and t.values]
-    return sorted(done, key=lambda t: (sign * t.values[0], t.number))
+    return ranked_trials(done, ledger.spec.objectives[0]["direction"])
 
 
 def choose(ledger: Ledger, which: str) -> list[FrozenTrial]:
@@ -185,7 +185,7 @@ def arch_data(ledger: Ledger, trial: FrozenTrial, rank: int) -> dict[str, Any]:
     """The arch file content for one trial of the run."""
     spec = ledger.spec
     space = registry.make_space(spec.space["name"], spec.space_options())
-    evaluator = registry.lookup("evaluators", spec.evaluator["name"], "evaluator.name")
+    evaluator = registry.lookup("evaluators", spec.evaluator["name"], "evaluator.name", declaration=True)
     options = {k: v for k, v in spec.evaluator.items() if k not in ("name", "budget")}
     task = evaluator.task_for(options, space)
     genotype = space.from_dict(trial.user_attrs["genotype"])

@@ -41,6 +41,12 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
 }
 
+# Torch-free classes that declare what a built-in accepts (OPTIONS, BUDGET, metrics, task) for
+# validating specs; the full class, which imports torch, is only needed to evaluate.
+DECLARATIONS: dict[str, dict[str, str]] = {
+    "evaluators": {"train": "evaluators.train_options:TrainOptions"},
+}
+
 _SINGULAR = {"spaces": "space", "evaluators": "evaluator", "controllers": "controller", "executors": "executor"}
 
 
@@ -54,15 +60,16 @@ def names(kind: str) -> list[str]:
     return sorted(found)
 
 
-def lookup(kind: str, name: str, path: str | None = None) -> Any:
-    """The class registered as ``name`` of ``kind``.
+def lookup(kind: str, name: str, path: str | None = None, declaration: bool = False) -> Any:
+    """The class registered as ``name`` of ``kind``; with ``declaration``, its torch-free declaration
+    where it has one (enough to validate options and read metric names, not to evaluate).
 
     Raises:
         SpecError: unknown name (the message lists the known ones) or a dotted path that does
             not import; prefixed with ``path`` (the spec field) when given.
     """
     where = path or f"{_SINGULAR[kind]}"
-    target = BUILTIN[kind].get(name)
+    target = (declaration and DECLARATIONS.get(kind, {}).get(name)) or BUILTIN[kind].get(name)
     if target is None and ":" not in name:
         for ep in metadata.entry_points(group=f"nasforge.{kind}"):
             if ep.name == name:

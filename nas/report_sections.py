@@ -19,7 +19,7 @@ from nas import report_plots as plots
 from nas.config import SpecError
 from nas.report import COST_METRICS, RunView, chain, curve, failure_groups, lineage, points, workers_and_devices
 from nas.report_html import dl, esc, figure, paragraph, table
-from nas.show import _fmt as fmt
+from nas.show import TIE_METRIC, _fmt as fmt
 from nas.store import RunDir
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,9 @@ def top_section(run: RunView, summary: dict[str, Any]) -> Section:
     if not records:
         return "top", "Top architectures", paragraph("No completed trial yet.")
     body = _top_table(run, records)
+    if summary.get("top") and any(TIE_METRIC in r["metrics"] for r in records):
+        body += paragraph(f"Equal {run.spec.objectives[0]['metric']} values are ranked by the lower "
+                          f"validation {TIE_METRIC}.")
     pictures = _pictures(run, records)
     if pictures:
         body += f'<div class="arch">{"".join(pictures)}</div>'
@@ -161,7 +164,8 @@ def top_section(run: RunView, summary: dict[str, Any]) -> Section:
 def _top_table(run: RunView, records: list[dict[str, Any]]) -> str:
     """Rank, trial, arch id and every metric; the architecture's text on a full-width row below."""
     names = [o["metric"] for o in run.spec.objectives]
-    others = [m for m in ("params", "flops") if any(m in r["metrics"] for r in records) and m not in names]
+    others = [m for m in (TIE_METRIC, "params", "flops")
+              if any(m in r["metrics"] for r in records) and m not in names]
     others += sorted({m for r in records for m in r["metrics"]} - set(names) - set(others))
     header = ["rank", "trial", "arch id", *names, *others]
     lines = []
@@ -179,11 +183,15 @@ def _top_table(run: RunView, records: list[dict[str, Any]]) -> str:
 def _pictures(run: RunView, records: list[dict[str, Any]]) -> list[str]:
     """Each record's architecture drawn by the space (none if the space cannot draw)."""
     out = []
+    saved = _saved_best(run.path / "best")
     with tempfile.TemporaryDirectory(prefix="nas-report-") as folder:
         for rank, record in enumerate(records, start=1):
             path = Path(folder) / f"{rank}.png"
             try:
-                run.space.draw(run.space.from_dict(record["genotype"]), str(path))
+                if saved and saved[0] == record["genotype"]:
+                    path.write_bytes(saved[1])
+                else:
+                    run.space.draw(run.space.from_dict(record["genotype"]), str(path))
             except NotImplementedError:
                 return []
             except Exception:  # a picture is a nicety; the table still holds the architecture
@@ -192,6 +200,23 @@ def _pictures(run: RunView, records: list[dict[str, Any]]) -> list[str]:
             out.append(figure(plots.compact(path.read_bytes()), f"architecture of trial {record['number']}",
                               f"rank {rank}: trial #{record['number']}, arch {record['arch_id']}"))
     return out
+
+
+def _saved_best(folder: Path) -> tuple[Any, bytes] | None:
+    """The genotype in ``best/`` and its picture, when the picture was written after the genotype (the
+    search writes them in that order) and decodes; None otherwise. Saves drawing the best again."""
+    try:
+        picture = folder / "architecture.png"
+        if picture.stat().st_mtime_ns < (folder / "genotype.json").stat().st_mtime_ns:
+            return None
+        genotype, data = json.loads((folder / "genotype.json").read_text()), picture.read_bytes()
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except Exception:  # absent, half written or unreadable: draw it instead
+        return None
+    return genotype, data
 
 
 def curves_section(run: RunView, summary: dict[str, Any]) -> Section:

@@ -18,7 +18,7 @@ from nas.config import SpecError
 from nas.progress import Progress
 from nas.report import write_run_report
 from nas.search import Outcome, Search, create_study
-from nas.show import evaluated_trials, summarize, trial_record
+from nas.show import evaluated_trials, ranked_trials, summarize, trial_record
 from nas.spec import RunSpec, load_spec
 from nas.store import RunDir, describe_outage, is_storage_outage, open_storage, repair_journal
 from nas.weights import WeightsKeeper
@@ -148,12 +148,15 @@ def write_outputs(run_dir: RunDir, spec: RunSpec, study: optuna.Study) -> None:
     _write_space_report(space, spec, study, run_dir.path)
     if len(spec.objectives) > 1:
         _write_pareto(spec, study, run_dir.path)
+    _write_best(space, summary.get("best"), run_dir.path / "best")  # first: the report reuses its picture
     summary["report"] = write_run_report(run_dir.path) if spec.run["report"] else None  # reads the ledger
     (run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2))
-    best = summary.get("best")
+
+
+def _write_best(space: Any, best: dict[str, Any] | None, best_dir: Path) -> None:
+    """``best/genotype.json`` and, where the space can draw, ``best/architecture.png`` (written after it)."""
     if not best:
         return
-    best_dir = run_dir.path / "best"
     best_dir.mkdir(exist_ok=True)
     (best_dir / "genotype.json").write_text(json.dumps(best["genotype"], indent=2) + "\n")
     try:
@@ -168,9 +171,8 @@ def _write_space_report(space: Any, spec: RunSpec, study: optuna.Study, folder: 
     """The space's outputs from the evaluated trials: scored ones best first, then the rest."""
     try:
         trials = evaluated_trials(study)
-        scored = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
-        sign = -1.0 if spec.objectives[0]["direction"] == "maximize" else 1.0
-        scored.sort(key=lambda t: sign * t.values[0])
+        scored = ranked_trials([t for t in trials if t.state == TrialState.COMPLETE and t.values],
+                               spec.objectives[0]["direction"])
         numbers = {t.number for t in scored}
         ordered = scored + [t for t in trials if t.number not in numbers]
         written = space.report([trial_record(t, spec, space) for t in ordered], folder)

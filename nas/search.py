@@ -30,6 +30,7 @@ from nas.ledger import ELAPSED_ATTR, Driver, Ledger
 from nas.objectives import cheap_metrics, derived_metrics, load_latency_table
 from nas.progress import Progress
 from nas.pruners import make_pruner
+from nas.show import TIE_METRIC
 from nas.spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Search:
         self.spec, self.study, self.executor = spec, study, executor
         self.storage_url, self.progress = storage_url, progress
         self.space = registry.make_space(spec.space["name"], spec.space_options())
-        self.task = registry.lookup("evaluators", spec.evaluator["name"]).task_for(
+        self.task = registry.lookup("evaluators", spec.evaluator["name"], declaration=True).task_for(
             spec.evaluator_spec().options, self.space)
         self.distributions = self.space.distributions()
         self.latency_table = load_latency_table(spec, self.space, self.task)
@@ -306,7 +307,7 @@ class Search:
         if result.state == COMPLETE:
             values = [metrics[o["metric"]] for o in self.spec.objectives]
             if self.keeper is not None and result.weights:
-                self.keeper.offer(trial, values[0], result.weights)
+                self.keeper.offer(trial, values[0], result.weights, metrics.get(TIE_METRIC))
             frozen = self._finish(trial, metrics, info, TrialState.COMPLETE, values)
             self.counts["complete"] += 1
             self.fail_streak = 0

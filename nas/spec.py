@@ -202,7 +202,7 @@ def _validate_evaluator(table: dict[str, Any], base_dir: Path, space: Any) -> tu
     if "name" not in table:
         raise SpecError("evaluator.name: required; known: " + ", ".join(registry.names("evaluators")))
     table = {**space.evaluator_defaults(table["name"]), **table}
-    cls = registry.lookup("evaluators", table["name"], "evaluator.name")
+    cls = registry.lookup("evaluators", table["name"], "evaluator.name", declaration=True)
     options = cls.validate_options(_without(table, "budget"), base_dir)
     budget = validate(table.get("budget", {}), cls.BUDGET, "evaluator.budget", base_dir)
     metrics = tuple(cls.metric_names(options))
@@ -216,7 +216,7 @@ def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[s
               and isinstance(o.get("reward"), Mapping)}
     if MEASURED_LATENCY not in named or evaluator.get("latency_backend") or "name" not in evaluator:
         return evaluator
-    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")
+    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name", declaration=True)
     return {**evaluator, "latency_backend": "torch"} if "latency_backend" in cls.OPTIONS else evaluator
 
 
@@ -231,7 +231,7 @@ def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -
         raise SpecError(str(err)) from None
     if latency["build"] and not Path(latency["lut"]).exists():
         return
-    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name")
+    cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name", declaration=True)
     task = cls.task_for(_without(evaluator, "name", "budget"), space)
     try:
         LatencyTable.load(latency["lut"]).check(space, task, latency["backend"])

@@ -10,6 +10,7 @@ number to ``{"artifact_id", "value"}``: exactly the best K, which ``nas export -
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -45,13 +46,18 @@ class WeightsKeeper:
         self.path = Path(run_path) / ARTIFACT_DIR
         self.store = artifact_store(run_path)
 
-    def offer(self, trial: optuna.Trial, value: float, payload: bytes) -> bool:
-        """Store ``payload`` for ``trial`` if it ranks among the best K; drop the one it displaces."""
+    def offer(self, trial: optuna.Trial, value: float, payload: bytes, loss: float | None = None) -> bool:
+        """Store ``payload`` for ``trial`` if it ranks among the best K; drop the one it displaces.
+
+        Ranked as ``nas show`` and ``nas export`` rank: equal values by the lower validation ``loss``
+        (none: last), then by trial number, so the kept weights are those of the trials they name.
+        """
         kept: dict[str, dict[str, Any]] = dict(self.study.user_attrs.get(WEIGHTS_ATTR, {}))
         sign = -1.0 if self.maximize else 1.0
-        ranking = sorted([*((int(n), e["value"]) for n, e in kept.items()), (trial.number, value)],
-                         key=lambda item: (sign * item[1], item[0]))
-        winners = {number for number, _ in ranking[:self.keep]}
+        loss = float(loss) if isinstance(loss, (int, float)) and loss == loss else None
+        entries = [*((int(n), e["value"], e.get("loss")) for n, e in kept.items()), (trial.number, value, loss)]
+        ranking = sorted(entries, key=lambda e: (sign * e[1], math.inf if e[2] is None else e[2], e[0]))
+        winners = {number for number, *_ in ranking[:self.keep]}
         if trial.number not in winners:
             return False
         self.path.mkdir(parents=True, exist_ok=True)
@@ -64,7 +70,8 @@ class WeightsKeeper:
                 mimetype="application/octet-stream")
         finally:
             os.unlink(name)
-        kept[str(trial.number)] = {"artifact_id": artifact_id, "value": float(value)}
+        kept[str(trial.number)] = {"artifact_id": artifact_id, "value": float(value),
+                                   **({"loss": float(loss)} if loss is not None else {})}
         for number in [n for n in kept if int(n) not in winners]:
             try:
                 self.store.remove(kept.pop(number)["artifact_id"])

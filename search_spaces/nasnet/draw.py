@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.drawing import Edge, draw_graph, new_figure, save
+from search_spaces.drawing import Edge, draw_graph, new_figure, save, title as put_title
 from search_spaces.nasnet.genotype import Block, NASNetGenotype
 
 _COLOURS = {"sep": "#c9dcf2", "dil": "#c9dcf2", "con": "#c9dcf2", "nor": "#c9dcf2", "avg": "#fbe3c2",
@@ -53,7 +53,7 @@ def draw_cell(ax: Any, blocks: tuple[Block, ...], concat: tuple[int, ...], title
             edges += [Edge(src, box), Edge(box, b + 2)]
     edges += [Edge(state, "concat", dashed=True) for state in concat]
     draw_graph(ax, positions, edges, labels, colours, node_size=0.25, font_size=7.0)
-    ax.set_title(title, fontsize=9)
+    put_title(ax, title, 9.0)
 
 
 def draw_cells(genotype: NASNetGenotype, path: str) -> None:
@@ -68,4 +68,4 @@ def draw_cells(genotype: NASNetGenotype, path: str) -> None:
         ax = fig.add_subplot(2, 1, index + 1)
         ax.set_axis_off()
         draw_cell(ax, blocks, concat, title)
-    save(fig, path)
+    save(fig, path, tight=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search_spaces.drawing import Edge, draw_graph, new_figure, save
+from search_spaces.drawing import Edge, draw_graph, new_figure, save, title
 from search_spaces.nb201.genotype import EDGES, NB201Genotype
 
 
@@ -17,5 +17,5 @@ def draw_cell(genotype: NB201Genotype, path: str) -> None:
         edges.append(Edge(src, dst, op, dashed=op == "none", bend=bend))
     colors = {0: "#cfe8cf", 3: "#f6dcc0"}
     draw_graph(ax, positions, edges, labels, colors)
-    ax.set_title(genotype.to_string(), fontsize=7)
-    save(fig, path)
+    title(ax, genotype.to_string(), 7.0)
+    save(fig, path, tight=False)

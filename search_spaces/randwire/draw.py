@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Hashable
 
-from search_spaces.drawing import Edge, draw_graph, new_figure, save
+from search_spaces.drawing import Edge, draw_graph, new_figure, save, title as put_title
 from search_spaces.randwire.dag import Edges, adjacency, depths, sources_and_sinks
 from search_spaces.randwire.genotype import RandWireGenotype
 
@@ -63,7 +63,7 @@ def draw_stages(genotype: RandWireGenotype, path: str, title: str = "") -> None:
         labels: dict[Hashable, str] = {v: str(v) for v in range(n)}
         labels.update({"in": "in", "out": "out"})
         draw_graph(axis, positions, _stage_edges(n, edges, positions), labels, colors, node_size=0.2, font_size=6.0)
-        axis.set_title(f"stage {i + 1}: {genotype.generators[i]}  ({n} nodes, {len(edges)} edges)", fontsize=8)
+        put_title(axis, f"stage {i + 1}: {genotype.generators[i]}  ({n} nodes, {len(edges)} edges)", 8.0)
     if title:
         fig.suptitle(title, fontsize=9)
-    save(fig, path)
+    save(fig, path, tight=False)

@@ -6,7 +6,8 @@ Two measurements for a run spec (``runs/quickstart.toml`` by default):
   with ``--seeds`` training seeds under the spec's evaluator and per-trial budget; the noise is the
   largest spread (max - min accuracy) of one architecture over its seeds;
 * with ``--run DIR`` (a finished search of that spec): the median of the random phase (trials
-  without recorded parents), evolution's best, and the top four values (are they tied?).
+  without recorded parents), evolution's best, and the top five values with their validation losses
+  (are they tied? ``nas show`` ranks equal values by the lower loss).
 
     .venv/bin/python tests/bench/bench_quickstart.py [--spec runs/quickstart.toml] [--run runs/quickstart]
         [--archs 2] [--seeds 3] [--compare OTHER.toml [--rounds 3]] [--json]
@@ -35,17 +36,20 @@ def noise(spec_path: str, archs: int, seeds: int) -> dict[str, Any]:
     evaluator = evaluator_spec.make(evaluator_spec.load_shared())
     space = registry.make_space(spec.space["name"], spec.space_options())
     metric = spec.objectives[0]["metric"]
-    out, started = [], time.perf_counter()
+    out, started, cpu = [], time.perf_counter(), time.process_time()
     for index in range(archs):
         genotype = space.sample(random.Random(index))
-        values = []
+        values, losses = [], []
         for seed in range(seeds):
             result = evaluator.evaluate(genotype.to_json(), {**spec.trial_budget, "seed": seed}, NullReporter())
             values.append(result.metrics.get(metric, float("nan")))
-        out.append({"arch_id": genotype.arch_id, "values": values, "spread": max(values) - min(values)})
+            losses.append(result.metrics.get("loss", float("nan")))
+        out.append({"arch_id": genotype.arch_id, "values": values, "spread": max(values) - min(values),
+                    "losses": losses, "loss_spread": max(losses) - min(losses)})
     return {"metric": metric, "archs": out, "noise": max(a["spread"] for a in out),
             "valid_images": len(evaluator.data.y_valid), "train_images": len(evaluator.data.y_train),
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started,
+            "cpu_s_per_candidate": (time.process_time() - cpu) / max(1, archs * seeds)}
 
 
 def cost_ratio(spec_path: str, other_path: str, rounds: int) -> dict[str, Any]:
@@ -72,17 +76,22 @@ def cost_ratio(spec_path: str, other_path: str, rounds: int) -> dict[str, Any]:
 
 
 def run_figures(run_dir: str) -> dict[str, Any]:
-    """Random-phase median, evolution's best and the top four of a finished run."""
+    """Random-phase median, evolution's best and the top five of a finished run, ranked as ``nas show``
+    ranks them (equal values by the lower validation loss), with their losses."""
     from nas.report import open_run
+    from nas.show import TIE_METRIC, ranked_trials
 
     run = open_run(run_dir)
-    trials = [t for t in run.evaluated if t.values]
+    trials = ranked_trials([t for t in run.evaluated if t.values], run.spec.objectives[0]["direction"])
     random_phase = [t.values[0] for t in trials if "nas:parents" not in t.system_attrs]
     children = [t.values[0] for t in trials if "nas:parents" in t.system_attrs]
-    top = sorted((t.values[0] for t in trials), reverse=True)[:4]
+    top = trials[:5]
+    values = [t.values[0] for t in top]
     return {"random_n": len(random_phase), "random_median": statistics.median(random_phase),
             "children_n": len(children), "evolution_best": max(children) if children else None,
-            "best": top[0], "top4": top, "top4_distinct": len(set(top)),
+            "best": values[0], "top5": values, "top5_distinct": len(set(values)),
+            "top5_trials": [t.number for t in top],
+            "top5_loss": [t.user_attrs.get("metrics", {}).get(TIE_METRIC) for t in top],
             "elapsed_s": run.study.user_attrs.get("nas:elapsed_s")}
 
 

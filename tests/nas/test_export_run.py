@@ -50,7 +50,7 @@ def test_keep_weights_keeps_exactly_the_best_k(run):
 
     trials = study(run).get_trials(states=(TrialState.COMPLETE,))
     counted = sorted((t for t in trials if t.user_attrs["info"].get("counted")),
-                     key=lambda t: (-t.values[0], t.number))
+                     key=lambda t: (-t.values[0], t.user_attrs["metrics"]["loss"], t.number))
     kept = study(run).user_attrs["nas:weights"]
     assert sorted(map(int, kept)) == sorted(t.number for t in counted[:KEEP])
     files = sorted(p.name for p in (run / "artifacts").iterdir())

@@ -161,6 +161,30 @@ def test_report_reads_only_and_writes_only_its_file(evolution_run, tmp_path):
     assert {k: v for k, v in before.items() if k != "report.html"} == after
 
 
+def test_report_reuses_the_best_picture_only_while_it_is_current(evolution_run, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    run = tmp_path / "copy"
+    shutil.copytree(evolution_run, run)
+    best = json.loads((run / "summary.json").read_text())["best"]["number"]
+    picture, genotype = run / "best" / "architecture.png", run / "best" / "genotype.json"
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(picture)  # unlike anything the space draws
+
+    def colours_of_the_best_picture(name: str) -> int:
+        out = tmp_path / name
+        run_nas("report", str(run), "--out", str(out), check=True)
+        image = next(i for i in parse(out).images if i["alt"] == f"architecture of trial {best}")
+        with Image.open(io.BytesIO(base64.b64decode(image["src"].split(",", 1)[1]))) as png:
+            return len(png.convert("RGB").getcolors(1 << 16) or [])
+
+    assert colours_of_the_best_picture("newer.html") == 1  # written after the genotype: reused as it is
+    stamp = genotype.stat().st_mtime_ns - 10**9
+    os.utime(picture, ns=(stamp, stamp))
+    assert colours_of_the_best_picture("older.html") > 2  # older than the genotype: drawn again
+
+
 def test_ledger_is_opened_read_only(evolution_run):
     from nas.report import open_run
 
