@@ -11,6 +11,11 @@ order, as before; other processes see the held writes a moment later, when they 
 Reads through this process's storage do not see held writes until they are appended, so a block
 must not read back what it wrote (the search loop's ask and tell do not; Optuna's ``Trial`` keeps
 its own params).
+
+Optuna's storage re-reads the journal after every write (``_sync_with_backend``: open, stat, read
+the new lines). After a held write that read is skipped: nothing of this process reached the file,
+and the read only brings the in-memory copy forward; every read method of the storage re-reads the
+journal before answering, so no answer is older than it would have been.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Iterator
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
@@ -33,23 +39,32 @@ class _HoldingBackend(BaseJournalBackend):
         self.inner = inner
         self.holding = False
         self.held: list[dict[str, Any]] = []
+        self._just_held = False  # the storage's re-read after a held write has nothing of ours to read
 
     def read_logs(self, log_number_from: int) -> Any:
+        if self._just_held:  # JournalStorage calls this right after the write, under its thread lock
+            self._just_held = False
+            return ()
         return self.inner.read_logs(log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if self.holding and all(log.get("op_code") in DEFERRABLE for log in logs):
             self.held.extend(logs)
+            self._just_held = True
             return
+        self._just_held = False
         self.inner.append_logs(self.release() + logs)
 
     def release(self) -> list[dict[str, Any]]:
         held, self.held = self.held, []
         return held
 
-    def flush(self) -> None:
-        if self.held:
-            self.inner.append_logs(self.release())
+    def flush(self) -> bool:
+        self._just_held = False
+        if not self.held:
+            return False
+        self.inner.append_logs(self.release())
+        return True
 
     def __getattr__(self, name: str) -> Any:  # snapshots and anything else the inner backend offers
         return getattr(self.inner, name)
@@ -77,15 +92,31 @@ def deferred(storage: Any) -> Iterator[None]:
         yield
     finally:
         backend.holding = False
-        with storage._thread_lock:
-            backend.flush()
-            storage._sync_with_backend()
+        flush(storage)
 
 
 def flush(storage: Any) -> None:
-    """Append the writes held so far (before anything that must see them: a worker, a tell)."""
+    """Append the writes held so far (before anything that must see them: a worker, another driver)."""
     backend = getattr(storage, "_backend", None)
     if isinstance(backend, _HoldingBackend) and backend.held:
         with storage._thread_lock:
-            backend.flush()
-            storage._sync_with_backend()
+            if backend.flush():
+                storage._sync_with_backend()
+
+
+def settle(storage: Any, tries: int = 100) -> None:
+    """Read the journal up to its end, past this process's own writes that were refused.
+
+    Optuna's journal refuses a write to a finished trial when it reads the write back, raising
+    :class:`UpdateFinishedTrialError` once per refused operation; several held writes appended
+    together can thus raise on several later reads. Call this after catching that error.
+    """
+    if not isinstance(storage, JournalStorage):
+        return
+    for _ in range(tries):
+        try:
+            with storage._thread_lock:
+                storage._sync_with_backend()
+            return
+        except UpdateFinishedTrialError:
+            continue

@@ -146,6 +146,17 @@ class Liveness:
         """Whether another driver of the study is alive."""
         return any(self._alive(r) for d, r in self._records_now().items() if d != self.me)
 
+    def others(self) -> dict[str, Any]:
+        """Other drivers' records, read from the study now (never from the cache)."""
+        self._read_at = 0.0
+        return {d: r for d, r in self._records_now().items() if d != self.me}
+
+    def finished(self, record: dict[str, Any]) -> bool:
+        """Whether a driver certainly writes nothing more: its record says stopped, or its process (on
+        this host) is gone. Silence alone is not enough: a driver on another host may be stalled, not dead."""
+        return bool(record.get("stopped")) or (
+            record.get("host") == self.host and not pid_alive(int(record.get("pid", -1))))
+
     def _records_now(self) -> dict[str, Any]:
         """Driver records by id, read again when older than a second."""
         now = time.time()
@@ -173,6 +184,9 @@ class Ledger:
     final: set[int] = field(default_factory=set)  # trial numbers already indexed
     refreshed_at: float = 0.0
     liveness: Liveness | None = None
+    # Other drivers' records as read just before the last full read, if every one of them had then
+    # certainly finished writing (see :meth:`confirm`); None when some other driver might still write.
+    quiet: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, study: optuna.Study, driver: Driver | None = None) -> Ledger:
@@ -189,6 +203,36 @@ class Ledger:
 
     def refresh(self, study: optuna.Study, skip: int | None = None) -> None:
         """Read the study again (``skip``: a trial number to leave out of the claims, e.g. one's own)."""
+        assert self.liveness is not None
+        self._read(study, skip, self.liveness.others())
+
+    def confirm(self, study: optuna.Study, skip: int) -> bool:
+        """Bring the view up to date to check a claim just written (by trial ``skip``); False when
+        reading the study again was not needed.
+
+        The whole study is read again unless no other driver can have written to it since the last
+        full read: the other drivers' records, read now, are the very records read just before that
+        read, and each of them had then certainly finished writing (stopped, or its process gone).
+        A driver that starts later writes its record before anything else; if this read missed that
+        record, the newcomer's first read of the study comes after it, hence after the claim that
+        this driver wrote before this read, and the newcomer sees the claim as live (this driver is
+        alive) and leaves the architecture and its budget alone. If this read sees the record, the
+        study is read in full, as before. So skipping the read loses no claim and no result, and
+        the claim is checked against everything any other driver wrote: nothing is evaluated twice
+        and the budget holds. The records are read fresh here, never from the liveness cache.
+        """
+        assert self.liveness is not None
+        others = self.liveness.others()
+        if self.quiet is not None and others == self.quiet:
+            return False
+        self._read(study, skip, others)
+        return True
+
+    def _read(self, study: optuna.Study, skip: int | None, others: dict[str, Any]) -> None:
+        """Read every trial not yet indexed; ``others``: the other drivers' records, read just before."""
+        assert self.liveness is not None
+        finished = all(self.liveness.finished(r) for r in others.values())
+        self.quiet = others if finished else None
         self.claims = {}
         self.refreshed_at = time.time()
         for trial in study.get_trials(deepcopy=False):

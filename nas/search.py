@@ -231,7 +231,7 @@ class Search:
         result of it exists and the study's budget still has room (see :mod:`nas.ledger`)."""
         self.driver.claim(trial, arch_id)
         batching.flush(self.study._storage)  # other drivers, and the re-read below, must see the claim
-        self.ledger.refresh(self.study, skip=trial.number)
+        self.ledger.confirm(self.study, skip=trial.number)
         if arch_id in self.ledger.done:
             self._tell_duplicate(trial, self.ledger.done[arch_id])
         elif arch_id in self.ledger.claims:
@@ -335,13 +335,30 @@ class Search:
         try:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("info", _plain(info))
-            batching.flush(self.study._storage)  # the sampler's after_trial sees them
+            if state == TrialState.PRUNED:  # Optuna reads a pruned trial's last intermediate value back
+                batching.flush(self.study._storage)
+            # Otherwise the held attributes go to the journal with the state, in one append: no sampler's
+            # after_trial reads a trial's user attributes (Optuna's read params, values and constraints).
             return self.study.tell(trial, values, state=state)
-        except UpdateFinishedTrialError:  # another driver judged this one gone: keep its verdict
+        except (UpdateFinishedTrialError, ValueError):
+            stored = self._stored(trial)
+            if not stored.state.is_finished():
+                raise
+            # another driver judged this one gone and failed the trial: keep its verdict
             log.warning("trial %d was failed by another driver while this one ran it", trial.number)
-            return self.study._storage.get_trial(trial._trial_id)
+            return stored
         finally:
             self.driver.mine.discard(trial.number)
+
+    def _stored(self, trial: optuna.Trial) -> FrozenTrial:
+        """The trial as the study holds it, after appending (or having refused) this driver's writes."""
+        storage = self.study._storage
+        try:
+            batching.flush(storage)
+        except UpdateFinishedTrialError:  # the journal refuses writes to a trial finished by another
+            pass
+        batching.settle(storage)
+        return storage.get_trial(trial._trial_id)
 
     def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,
                      info: dict[str, Any] | None = None) -> FrozenTrial:
