@@ -91,7 +91,7 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     """Queries to the table's optimum, hit rate and best-so-far per controller (DESIGN's contract)."""
     from evaluators.tabular import Table
 
-    rows = Table.read(table)
+    rows = Table.load(table)
     metric = metric or rows.columns[0]
     if metric not in rows.columns:
         raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
@@ -147,7 +147,7 @@ def run_loop(table: str, controllers: list[str], trials: int = 1000) -> dict[str
     with tempfile.TemporaryDirectory() as tmp:
         from evaluators.tabular import Table
 
-        rows = Table.read(table)
+        rows = Table.load(table)
         metric = rows.columns[0]
         out["rates"]["optuna-journal (bare loop)"] = _bare_optuna(rows, metric, f"journal:{tmp}/bare.journal", trials)
         out["rates"]["optuna-sqlite (bare loop)"] = _bare_optuna(rows, metric, f"sqlite:///{tmp}/bare.db",

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import batching, registry
@@ -339,7 +340,8 @@ class Search:
                 batching.flush(self.study._storage)
             # Otherwise the held attributes go to the journal with the state, in one append: no sampler's
             # after_trial reads a trial's user attributes (Optuna's read params, values and constraints).
-            return self.study.tell(trial, values, state=state)
+            _tell_with_warning(self.study, trial, values, state)  # study.tell without its deep copy of the trial
+            return self.study._storage.get_trial(trial._trial_id)  # stored trials are replaced, never changed
         except (UpdateFinishedTrialError, ValueError):
             stored = self._stored(trial)
             if not stored.state.is_finished():
