@@ -27,6 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
+from optuna.trial import FrozenTrial
 
 DEFERRABLE = frozenset({JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR,
                         JournalOperation.SET_TRIAL_SYSTEM_ATTR, JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE})
@@ -102,6 +103,17 @@ def flush(storage: Any) -> None:
         with storage._thread_lock:
             if backend.flush():
                 storage._sync_with_backend()
+
+
+def stored(storage: Any, trial_id: int) -> FrozenTrial:
+    """A trial as the storage holds it, after appending this process's held writes (or having them
+    refused: the journal refuses writes to a trial another process finished)."""
+    try:
+        flush(storage)
+    except UpdateFinishedTrialError:
+        pass
+    settle(storage)
+    return storage.get_trial(trial_id)
 
 
 def settle(storage: Any, tries: int = 100) -> None:

@@ -39,6 +39,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from nas import batching
 from nas.store import pid_alive
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ ELAPSED_ATTR = "nas:elapsed_s"
 HEARTBEAT_S = float(os.environ.get("NAS_HEARTBEAT_S", 5.0))
 GRACE_S = float(os.environ.get("NAS_GRACE_S", 30.0))  # a driver silent this long is gone
 INTERRUPTED = "interrupted: the driver stopped before this trial finished"
+EVALUATED = "evaluated"  # Ledger.claim: another driver evaluated the architecture meanwhile
+REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
 
 
 class Driver:
@@ -200,6 +203,40 @@ class Ledger:
     def used(self) -> int:
         """The study's budget in use: counted evaluations plus live claims of every driver."""
         return self.evaluated + len(self.claims)
+
+    def claim(self, study: optuna.Study, driver: Driver, trial: optuna.Trial, arch_id: str, budget: int) -> str:
+        """Claim ``arch_id`` for ``trial``; keep the claim only if no other driver's claim or result of
+        it exists and the study's budget still has room (see the module's docstring).
+
+        Returns "" when the claim is kept, :data:`EVALUATED` when the architecture was evaluated
+        meanwhile (its result is ``done[arch_id]``), else why the claim was withdrawn.
+        """
+        driver.claim(trial, arch_id)
+        batching.flush(study._storage)  # other drivers, and the check below, must see the claim
+        self.confirm(study, skip=trial.number)
+        if arch_id in self.done:
+            return EVALUATED
+        if arch_id in self.claims:
+            return f"trial #{self.claims[arch_id]} of another driver claimed it too"
+        if self.used >= budget:
+            return "the study's budget was taken by other drivers' claims"
+        self.claims[arch_id] = trial.number
+        return ""
+
+    def room(self, study: optuna.Study, budget: int) -> bool:
+        """Whether the study's budget has room for one more claim (reads the study again, for all
+        drivers' claims, if the last read is older than :data:`REFRESH_S`; each claim is checked anyway)."""
+        if time.time() - self.refreshed_at >= REFRESH_S:
+            stale = len(self.stale)
+            self.refresh(study)
+            if len(self.stale) > stale:
+                self.requeue(study)
+        return self.used < budget
+
+    def others_at_work(self, study: optuna.Study, budget: int) -> bool:
+        """Whether other drivers hold live claims that may still leave budget to this one."""
+        self.refresh(study)
+        return bool(self.claims) and self.evaluated < budget
 
     def refresh(self, study: optuna.Study, skip: int | None = None) -> None:
         """Read the study again (``skip``: a trial number to leave out of the claims, e.g. one's own)."""
