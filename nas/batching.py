@@ -12,15 +12,17 @@ Reads through this process's storage do not see held writes until they are appen
 must not read back what it wrote (the search loop's ask and tell do not; Optuna's ``Trial`` keeps
 its own params).
 
-Optuna's storage re-reads the journal after every write (``_sync_with_backend``: open, stat, read
-the new lines). After a held write that read is skipped: nothing of this process reached the file,
-and the read only brings the in-memory copy forward; every read method of the storage re-reads the
-journal before answering, so no answer is older than it would have been.
+Optuna's storage re-reads the journal before every read and after every write
+(``_sync_with_backend``: open, stat, read the new lines). The file is append-only, so when its size
+is where the last operation read ended there is nothing new to read: its size, seen by a fresh open
+as Optuna's own read sees it, answers that without reading (after a held write, for one, nothing
+reached the file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 from optuna.exceptions import UpdateFinishedTrialError
@@ -40,20 +42,19 @@ class _HoldingBackend(BaseJournalBackend):
         self.inner = inner
         self.holding = False
         self.held: list[dict[str, Any]] = []
-        self._just_held = False  # the storage's re-read after a held write has nothing of ours to read
 
     def read_logs(self, log_number_from: int) -> Any:
-        if self._just_held:  # JournalStorage calls this right after the write, under its thread lock
-            self._just_held = False
+        """The journal's operations from ``log_number_from`` on; none, without opening the file, when
+        the file ends where that operation would start (an append-only file that has not grown)."""
+        offsets = getattr(self.inner, "_log_number_offset", {})
+        if log_number_from in offsets and _size(self.inner._file_path) == offsets[log_number_from]:
             return ()
         return self.inner.read_logs(log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if self.holding and all(log.get("op_code") in DEFERRABLE for log in logs):
             self.held.extend(logs)
-            self._just_held = True
             return
-        self._just_held = False
         self.inner.append_logs(self.release() + logs)
 
     def release(self) -> list[dict[str, Any]]:
@@ -61,7 +62,6 @@ class _HoldingBackend(BaseJournalBackend):
         return held
 
     def flush(self) -> bool:
-        self._just_held = False
         if not self.held:
             return False
         self.inner.append_logs(self.release())
@@ -69,6 +69,18 @@ class _HoldingBackend(BaseJournalBackend):
 
     def __getattr__(self, name: str) -> Any:  # snapshots and anything else the inner backend offers
         return getattr(self.inner, name)
+
+
+def _size(path: str) -> int:
+    """The file's size as a fresh open sees it (on NFS, opening revalidates cached attributes), -1 if unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def install(storage: Any) -> bool:
