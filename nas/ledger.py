@@ -20,7 +20,8 @@ study make that safe with any Optuna storage (journal file, RDB, gRPC proxy):
   budget; otherwise it withdraws. Each storage write is visible to every later read, so of two
   simultaneous claims at least one driver sees the other: both may withdraw (and try again), but
   both can never keep theirs. Architectures are thus never evaluated twice and the budget is met
-  exactly, with no lock beyond what the storage already provides.
+  exactly, with no lock beyond what the storage already provides. A driver that no other driver
+  can have written alongside since its last read checks its claim on that read (:meth:`Ledger.confirm`).
 """
 
 from __future__ import annotations
