@@ -16,6 +16,9 @@ from nas.evaluator import COMPLETE, Evaluator, Reporter, Result
 from nas.space import SearchSpace
 
 
+_LOADED: dict[tuple[str, int, int], Table] = {}  # Table.load's tables by (path, mtime, size)
+
+
 class Table:
     """Rows of a benchmark table: arch text -> {metric: value}."""
 
@@ -49,6 +52,21 @@ class Table:
             raise SpecError(f"{path}: the table has no rows")
         return cls(str(path), rows, columns)
 
+    @classmethod
+    def load(cls, path: str | Path) -> Table:
+        """:meth:`read`, once per process for an unchanged file (benchmarks run many searches on one
+        table; a table is never modified after reading)."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"table not found: {path}")
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _LOADED:
+            if len(_LOADED) >= 4:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = cls.read(path)
+        return _LOADED[key]
+
     def best(self, column: str, maximize: bool = True) -> float:
         """The optimum of ``column`` over the table."""
         values = [row[column] for row in self.rows.values() if math.isfinite(row[column])]
@@ -77,7 +95,7 @@ class TabularEvaluator(Evaluator):
 
     def __init__(self, space: SearchSpace, options: Mapping[str, Any], shared: Any = None) -> None:
         super().__init__(space, options, shared)
-        self.table: Table = shared if shared is not None else Table.read(self.options["table"])
+        self.table: Table = shared if shared is not None else Table.load(self.options["table"])
         self.columns = self.metric_names(self.options, self.table.columns)
 
     @classmethod
@@ -93,7 +111,7 @@ class TabularEvaluator(Evaluator):
 
     @classmethod
     def load_shared(cls, options: Mapping[str, Any]) -> Table:
-        return Table.read(options["table"])
+        return Table.load(options["table"])
 
     def metrics(self) -> tuple[str, ...]:
         return self.columns

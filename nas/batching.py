@@ -11,16 +11,25 @@ order, as before; other processes see the held writes a moment later, when they 
 Reads through this process's storage do not see held writes until they are appended, so a block
 must not read back what it wrote (the search loop's ask and tell do not; Optuna's ``Trial`` keeps
 its own params).
+
+Optuna's storage re-reads the journal before every read and after every write
+(``_sync_with_backend``: open, stat, read the new lines). The file is append-only, so when its size
+is where the last operation read ended there is nothing new to read: its size, seen by a fresh open
+as Optuna's own read sees it, answers that without reading (after a held write, for one, nothing
+reached the file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
+from optuna.trial import FrozenTrial
 
 DEFERRABLE = frozenset({JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR,
                         JournalOperation.SET_TRIAL_SYSTEM_ATTR, JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE})
@@ -35,6 +44,11 @@ class _HoldingBackend(BaseJournalBackend):
         self.held: list[dict[str, Any]] = []
 
     def read_logs(self, log_number_from: int) -> Any:
+        """The journal's operations from ``log_number_from`` on; none, without opening the file, when
+        the file ends where that operation would start (an append-only file that has not grown)."""
+        offsets = getattr(self.inner, "_log_number_offset", {})
+        if log_number_from in offsets and _size(self.inner._file_path) == offsets[log_number_from]:
+            return ()
         return self.inner.read_logs(log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
@@ -47,12 +61,26 @@ class _HoldingBackend(BaseJournalBackend):
         held, self.held = self.held, []
         return held
 
-    def flush(self) -> None:
-        if self.held:
-            self.inner.append_logs(self.release())
+    def flush(self) -> bool:
+        if not self.held:
+            return False
+        self.inner.append_logs(self.release())
+        return True
 
     def __getattr__(self, name: str) -> Any:  # snapshots and anything else the inner backend offers
         return getattr(self.inner, name)
+
+
+def _size(path: str) -> int:
+    """The file's size as a fresh open sees it (on NFS, opening revalidates cached attributes), -1 if unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def install(storage: Any) -> bool:
@@ -77,15 +105,42 @@ def deferred(storage: Any) -> Iterator[None]:
         yield
     finally:
         backend.holding = False
-        with storage._thread_lock:
-            backend.flush()
-            storage._sync_with_backend()
+        flush(storage)
 
 
 def flush(storage: Any) -> None:
-    """Append the writes held so far (before anything that must see them: a worker, a tell)."""
+    """Append the writes held so far (before anything that must see them: a worker, another driver)."""
     backend = getattr(storage, "_backend", None)
     if isinstance(backend, _HoldingBackend) and backend.held:
         with storage._thread_lock:
-            backend.flush()
-            storage._sync_with_backend()
+            if backend.flush():
+                storage._sync_with_backend()
+
+
+def stored(storage: Any, trial_id: int) -> FrozenTrial:
+    """A trial as the storage holds it, after appending this process's held writes (or having them
+    refused: the journal refuses writes to a trial another process finished)."""
+    try:
+        flush(storage)
+    except UpdateFinishedTrialError:
+        pass
+    settle(storage)
+    return storage.get_trial(trial_id)
+
+
+def settle(storage: Any, tries: int = 100) -> None:
+    """Read the journal up to its end, past this process's own writes that were refused.
+
+    Optuna's journal refuses a write to a finished trial when it reads the write back, raising
+    :class:`UpdateFinishedTrialError` once per refused operation; several held writes appended
+    together can thus raise on several later reads. Call this after catching that error.
+    """
+    if not isinstance(storage, JournalStorage):
+        return
+    for _ in range(tries):
+        try:
+            with storage._thread_lock:
+                storage._sync_with_backend()
+            return
+        except UpdateFinishedTrialError:
+            continue

@@ -91,7 +91,7 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     """Queries to the table's optimum, hit rate and best-so-far per controller (DESIGN's contract)."""
     from evaluators.tabular import Table
 
-    rows = Table.read(table)
+    rows = Table.load(table)
     metric = metric or rows.columns[0]
     if metric not in rows.columns:
         raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
@@ -139,28 +139,48 @@ def format_controllers(result: dict[str, Any]) -> str:
 
 
 # ----- loop overhead ------------------------------------------------------------------------------------
-def run_loop(table: str, controllers: list[str], trials: int = 1000) -> dict[str, Any]:
+def run_loop(table: str, controllers: list[str], trials: int = 1000, rounds: int = 1,
+             folder: str | None = None) -> dict[str, Any]:
     """Trials/s of the search loop (tabular evaluator, inline executor, journal file), and of a bare
-    Optuna loop on the same journal storage and on SQLite, measured in one run for ratios."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out: dict[str, Any] = {"trials": trials, "rates": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        from evaluators.tabular import Table
+    Optuna loop on the same journal storage and on SQLite, measured in one run for ratios.
 
-        rows = Table.read(table)
-        metric = rows.columns[0]
-        out["rates"]["optuna-journal (bare loop)"] = _bare_optuna(rows, metric, f"journal:{tmp}/bare.journal", trials)
-        out["rates"]["optuna-sqlite (bare loop)"] = _bare_optuna(rows, metric, f"sqlite:///{tmp}/bare.db",
-                                                                 min(trials, 300))
-        for name in controllers:
-            spec = table_spec(table, "nb201", metric, name, 0, trials)
-            url = f"journal:{tmp}/{name}.journal"
-            study = create_study(spec, open_storage(url))
-            started = time.time()
-            Search(spec, study, InlineExecutor(), url, None).run()
-            elapsed = time.time() - started
-            out["rates"][f"nas search ({name})"] = round(len(study.get_trials(deepcopy=False)) / elapsed, 1)
+    With ``rounds`` > 1 the loops take turns that many times, each round on fresh journals in
+    ``folder`` (a temporary folder by default): rates are medians over rounds, and each loop's ratio
+    to the bare journal loop is the median of the rounds' ratios (a busy machine's drift cancels).
+    The table is read once, before any timing, for every loop.
+    """
+    from evaluators.tabular import Table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = Table.load(table)
+    metric = rows.columns[0]
+    bare = "optuna-journal (bare loop)"
+    runs: dict[str, list[float]] = {bare: []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            runs[bare].append(_bare_optuna(rows, metric, f"journal:{tmp}/bare.journal", trials))
+            if "optuna-sqlite (bare loop)" not in runs:
+                runs["optuna-sqlite (bare loop)"] = [_bare_optuna(rows, metric, f"sqlite:///{tmp}/bare.db",
+                                                                  min(trials, 300))]
+            for name in controllers:
+                runs.setdefault(f"nas search ({name})", []).append(_search_rate(table, metric, name, trials, tmp))
+    out: dict[str, Any] = {"trials": trials, "rounds": rounds, "rates": {}, "ratios": {}}
+    for name, rates in runs.items():
+        out["rates"][name] = round(statistics.median(rates), 1)
+        if len(rates) == rounds:
+            out["ratios"][name] = round(statistics.median(r / b for r, b in zip(rates, runs[bare])), 2)
     return out
+
+
+def _search_rate(table: str, metric: str, controller: str, trials: int, folder: str) -> float:
+    """Trials/s of one ``Search.run`` on a fresh journal in ``folder`` (repeats and skips included)."""
+    spec = table_spec(table, "nb201", metric, controller, 0, trials)
+    url = f"journal:{folder}/{controller}.journal"
+    study = create_study(spec, open_storage(url))
+    started = time.time()
+    Search(spec, study, InlineExecutor(), url, None).run()
+    elapsed = time.time() - started
+    return round(len(study.get_trials(deepcopy=False)) / elapsed, 1)
 
 
 def _bare_optuna(rows: Any, metric: str, url: str, trials: int) -> float:
@@ -178,8 +198,12 @@ def _bare_optuna(rows: Any, metric: str, url: str, trials: int) -> float:
 
 
 def format_loop(result: dict[str, Any]) -> str:
-    lines = [f"{result['trials']} trials (SQLite: at most 300)"]
-    lines += [f"  {name:<32}{rate:>8.1f} trials/s" for name, rate in result["rates"].items()]
+    rounds = result.get("rounds", 1)
+    lines = [f"{result['trials']} trials (SQLite: at most 300, once)"
+             + (f", median of {rounds} rounds" if rounds > 1 else "")]
+    for name, rate in result["rates"].items():
+        ratio = result.get("ratios", {}).get(name)
+        lines.append(f"  {name:<32}{rate:>8.1f} trials/s" + (f"{ratio:>8.2f}x bare" if ratio is not None else ""))
     return "\n".join(lines)
 
 

@@ -20,7 +20,8 @@ study make that safe with any Optuna storage (journal file, RDB, gRPC proxy):
   budget; otherwise it withdraws. Each storage write is visible to every later read, so of two
   simultaneous claims at least one driver sees the other: both may withdraw (and try again), but
   both can never keep theirs. Architectures are thus never evaluated twice and the budget is met
-  exactly, with no lock beyond what the storage already provides.
+  exactly, with no lock beyond what the storage already provides. A driver that no other driver
+  can have written alongside since its last read checks its claim on that read (:meth:`Ledger.confirm`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from nas import batching
 from nas.store import pid_alive
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ ELAPSED_ATTR = "nas:elapsed_s"
 HEARTBEAT_S = float(os.environ.get("NAS_HEARTBEAT_S", 5.0))
 GRACE_S = float(os.environ.get("NAS_GRACE_S", 30.0))  # a driver silent this long is gone
 INTERRUPTED = "interrupted: the driver stopped before this trial finished"
+EVALUATED = "evaluated"  # Ledger.claim: another driver evaluated the architecture meanwhile
+REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
 
 
 class Driver:
@@ -146,6 +150,17 @@ class Liveness:
         """Whether another driver of the study is alive."""
         return any(self._alive(r) for d, r in self._records_now().items() if d != self.me)
 
+    def others(self) -> dict[str, Any]:
+        """Other drivers' records, read from the study now (never from the cache)."""
+        self._read_at = 0.0
+        return {d: r for d, r in self._records_now().items() if d != self.me}
+
+    def finished(self, record: dict[str, Any]) -> bool:
+        """Whether a driver certainly writes nothing more: its record says stopped, or its process (on
+        this host) is gone. Silence alone is not enough: a driver on another host may be stalled, not dead."""
+        return bool(record.get("stopped")) or (
+            record.get("host") == self.host and not pid_alive(int(record.get("pid", -1))))
+
     def _records_now(self) -> dict[str, Any]:
         """Driver records by id, read again when older than a second."""
         now = time.time()
@@ -173,6 +188,9 @@ class Ledger:
     final: set[int] = field(default_factory=set)  # trial numbers already indexed
     refreshed_at: float = 0.0
     liveness: Liveness | None = None
+    # Other drivers' records as read just before the last full read, if every one of them had then
+    # certainly finished writing (see :meth:`confirm`); None when some other driver might still write.
+    quiet: dict[str, Any] | None = None
 
     @classmethod
     def load(cls, study: optuna.Study, driver: Driver | None = None) -> Ledger:
@@ -187,8 +205,72 @@ class Ledger:
         """The study's budget in use: counted evaluations plus live claims of every driver."""
         return self.evaluated + len(self.claims)
 
+    def claim(self, study: optuna.Study, driver: Driver, trial: optuna.Trial, arch_id: str, budget: int) -> str:
+        """Claim ``arch_id`` for ``trial``; keep the claim only if no other driver's claim or result of
+        it exists and the study's budget still has room (see the module's docstring).
+
+        Returns "" when the claim is kept, :data:`EVALUATED` when the architecture was evaluated
+        meanwhile (its result is ``done[arch_id]``), else why the claim was withdrawn.
+        """
+        driver.claim(trial, arch_id)
+        batching.flush(study._storage)  # other drivers, and the check below, must see the claim
+        self.confirm(study, skip=trial.number)
+        if arch_id in self.done:
+            return EVALUATED
+        if arch_id in self.claims:
+            return f"trial #{self.claims[arch_id]} of another driver claimed it too"
+        if self.used >= budget:
+            return "the study's budget was taken by other drivers' claims"
+        self.claims[arch_id] = trial.number
+        return ""
+
+    def room(self, study: optuna.Study, budget: int) -> bool:
+        """Whether the study's budget has room for one more claim (reads the study again, for all
+        drivers' claims, if the last read is older than :data:`REFRESH_S`; each claim is checked anyway)."""
+        if time.time() - self.refreshed_at >= REFRESH_S:
+            stale = len(self.stale)
+            self.refresh(study)
+            if len(self.stale) > stale:
+                self.requeue(study)
+        return self.used < budget
+
+    def others_at_work(self, study: optuna.Study, budget: int) -> bool:
+        """Whether other drivers hold live claims that may still leave budget to this one."""
+        self.refresh(study)
+        return bool(self.claims) and self.evaluated < budget
+
     def refresh(self, study: optuna.Study, skip: int | None = None) -> None:
         """Read the study again (``skip``: a trial number to leave out of the claims, e.g. one's own)."""
+        assert self.liveness is not None
+        self._read(study, skip, self.liveness.others())
+
+    def confirm(self, study: optuna.Study, skip: int) -> bool:
+        """Bring the view up to date to check a claim just written (by trial ``skip``); False when
+        reading the study again was not needed.
+
+        The whole study is read again unless no other driver can have written to it since the last
+        full read: the other drivers' records, read now, are the very records read just before that
+        read, and each of them had then certainly finished writing (stopped, or its process gone).
+        A driver that starts later writes its record before anything else; if this read missed that
+        record, the newcomer's first read of the study comes after it, hence after the claim that
+        this driver wrote before this read, and the newcomer sees the claim as live (this driver is
+        alive) and leaves the architecture and its budget alone. If this read sees the record, the
+        study is read in full, as before. So skipping the read loses no claim and no result, and
+        the claim is checked against everything any other driver wrote: nothing is evaluated twice
+        and the budget holds. The records are read fresh here, never from the liveness cache.
+        """
+        assert self.liveness is not None
+        others = self.liveness.others()
+        if self.quiet is not None and others == self.quiet:
+            return False
+        self._read(study, skip, others)
+        return True
+
+    def _read(self, study: optuna.Study, skip: int | None, others: dict[str, Any]) -> None:
+        """Read every trial not yet indexed; ``others``: the other drivers' records, read just before."""
+        assert self.liveness is not None
+        finished = all(self.liveness.finished(r) for r in others.values())
+        self.quiet = others if finished else None
         self.claims = {}
         self.refreshed_at = time.time()
         for trial in study.get_trials(deepcopy=False):

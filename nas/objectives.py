@@ -103,3 +103,22 @@ def derived_metrics(objectives: Sequence[Mapping[str, Any]], metrics: Mapping[st
             out[objective["metric"]] = mnas_reward(metrics[reward["accuracy"]], metrics[reward["cost"]],
                                                    reward["target"], reward["alpha"], reward["beta"])
     return out
+
+
+def constraint_values(bounds: dict[str, dict[str, float]], metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna constraint values of ``metrics`` under ``bounds`` (spec's ``[constraints]``).
+
+    One value per finite bound, named ``"<metric><=max"`` or ``"<metric>>=min"``: the violation
+    relative to the bound, <= 0 when satisfied (Optuna's convention), so that metrics of different
+    scales weigh alike in the samplers' infeasibility scores.
+    """
+    out: dict[str, float] = {}
+    for metric, b in bounds.items():
+        value = metrics[metric]
+        if not math.isfinite(value):  # e.g. a latency the table cannot predict: infeasible, not NaN
+            value = math.inf
+        if math.isfinite(b["max"]):
+            out[f"{metric}<=max"] = min((value - b["max"]) / (abs(b["max"]) or 1.0), 1e6)
+        if math.isfinite(b["min"]):
+            out[f"{metric}>=min"] = min((b["min"] - value) / (abs(b["min"]) or 1.0), 1e6) if value < math.inf else 1e6
+    return out

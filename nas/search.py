@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import batching, registry
@@ -26,8 +27,8 @@ from nas.controllers import make_sampler
 from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
-from nas.ledger import ELAPSED_ATTR, Driver, Ledger
-from nas.objectives import cheap_metrics, derived_metrics, load_latency_table
+from nas.ledger import ELAPSED_ATTR, EVALUATED, Driver, Ledger
+from nas.objectives import cheap_metrics, constraint_values, derived_metrics, load_latency_table
 from nas.progress import Progress
 from nas.pruners import make_pruner
 from nas.show import TIE_METRIC
@@ -39,7 +40,6 @@ DUPLICATE_STREAK = 10  # consecutive repeats before the loop injects a random un
 # samplers do not see repeats, told FAIL, so TPE may propose one architecture many times: break that soon)
 EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space is used up
 POLL_S = 1.0  # how often a driver with nothing in flight looks at other drivers' claims
-REFRESH_S = 1.0  # a view of the study this fresh is good enough to decide whether to ask
 
 
 @dataclass
@@ -108,31 +108,36 @@ class Search:
     def run(self) -> Outcome:
         """Search until the budget, the time limit, exhaustion or repeated failure stops it."""
         self.driver.start()
-        self.ledger = Ledger.load(self.study, self.driver)
-        self.ledger.requeue(self.study)
-        batching.install(self.study._storage)
-        self._seed_best()
-        self.started = time.time()
-        self._last_elapsed_write = self.started
-        link = StudyLink(self.study, self.storage_url, self.spec.name, self.spec.pruner)
-        self.executor.start(self.spec.evaluator_spec(), link)
-        log.info("search %s: %s, budget %d (%d done)", self.spec.name, self.executor.describe(),
-                 self.spec.budget, self.ledger.evaluated)
         try:
-            outcome = self._loop()
+            self.ledger = Ledger.load(self.study, self.driver)
+            self.ledger.requeue(self.study)
+            batching.install(self.study._storage)
+            self._seed_best()
+            self.started = time.time()
+            self._last_elapsed_write = self.started
+            link = StudyLink(self.study, self.storage_url, self.spec.name, self.spec.pruner)
+            self.executor.start(self.spec.evaluator_spec(), link)
+            log.info("search %s: %s, budget %d (%d done)", self.spec.name, self.executor.describe(),
+                     self.spec.budget, self.ledger.evaluated)
+            return self._drive()
+        finally:  # on every exit, a failed start included: this driver's trials are then stale at once
+            self.driver.stop()
+            if self.progress:
+                self.progress.close()
+
+    def _drive(self) -> Outcome:
+        """The loop on a started executor; in-flight trials are given back if it is stopped."""
+        try:
+            return self._loop()
         except BaseException:
             self._abandon("interrupted: the search was stopped before this trial finished")
             raise
         finally:
             self.executor.shutdown()
-            self.driver.stop()
             try:
                 self._write_elapsed(force=True)
             except Exception:  # a lost storage is reported by the error already on its way
                 log.debug("could not record the elapsed time", exc_info=True)
-            if self.progress:
-                self.progress.close()
-        return outcome
 
     def _loop(self) -> Outcome:
         budget, workers = self.spec.budget, self.executor.workers
@@ -159,22 +164,14 @@ class Search:
         return Outcome(reason, self.ledger.evaluated, budget)
 
     def _room(self) -> bool:
-        """Whether the study's budget has room for one more claim (reads the study again, for all
-        drivers' claims, if the last read is older than ``REFRESH_S``; each claim re-reads it anyway)."""
-        if time.time() - self.ledger.refreshed_at < REFRESH_S:
-            return self.ledger.used < self.spec.budget
-        stale = len(self.ledger.stale)
-        self.ledger.refresh(self.study)
-        if len(self.ledger.stale) > stale:
-            self.ledger.requeue(self.study)
-        return self.ledger.used < self.spec.budget
+        """Whether the study's budget has room for one more claim (see :meth:`Ledger.room`)."""
+        return self.ledger.room(self.study, self.spec.budget)
 
     def _others_at_work(self) -> bool:
         """Other drivers hold live claims that may still leave budget to this one: wait for them."""
         if self.stop is not None or self._target_reached() or self._time_up():
             return False
-        self.ledger.refresh(self.study)
-        return bool(self.ledger.claims) and self.ledger.evaluated < self.spec.budget
+        return self.ledger.others_at_work(self.study, self.spec.budget)
 
     def _target_reached(self) -> bool:
         target = self.spec.run["target"]
@@ -228,20 +225,15 @@ class Search:
             self._submit(trial, genotype, arch_id)
 
     def _claim(self, trial: optuna.Trial, arch_id: str) -> bool:
-        """Claim ``arch_id`` in the study, then keep the claim only if no other driver's claim or
-        result of it exists and the study's budget still has room (see :mod:`nas.ledger`)."""
-        self.driver.claim(trial, arch_id)
-        batching.flush(self.study._storage)  # other drivers, and the re-read below, must see the claim
-        self.ledger.refresh(self.study, skip=trial.number)
-        if arch_id in self.ledger.done:
-            self._tell_duplicate(trial, self.ledger.done[arch_id])
-        elif arch_id in self.ledger.claims:
-            self._skip(trial, f"trial #{self.ledger.claims[arch_id]} of another driver claimed it too")
-        elif self.ledger.used >= self.spec.budget:
-            self._skip(trial, "the study's budget was taken by other drivers' claims")
-        else:
-            self.ledger.claims[arch_id] = trial.number
+        """Claim ``arch_id`` for ``trial`` (see :meth:`Ledger.claim`); a withdrawn claim's trial is told
+        as a duplicate (evaluated meanwhile by another driver) or skipped."""
+        why = self.ledger.claim(self.study, self.driver, trial, arch_id, self.spec.budget)
+        if not why:
             return True
+        if why == EVALUATED:
+            self._tell_duplicate(trial, self.ledger.done[arch_id])
+        else:
+            self._skip(trial, why)
         time.sleep(self.rng.random() * 0.05)  # two drivers that withdrew together retry apart
         return False
 
@@ -336,11 +328,19 @@ class Search:
         try:
             trial.set_user_attr("metrics", metrics)
             trial.set_user_attr("info", _plain(info))
-            batching.flush(self.study._storage)  # the sampler's after_trial sees them
-            return self.study.tell(trial, values, state=state)
-        except UpdateFinishedTrialError:  # another driver judged this one gone: keep its verdict
+            if state == TrialState.PRUNED:  # Optuna reads a pruned trial's last intermediate value back
+                batching.flush(self.study._storage)
+            # Otherwise the held attributes go to the journal with the state, in one append: no sampler's
+            # after_trial reads a trial's user attributes (Optuna's read params, values and constraints).
+            _tell_with_warning(self.study, trial, values, state)  # study.tell without its deep copy of the trial
+            return self.study._storage.get_trial(trial._trial_id)  # stored trials are replaced, never changed
+        except (UpdateFinishedTrialError, ValueError):
+            stored = batching.stored(self.study._storage, trial._trial_id)
+            if not stored.state.is_finished():
+                raise
+            # another driver judged this one gone and failed the trial: keep its verdict
             log.warning("trial %d was failed by another driver while this one ran it", trial.number)
-            return self.study._storage.get_trial(trial._trial_id)
+            return stored
         finally:
             self.driver.mine.discard(trial.number)
 
@@ -412,25 +412,6 @@ class Search:
                              metric=metric, running=self.executor.in_flight(),
                              failed=self.counts["failed"], duplicates=self.counts["duplicates"],
                              final=final)
-
-
-def constraint_values(bounds: dict[str, dict[str, float]], metrics: dict[str, float]) -> dict[str, float]:
-    """Optuna constraint values of ``metrics`` under ``bounds`` (spec's ``[constraints]``).
-
-    One value per finite bound, named ``"<metric><=max"`` or ``"<metric>>=min"``: the violation
-    relative to the bound, <= 0 when satisfied (Optuna's convention), so that metrics of different
-    scales weigh alike in the samplers' infeasibility scores.
-    """
-    out: dict[str, float] = {}
-    for metric, b in bounds.items():
-        value = metrics[metric]
-        if not math.isfinite(value):  # e.g. a latency the table cannot predict: infeasible, not NaN
-            value = math.inf
-        if math.isfinite(b["max"]):
-            out[f"{metric}<=max"] = min((value - b["max"]) / (abs(b["max"]) or 1.0), 1e6)
-        if math.isfinite(b["min"]):
-            out[f"{metric}>=min"] = min((b["min"] - value) / (abs(b["min"]) or 1.0), 1e6) if value < math.inf else 1e6
-    return out
 
 
 def _without_name(table: dict[str, Any]) -> dict[str, Any]:

@@ -46,13 +46,21 @@ def bench_controllers(table: str, space_name: str, metric: str | None, seeds: in
 @click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV.")
 @click.option("--trials", type=int, default=1000, show_default=True)
 @click.option("--controllers", default="random,tpe,evolution", show_default=True)
+@click.option("--rounds", type=int, default=1, show_default=True,
+              help="Let the loops take turns this many times; report medians (for a busy machine).")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Where the journals go (default: a temporary folder); e.g. /dev/shm to leave fsync out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def bench_loop(table: str, trials: int, controllers: str, as_json: bool) -> None:
+def bench_loop(table: str, trials: int, controllers: str, rounds: int, folder: str | None, as_json: bool) -> None:
     """Search-loop overhead: trials/s with the tabular evaluator, inline executor, journal storage."""
     from nas.bench import format_loop, run_loop
 
-    result = run_loop(table, [c.strip() for c in controllers.split(",") if c.strip()], trials)
+    for option, value in (("--trials", trials), ("--rounds", rounds)):
+        if value < 1:
+            raise SpecError(f"{option}: expected an integer >= 1, got {value}")
+    names = [c.strip() for c in controllers.split(",") if c.strip()]
+    result = run_loop(table, names, trials, rounds, folder)
     click.echo(json.dumps(result, indent=2) if as_json else format_loop(result))
 
 

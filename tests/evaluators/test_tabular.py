@@ -68,3 +68,13 @@ def test_missing_table_file(tmp_path):
 
 def test_real_table_optimum(nb201_table):
     assert Table.read(nb201_table).best("test_acc") == pytest.approx(94.3733)
+
+
+def test_load_reads_a_table_once_until_the_file_changes(table):
+    first = Table.load(table)
+    assert Table.load(table) is first
+    table.write_text(f"arch,test_acc\n{A},50.0\n")  # another size: read again
+    again = Table.load(table)
+    assert again is not first and again.rows[A] == {"test_acc": 50.0}
+    with pytest.raises(FileNotFoundError, match="table not found"):
+        Table.load(table.parent / "nope.csv")

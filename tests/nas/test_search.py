@@ -203,3 +203,17 @@ def test_tpe_learns_feasibility_from_constraints(nb201_table):
 
     tpe, rnd = infeasible("tpe"), infeasible("random")
     assert tpe < 0.5 * rnd, (tpe, rnd)
+
+
+def test_a_failed_executor_start_still_marks_the_driver_stopped(tmp_path, nb201_table):
+    """Other drivers must not wait ``GRACE_S`` for a driver that never ran: its record says stopped."""
+    table = tmp_path / "t.csv"
+    table.write_bytes(Path(nb201_table).read_bytes())
+    spec = parse_spec(nb201_spec(table), tmp_path)
+    table.unlink()  # the evaluator's data is gone by the time the executor starts
+    study = create_study(spec, optuna.storages.InMemoryStorage())
+    with pytest.raises(FileNotFoundError, match="table not found"):
+        Search(spec, study, InlineExecutor(), "", None).run()
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    records = [v for k, v in attrs.items() if k.startswith("nas:driver:")]
+    assert len(records) == 1 and records[0]["stopped"] is True
