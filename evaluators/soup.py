@@ -72,8 +72,8 @@ class Soup:
     statistics recomputed on the training split (a one-member soup too, so that the greedy
     comparison treats every candidate alike). The recomputed weights and every score are cached
     by the member set, so the greedy search, the uniform soup, the test scores and the saved
-    weights never average, recompute BN or evaluate the same weights twice. ``raw(i)`` is ingredient
-    ``i`` as fine-tuned (its own running statistics), used to rank the ingredients.
+    weights never average, recompute BN or evaluate the same weights twice. ``score((i,), split,
+    raw=True)`` scores ingredient ``i`` as fine-tuned (its own running statistics), which ranks them.
     """
 
     def __init__(self, trainer: FullTrainer, ingredients: list[State]) -> None:
