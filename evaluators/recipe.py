@@ -1,8 +1,8 @@
 """The full-training recipe of ``nas train`` (settings, learning-rate schedule, augmentation on tensors).
 
 The recipe the papers use for these spaces: SGD with Nesterov momentum, a linear warm-up then a
-cosine schedule, label smoothing, drop-path for cell networks growing linearly over training, the
-NASNet/DARTS auxiliary head, random crop with padding, horizontal flip and cutout where they make
+cosine schedule, label smoothing, drop-path for cell and graph networks growing linearly over
+training, the NASNet/DARTS auxiliary head, random crop with padding, horizontal flip and cutout where they make
 sense for the data set, an optional EMA of the weights, bf16 autocast and channels-last on CUDA.
 Every setting is a flag of ``nas train`` or a key of a TOML file (``--config``); ``-1`` or
 ``"auto"`` picks the data set's usual value.
@@ -29,7 +29,8 @@ RECIPE: dict[str, Field] = {
     "weight_decay": Field(float, default=3e-4, min=0.0),
     "warmup_epochs": Field(float, default=1.0, min=0.0, help="linear warm-up before the cosine decay"),
     "label_smoothing": Field(float, default=0.1, min=0.0, max=1.0),
-    "drop_path": Field(float, default=0.2, min=0.0, max=0.9, help="largest drop-path probability (cell spaces)"),
+    "drop_path": Field(float, default=0.2, min=0.0, max=0.9,
+                       help="largest drop-path probability (nasnet and nb201 cells, randwire edges)"),
     "aux_weight": Field(float, default=0.4, min=0.0, help="auxiliary head's loss weight (nasnet; 0: no head)"),
     "grad_clip": Field(float, default=5.0, min=0.0),
     "crop_padding": Field(int, default=-1, min=-1, help="random-crop padding in pixels (-1: H/8; 0: off)"),

@@ -4,8 +4,9 @@ K copies of the trained network are fine-tuned with different hyperparameters (l
 augmentation strength, label smoothing, seed) and sorted by validation accuracy. The greedy soup
 starts from the best one and adds each next ingredient only if the averaged weights do not lower
 validation accuracy. BatchNorm statistics are recomputed on the training split after every
-averaging (averaged running statistics do not describe the averaged weights). Reported on the test
-split: the best single ingredient, the uniform soup (all K averaged) and the greedy soup.
+averaging (averaged running statistics do not describe the averaged weights), once per distinct
+soup: :class:`Soup` caches each soup's weights and scores. Reported on the test split: the best
+single ingredient, the uniform soup (all K averaged) and the greedy soup.
 """
 
 from __future__ import annotations
@@ -61,35 +62,61 @@ def recompute_bn(model: torch.nn.Module, x: torch.Tensor, batch: int) -> None:
     model.eval()
 
 
-class Soup:
-    """Scores state dicts of one trainer's network on its splits."""
+Members = tuple[int, ...]
 
-    def __init__(self, trainer: FullTrainer) -> None:
+
+class Soup:
+    """Makes and scores soups of one trainer's network; each distinct soup is made and scored once.
+
+    A soup is a set of ingredient indices: their weights averaged in index order, then BatchNorm
+    statistics recomputed on the training split (a one-member soup too, so that the greedy
+    comparison treats every candidate alike). The recomputed weights and every score are cached
+    by the member set, so the greedy search, the uniform soup, the test scores and the saved
+    weights never average, recompute BN or evaluate the same weights twice. ``score((i,), split,
+    raw=True)`` scores ingredient ``i`` as fine-tuned (its own running statistics), which ranks them.
+    """
+
+    def __init__(self, trainer: FullTrainer, ingredients: list[State]) -> None:
         self.trainer = trainer
+        self.ingredients = ingredients
         self.model = copy.deepcopy(trainer.model)
         self.x_test = trainer._tensor(trainer.splits.x_test)
         self.y_test = trainer._tensor(trainer.splits.y_test)
+        self.states: dict[tuple[str, Members], State] = {}
+        self.scores: dict[tuple[str, Members, str], float] = {}
+        self.loaded: tuple[str, Members] | None = None
+        self.bn_passes = 0  # how many times BN statistics were recomputed (one per distinct soup)
 
-    def load(self, state: State, recompute: bool) -> torch.nn.Module:
-        self.model.load_state_dict(state)
-        if recompute:
+    def state(self, members: Members) -> State:
+        """The soup's weights: the members averaged, BN statistics recomputed (made once per member set)."""
+        key = ("soup", tuple(sorted(members)))
+        if key not in self.states:
+            self.model.load_state_dict(average([self.ingredients[i] for i in key[1]]))
             recompute_bn(self.model, self.trainer.x_train, self.trainer.recipe["eval_batch_size"])
-        return self.model
+            self.bn_passes += 1
+            self.states[key] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.loaded = key
+        return self.states[key]
 
-    def valid(self, state: State, recompute: bool = True) -> float:
-        t = self.trainer
-        return evaluate(self.load(state, recompute), t.x_valid, t.y_valid, t.recipe["eval_batch_size"])[0]
+    def score(self, members: Members, split: str, raw: bool = False) -> float:
+        """Accuracy (%) on ``split`` (valid or test) of a soup, or of ingredient ``members[0]`` as trained."""
+        key = ("raw", tuple(members)) if raw else ("soup", tuple(sorted(members)))
+        if (*key, split) not in self.scores:
+            state = self.ingredients[key[1][0]] if raw else self.state(key[1])
+            if self.loaded != key:
+                self.model.load_state_dict(state)
+                self.loaded = key
+            x, y = (self.trainer.x_valid, self.trainer.y_valid) if split == "valid" else (self.x_test, self.y_test)
+            self.scores[(*key, split)] = evaluate(self.model, x, y, self.trainer.recipe["eval_batch_size"])[0]
+        return self.scores[(*key, split)]
 
-    def test(self, state: State, recompute: bool = True) -> float:
-        return evaluate(self.load(state, recompute), self.x_test, self.y_test, self.trainer.recipe["eval_batch_size"])[0]
-
-    def greedy(self, ingredients: list[State], scores: list[float]) -> tuple[list[int], float]:
+    def greedy(self, scores: list[float]) -> tuple[list[int], float]:
         """Indices of the greedy soup's members (best first) and its validation accuracy."""
-        order = sorted(range(len(ingredients)), key=lambda i: -scores[i])
+        order = sorted(range(len(self.ingredients)), key=lambda i: -scores[i])
         members = [order[0]]
-        best = self.valid(ingredients[order[0]])
+        best = self.score(tuple(members), "valid")
         for i in order[1:]:
-            score = self.valid(average([ingredients[j] for j in members + [i]]))
+            score = self.score((*members, i), "valid")
             if score >= best:
                 members, best = members + [i], score
         return members, best
@@ -128,22 +155,22 @@ def soup_after_training(trainer: FullTrainer, metrics: dict[str, Any], k: int, e
         described.append({"lr_factor": variant[0], "label_smoothing": variant[1], "augmentation": variant[2],
                           "seed": seed})
         log.info("soup ingredient %d/%d fine-tuned", i + 1, k)
-    soup = Soup(trainer)
-    scores = [soup.valid(s, recompute=False) for s in ingredients]
+    soup = Soup(trainer, ingredients)
+    scores = [soup.score((i,), "valid", raw=True) for i in range(k)]
     for entry, score in zip(described, scores):
         entry["valid_accuracy"] = score
-    members, greedy_valid = soup.greedy(ingredients, scores)
-    best = max(range(k), key=lambda i: scores[i])
-    uniform, greedy = average(ingredients), average([ingredients[i] for i in members])
+    members, greedy_valid = soup.greedy(scores)
+    best, everyone = max(range(k), key=lambda i: scores[i]), tuple(range(k))
     result = {"ingredients": described, "epochs": epochs, "greedy_members": members,
               "best_ingredient": {"index": best, "valid_accuracy": scores[best],
-                                  "test_accuracy": soup.test(ingredients[best], recompute=False)},
-              "uniform_soup": {"valid_accuracy": soup.valid(uniform), "test_accuracy": soup.test(uniform)},
-              "greedy_soup": {"valid_accuracy": greedy_valid, "test_accuracy": soup.test(greedy)}}
+                                  "test_accuracy": soup.score((best,), "test", raw=True)},
+              "uniform_soup": {"valid_accuracy": soup.score(everyone, "valid"),
+                               "test_accuracy": soup.score(everyone, "test")},
+              "greedy_soup": {"valid_accuracy": greedy_valid, "test_accuracy": soup.score(tuple(members), "test")},
+              "bn_recomputations": soup.bn_passes}
     folder = trainer.out / "soup"
     folder.mkdir(exist_ok=True)
-    soup.load(greedy, recompute=True)
-    save_file({k2: v.detach().cpu().contiguous().clone() for k2, v in soup.model.state_dict().items()
+    save_file({k2: v.detach().cpu().contiguous().clone() for k2, v in soup.state(tuple(members)).items()
                if not k2.startswith(AUX_PREFIX)}, str(folder / "weights.safetensors"))
     arch = json.loads((trainer.out / "arch.json").read_text())
     arch["weights"] = {"from": "nas train --soup", "members": members, "test_accuracy": result["greedy_soup"]["test_accuracy"]}

@@ -31,6 +31,13 @@ from torch import nn
 Factory = Callable[[int, int, int], nn.Module]
 
 
+def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
+    """Zero whole examples of ``x`` (B, ...) with probability ``prob``, rescaling the rest (NASNet/DARTS drop-path)."""
+    keep = 1.0 - prob
+    mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype).bernoulli_(keep)
+    return x / keep * mask
+
+
 class Zero(nn.Module):
     """The ``none`` op: zeros of the output's shape."""
 

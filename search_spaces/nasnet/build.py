@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.nasnet.macro import CellPlan, Layer, NetworkPlan
-from search_spaces.ops import FactorizedReduce, ReLUConvBN, make_op
+from search_spaces.ops import FactorizedReduce, ReLUConvBN, drop_path, make_op
 
 
 def make_layer(layer: Layer) -> nn.Module:
@@ -27,13 +27,6 @@ def make_layer(layer: Layer) -> nn.Module:
 
 def sequence(layers: list[Layer]) -> nn.Sequential:
     return nn.Sequential(*[make_layer(layer) for layer in layers])
-
-
-def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
-    """Zero whole examples with probability ``prob``, rescaling the rest (DARTS/NASNet drop-path)."""
-    keep = 1.0 - prob
-    mask = torch.empty(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype).bernoulli_(keep)
-    return x / keep * mask
 
 
 class Cell(nn.Module):

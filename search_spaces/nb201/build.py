@@ -7,23 +7,31 @@ from torch import nn
 
 from nas.space import Task
 from search_spaces.nb201.genotype import EDGES, NB201Genotype
-from search_spaces.ops import ReLUConvBN, make_op
+from search_spaces.ops import ReLUConvBN, drop_path, make_op
 
 
 class Cell(nn.Module):
-    """Node j = sum over i < j of op(i->j)(node i); the last node is the output."""
+    """Node j = sum over i < j of op(i->j)(node i); the last node is the output.
+
+    In training with ``drop_prob > 0``, each edge's output is dropped per example (drop-path, as
+    DARTS does on its cells) except identity edges, which carry the cell's residual path."""
 
     def __init__(self, ops: tuple[str, ...], channels: int) -> None:
         super().__init__()
         self.edges = nn.ModuleList(make_op(op, channels, channels, 1) for op in ops)
         # `none` edges contribute zeros: skip them in forward instead of adding zero tensors.
         self.live = [i for i, op in enumerate(ops) if op != "none"]
+        self.droppable = [not isinstance(edge, nn.Identity) for edge in self.edges]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         nodes = [x]
+        drop = drop_prob > 0 and self.training  # Python-level: eval and export trace the plain cell
         for dst in (1, 2, 3):
-            terms = [self.edges[i](nodes[src]) for i, (d, src) in enumerate(EDGES)
-                     if d == dst and i in self.live]
+            terms = []
+            for i, (d, src) in enumerate(EDGES):
+                if d == dst and i in self.live:
+                    h = self.edges[i](nodes[src])
+                    terms.append(drop_path(h, drop_prob) if drop and self.droppable[i] else h)
             nodes.append(sum(terms[1:], terms[0]) if terms else torch.zeros_like(x))
         return nodes[3]
 
@@ -43,9 +51,14 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, ``cells`` cells at C, reduction, ``cells`` at 2C, reduction, ``cells`` at 4C, pool, linear."""
+    """Stem, ``cells`` cells at C, reduction, ``cells`` at 2C, reduction, ``cells`` at 4C, pool, linear.
 
-    def __init__(self, genotype: NB201Genotype, task: Task, channels: int, cells: int) -> None:
+    ``drop_path_max`` is the largest drop-path probability; trainers set ``drop_path_prob``
+    (growing linearly to the maximum over training). Neither changes the module in eval mode.
+    """
+
+    def __init__(self, genotype: NB201Genotype, task: Task, channels: int, cells: int,
+                 drop_path_max: float = 0.0) -> None:
         super().__init__()
         c_in = task.input_shape[0]
         self.stem = nn.Sequential(nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
@@ -61,11 +74,15 @@ class NB201Network(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(c, task.num_classes)
+        self.drop_path_max, self.drop_path_prob = drop_path_max, 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)
-        return self.classifier(self.head(self.cells(self.stem(x))))
+        x = self.stem(x)
+        for layer in self.cells:
+            x = layer(x, self.drop_path_prob) if isinstance(layer, Cell) else layer(x)
+        return self.classifier(self.head(x))
 
 
-def build(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> nn.Module:
-    """The benchmark's network for ``genotype``."""
-    return NB201Network(genotype, task, channels, cells)
+def build(genotype: NB201Genotype, task: Task, channels: int, cells: int, drop_path_max: float = 0.0) -> nn.Module:
+    """The benchmark's network for ``genotype`` (``drop_path_max``: see :class:`NB201Network`)."""
+    return NB201Network(genotype, task, channels, cells, drop_path_max)

@@ -24,7 +24,8 @@ class NB201Space(SearchSpace[NB201Genotype]):
     """The benchmark's cell space and macro network.
 
     Options: ``preset`` (``cifar10``, ``cifar100``, ``imagenet16``, ``proxy``), ``channels`` and
-    ``cells`` (per stage) to override the preset's macro network.
+    ``cells`` (per stage) to override the preset's macro network, ``drop_path`` (the largest
+    drop-path probability of full training; nothing changes in eval mode).
     """
 
     name = "nb201"
@@ -40,6 +41,7 @@ class NB201Space(SearchSpace[NB201Genotype]):
     OPTIONS = {
         "channels": Field(int, default=0, min=0, help="channels of the first stage (0: the preset's)"),
         "cells": Field(int, default=0, min=0, help="cells per stage (0: the preset's)"),
+        "drop_path": Field(float, default=0.0, min=0.0, max=0.9, help="largest drop-path probability (training only)"),
     }
 
     def __init__(self, **options: Any) -> None:
@@ -100,7 +102,7 @@ class NB201Space(SearchSpace[NB201Genotype]):
     def build(self, genotype: NB201Genotype, task: Task | None = None) -> Any:
         from search_spaces.nb201.build import build
 
-        return build(genotype, task or self.default_task(), self.channels, self.cells)
+        return build(genotype, task or self.default_task(), self.channels, self.cells, self.options["drop_path"])
 
     def cost(self, genotype: NB201Genotype, task: Task | None = None) -> Cost:
         """Params and MACs of the macro network, layer by layer (conv and linear MACs)."""

@@ -70,7 +70,8 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
 
     Options: ``preset``; ``channels`` (C) and ``nodes`` (N) override the preset's; ``share`` ("stage"
     or "all": generator params per stage or shared); ``kinds`` (generator kinds allowed);
-    ``search_nodes`` (let N vary in [N/2, 2N]; default fixed, which keeps compute matched).
+    ``search_nodes`` (let N vary in [N/2, 2N]; default fixed, which keeps compute matched); ``drop_path``
+    (the largest drop-path probability on nodes' input edges in full training; none in eval mode).
     """
 
     name = "randwire"
@@ -93,6 +94,8 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
                        help="generator params per stage, or one set for all stages (seeds stay per stage)"),
         "kinds": Field(list, default=list(KINDS), items=str, help="generator kinds the search may use"),
         "search_nodes": Field(bool, default=False, help="let the search vary N in [N/2, 2N]"),
+        "drop_path": Field(float, default=0.0, min=0.0, max=0.9,
+                           help="largest drop-path probability on nodes' input edges (training only)"),
     }
 
     def __init__(self, **options: Any) -> None:
@@ -280,7 +283,7 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
         """The torch module (imports torch)."""
         from search_spaces.randwire.build import build
 
-        return build(genotype, self.macro, task or self.default_task())
+        return build(genotype, self.macro, task or self.default_task(), self.options["drop_path"])
 
     def cost(self, genotype: RandWireGenotype, task: Task | None = None) -> Cost:
         """Params and MACs from the genotype (equal to the built module's; see ``macro.py``)."""

@@ -37,19 +37,50 @@ def test_recompute_bn_gives_the_exact_batch_statistics():
 
 def test_a_soup_of_identical_ingredients_equals_the_ingredient(arch, tmp_path):  # noqa: F811
     from evaluators.fulltrain import FullTrainer
-    from evaluators.soup import Soup, average
+    from evaluators.soup import Soup
 
     trainer = FullTrainer(arch, OPTIONS, tmp_path / "t")
     trainer.run()
     state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    soup = Soup(trainer)
-    members, greedy_valid = soup.greedy([state, state, state], [50.0, 50.0, 50.0])
+    soup = Soup(trainer, [state, state, state])
+    members, greedy_valid = soup.greedy([50.0, 50.0, 50.0])
     assert members == [0, 1, 2]  # an identical ingredient never lowers the accuracy
-    assert greedy_valid == soup.valid(state)
-    soup.load(average([state, state, state]), recompute=True)
-    souped = {k: v.clone() for k, v in soup.model.state_dict().items()}
-    soup.load(state, recompute=True)
-    assert all(torch.equal(souped[k], v) for k, v in soup.model.state_dict().items())
+    assert greedy_valid == soup.score((0,), "valid")
+    souped, alone = soup.state((0, 1, 2)), soup.state((0,))
+    assert all(torch.equal(souped[k], v) for k, v in alone.items())
+    assert soup.score((0, 1, 2), "test") == soup.score((0,), "test")
+
+
+def test_each_soup_is_made_and_scored_once(arch, tmp_path, monkeypatch):  # noqa: F811
+    import evaluators.soup as soup_module
+    from evaluators.fulltrain import FullTrainer
+
+    trainer = FullTrainer(arch, OPTIONS, tmp_path / "t")
+    trainer.run()
+    base = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    other = {k: (v + 0.01 * torch.randn(v.shape, generator=torch.Generator().manual_seed(2)))
+             if v.is_floating_point() else v.clone() for k, v in base.items()}
+    calls = {"bn": 0, "evaluate": 0}
+    for name in ("recompute_bn", "evaluate"):
+        real = getattr(soup_module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls["bn" if _name == "recompute_bn" else _name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(soup_module, name, counted)
+    soup = soup_module.Soup(trainer, [base, other, base])
+    scores = [soup.score((i,), "valid", raw=True) for i in range(3)]
+    members, _ = soup.greedy(scores)
+    seen = []
+    for _ in range(2):  # the uniform and greedy soups again, their test scores, the saved weights
+        soup.score((0, 1, 2), "valid"), soup.score((2, 1, 0), "test"), soup.score(tuple(members), "test")
+        soup.state(tuple(members))
+        seen.append(dict(calls))
+    assert seen[0] == seen[1]  # asking again costs nothing
+    # one BN pass per distinct soup: the best alone, two candidates, the uniform soup (at most)
+    assert calls["bn"] == soup.bn_passes == len(soup.states) <= 4
+    assert calls["evaluate"] == len(soup.scores)  # every (weights, split) scored once
 
 
 def test_train_with_soup_reports_three_models(arch, tmp_path):  # noqa: F811
