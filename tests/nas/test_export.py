@@ -48,6 +48,7 @@ def test_round_trip_weights_and_onnx(tmp_path, case):
     from evaluators.export import export_formats, parity_inputs, state_bytes
 
     path, space, genotype = write_arch(tmp_path, case)
+    torch.manual_seed(0)  # the initial weights, scrambled below: one network per case, whatever ran before
     built = space.build(genotype, space.default_task())
     model = nas.load(str(path))
     assert count_params(model) == count_params(built) == json.loads(path.read_text())["cost"]["params"]
