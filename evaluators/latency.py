@@ -69,9 +69,11 @@ class Settings:
     threads: int = 1
     warmup: int = 5
     min_repeats: int = 10
-    max_repeats: int = 200
+    max_repeats: int = 10000
     target_cv: float = 0.05
     max_seconds: float = 2.0
+    rounds: int = 5  # interleaved rounds (a lone call: back to back)
+    round_seconds: float = 0.02  # time each call gets in a round
     cpus: tuple[int, ...] = ()  # CPUs to pin to (empty: the last `threads` allowed ones)
 
     def __post_init__(self) -> None:
@@ -119,33 +121,67 @@ def summarize(times_ms: Sequence[float]) -> Measurement:
 
 
 def time_calls(call: Callable[[], Any], settings: Settings, sync: Callable[[], None] | None = None) -> Measurement:
-    """Warm up, then time ``call`` until the spread of the last runs is small or a cap is hit."""
-    for _ in range(settings.warmup):
+    """Warm up, then time ``call`` in rounds until the spread of the round medians is small or a cap is hit."""
+    return time_rounds([call], settings, sync)[0]
+
+
+def _timed(call: Callable[[], Any], cuda: bool, sync: Callable[[], None] | None) -> float:
+    """One timed call (ms): CUDA events around it on CUDA, the wall clock otherwise."""
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
         call()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    started = time.perf_counter()
+    call()
+    if sync is not None:
+        sync()
+    return (time.perf_counter() - started) * 1e3
+
+
+def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
+                sync: Callable[[], None] | None = None) -> list[Measurement]:
+    """Time several calls in interleaved rounds (each round: every call for ``round_seconds``).
+
+    Interleaving spreads the machine's slow drifts (frequency, neighbours' load) evenly over the
+    calls, so they compare fairly; each call's ``median_ms`` is the median of its round medians.
+    Rounds are added past ``rounds`` while the round medians' CV exceeds ``target_cv``, until
+    ``max_repeats`` runs of a call or ``max_seconds`` per call are spent.
+    """
     cuda = settings.device == "cuda" and settings.backend == "torch"
-    times: list[float] = []
-    deadline = time.perf_counter() + settings.max_seconds
-    while len(times) < settings.max_repeats:
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
+    per_round = max(1, math.ceil(settings.min_repeats / settings.rounds))
+    for call in calls:
+        for _ in range(settings.warmup):
             call()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
+    times: list[list[float]] = [[] for _ in calls]
+    medians: list[list[float]] = [[] for _ in calls]
+    deadline = time.perf_counter() + settings.max_seconds * len(calls)
+    while True:
+        for call, runs, meds in zip(calls, times, medians):
+            if len(runs) >= settings.max_repeats:
+                continue
+            this: list[float] = []
             started = time.perf_counter()
-            call()
-            if sync is not None:
-                sync()
-            times.append((time.perf_counter() - started) * 1e3)
-        if len(times) >= settings.min_repeats:
-            recent = summarize(times[-settings.min_repeats:])
-            if recent.cv <= settings.target_cv or time.perf_counter() > deadline:
-                break
-    tail = times[-max(settings.min_repeats, len(times) // 2):]  # the settled part
-    return replace(summarize(tail), min_ms=min(times))
+            while len(this) < per_round or (time.perf_counter() - started) * 1e3 < settings.round_seconds * 1e3:
+                this.append(_timed(call, cuda, sync))
+                if len(runs) + len(this) >= settings.max_repeats:
+                    break
+            runs.extend(this)
+            meds.append(statistics.median(this))
+        capped = [len(runs) >= settings.max_repeats for runs in times]
+        done = all(c or len(m) >= settings.rounds for c, m in zip(capped, medians))
+        steady = all(c or summarize(m).cv <= settings.target_cv for c, m in zip(capped, medians))
+        if all(capped) or (done and steady) or time.perf_counter() > deadline:
+            break
+    out = []
+    for runs, meds in zip(times, medians):
+        summary = summarize(runs)
+        median = statistics.median(meds)
+        out.append(replace(summary, median_ms=median, p90_ms=max(summary.p90_ms, median), cv=summarize(meds).cv))
+    return out
 
 
 # ----- pinning ----------------------------------------------------------------------------------
@@ -230,8 +266,9 @@ def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int =
         return dst.read_bytes()
 
 
-def ort_session(model: bytes, settings: Settings) -> Any:
-    """An ONNX Runtime session with pinned thread counts on the settings' device."""
+def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[str] = ()) -> Any:
+    """An ONNX Runtime session with pinned thread counts on the settings' device (optionally without
+    some graph optimizers, e.g. ``CommonSubexpressionElimination``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -245,10 +282,13 @@ def ort_session(model: bytes, settings: Settings) -> Any:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise SpecError("latency device: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
+    if disabled_optimizers:
+        return ort.InferenceSession(model, options, providers=providers, disabled_optimizers=list(disabled_optimizers))
     return ort.InferenceSession(model, options, providers=providers)
 
 
-def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings,
+                disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
     device = torch.device(settings.device)
     module = module.to(device).eval()
     inputs = tuple(t.to(device) for t in inputs)
@@ -259,14 +299,24 @@ def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: S
     return call
 
 
-def _ort_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+def _ort_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings,
+              disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
     model = export_onnx(module, inputs)
     if settings.backend == "onnxruntime-int8":
         model = quantize_int8(model, inputs)
-    session = ort_session(model, settings)
+    session = ort_session(model, settings, disabled_optimizers)
     names = [i.name for i in session.get_inputs()]
     feed = {name: t.numpy() for name, t in zip(names, inputs)}
     return lambda: session.run(None, feed)
+
+
+def prepare_call(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: Settings,
+                 disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
+    """A no-argument call running one forward pass of ``module`` on the settings' backend and device
+    (``disabled_optimizers``: ONNX Runtime graph optimizers left out)."""
+    inputs = example_inputs(input_shapes, settings.batch)
+    make = _torch_call if settings.backend == "torch" else _ort_call
+    return make(module, inputs, settings, disabled_optimizers)
 
 
 def measure(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: Settings) -> Measurement:
@@ -280,12 +330,16 @@ def measure(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: 
     Returns:
         The summary of the timed runs.
     """
-    inputs = example_inputs(input_shapes, settings.batch)
+    return measure_many([(module, input_shapes)], settings)[0]
+
+
+def measure_many(items: Sequence[tuple[nn.Module, Sequence[Sequence[int]]]], settings: Settings) -> list[Measurement]:
+    """Latencies of several modules, timed in interleaved rounds (:func:`time_rounds`): fair to
+    compare with each other on a machine whose speed drifts. Hold only as many modules as memory allows."""
     with pinned(settings.threads, settings.cpus):
-        make = _torch_call if settings.backend == "torch" else _ort_call
-        call = make(module, inputs, settings)
+        calls = [prepare_call(module, shapes, settings) for module, shapes in items]
         sync = torch.cuda.synchronize if settings.device == "cuda" else None
-        return time_calls(call, settings, sync)
+        return time_rounds(calls, settings, sync)
 
 
 class LatencyCache:
