@@ -83,6 +83,8 @@ class Settings:
             raise SpecError(f"latency device: expected cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("latency device: 'cuda' requested but no CUDA device is visible")
+        if any(c < 0 or c >= (os.cpu_count() or 1) for c in self.cpus):
+            raise SpecError(f"latency cpus: expected CPU numbers below {os.cpu_count()}, got {list(self.cpus)}")
         if self.batch < 1 or self.threads < 1:
             raise SpecError(f"latency: batch and threads must be >= 1, got {self.batch} and {self.threads}")
 
@@ -148,8 +150,8 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
 
     Interleaving spreads the machine's slow drifts (frequency, neighbours' load) evenly over the
     calls, so they compare fairly; each call's ``median_ms`` is the median of its round medians.
-    Rounds are added past ``rounds`` while the round medians' CV exceeds ``target_cv``, until
-    ``max_repeats`` runs of a call or ``max_seconds`` per call are spent.
+    A call leaves the rounds once it has ``rounds`` round medians whose CV is at most ``target_cv``
+    (the spread check), or ``max_repeats`` runs; all stop when ``max_seconds`` per call are spent.
     """
     cuda = settings.device == "cuda" and settings.backend == "torch"
     per_round = max(1, math.ceil(settings.min_repeats / settings.rounds))
@@ -158,24 +160,22 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
             call()
     times: list[list[float]] = [[] for _ in calls]
     medians: list[list[float]] = [[] for _ in calls]
+    settled = [False] * len(calls)
     deadline = time.perf_counter() + settings.max_seconds * len(calls)
-    while True:
-        for call, runs, meds in zip(calls, times, medians):
-            if len(runs) >= settings.max_repeats:
+    while not all(settled) and (time.perf_counter() < deadline or not medians[-1]):
+        for i, (call, runs, meds) in enumerate(zip(calls, times, medians)):
+            if settled[i]:
                 continue
             this: list[float] = []
             started = time.perf_counter()
-            while len(this) < per_round or (time.perf_counter() - started) * 1e3 < settings.round_seconds * 1e3:
+            while len(this) < per_round or (time.perf_counter() - started) < settings.round_seconds:
                 this.append(_timed(call, cuda, sync))
                 if len(runs) + len(this) >= settings.max_repeats:
                     break
             runs.extend(this)
             meds.append(statistics.median(this))
-        capped = [len(runs) >= settings.max_repeats for runs in times]
-        done = all(c or len(m) >= settings.rounds for c, m in zip(capped, medians))
-        steady = all(c or summarize(m).cv <= settings.target_cv for c, m in zip(capped, medians))
-        if all(capped) or (done and steady) or time.perf_counter() > deadline:
-            break
+            settled[i] = len(runs) >= settings.max_repeats or (
+                len(meds) >= settings.rounds and summarize(meds).cv <= settings.target_cv)
     out = []
     for runs, meds in zip(times, medians):
         summary = summarize(runs)
@@ -189,16 +189,50 @@ _PIN_LOCK = threading.Lock()
 
 
 def pinned_cpus(threads: int, cpus: Sequence[int] = ()) -> tuple[int, ...]:
-    """The CPUs a measurement with ``threads`` threads is bound to."""
+    """The CPUs a measurement with ``threads`` threads is bound to: the named ``cpus`` (reserved,
+    possibly outside this thread's current binding), else the last ``threads`` allowed ones."""
+    if cpus:
+        return tuple(sorted(cpus))[:threads]
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    chosen = [c for c in cpus if c in allowed] if cpus else allowed[-threads:]
-    return tuple(chosen or allowed[-threads:])
+    return tuple(allowed[-threads:])
+
+
+def keep_off(cpus: Sequence[int]) -> tuple[int, ...]:
+    """Bind every thread of this process to the allowed CPUs other than ``cpus`` (reserved for
+    latency measurements) and return those; threads started later inherit the binding."""
+    allowed = set(os.sched_getaffinity(0))
+    remaining = tuple(sorted(allowed - set(cpus)))
+    if not remaining:
+        raise SpecError(f"latency_cpus: reserving {sorted(cpus)} leaves no CPU of {sorted(allowed)} for training")
+    for tid in _thread_ids():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, remaining)
+    return remaining
+
+
+@contextlib.contextmanager
+def _exclusive(cpus: Sequence[int]) -> Iterator[None]:
+    """Hold a machine-wide lock per reserved CPU set, so that workers sharing it measure one at a time."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"nasforge-latency-cpus-{'-'.join(map(str, cpus))}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
 def pinned(threads: int, cpus: Sequence[int] = ()) -> Iterator[tuple[int, ...]]:
-    """Bind every thread of the process to the chosen CPUs and torch to ``threads`` threads."""
-    with _PIN_LOCK:
+    """Bind every thread of the process to the chosen CPUs and torch to ``threads`` threads.
+
+    With ``cpus`` named (reserved CPUs, see :func:`keep_off`), measurements of all processes on
+    the machine that name the same CPUs take turns (a file lock).
+    """
+    lock = _exclusive(sorted(cpus)) if cpus else contextlib.nullcontext()
+    with _PIN_LOCK, lock:
         chosen = pinned_cpus(threads, cpus)
         torch_threads = torch.get_num_threads()
         saved: dict[int, set[int]] = {}

@@ -74,6 +74,9 @@ class TrainEvaluator(Evaluator):
         "latency_device": Field(str, default="cpu", choices=("cpu", "cuda")),
         "latency_threads": Field(int, default=1, min=1, help="threads of the latency measurement (pinned)"),
         "latency_batch": Field(int, default=1, min=1),
+        "latency_cpus": Field(list, default=[], items=int,
+                              help="CPUs reserved for latency measurements: training keeps off them, "
+                                   "measurements of all workers take turns on them ([]: none reserved)"),
         "keep_weights": Field(int, default=0, min=0,
                               help="keep the trained weights of the best K candidates in the run folder"),
     }
@@ -87,6 +90,10 @@ class TrainEvaluator(Evaluator):
     def __init__(self, space: SearchSpace, options: Mapping[str, Any], shared: Any = None) -> None:
         super().__init__(space, {**space.evaluator_defaults("train"), **options}, shared)
         threads = self.options["threads"] or int(os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1)
+        if self.options["latency_cpus"]:
+            from evaluators.latency import keep_off
+
+            threads = min(threads, len(keep_off(self.options["latency_cpus"])))
         torch.set_num_threads(threads)
         self.device = self._device()
         if self.device.type == "cuda":
@@ -150,7 +157,8 @@ class TrainEvaluator(Evaluator):
         from evaluators.latency import Settings, measure
 
         o = self.options
-        settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"])
+        settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"],
+                            cpus=tuple(o["latency_cpus"]))
         model = model.to(torch.device(settings.device), memory_format=torch.contiguous_format).eval()
         with torch.no_grad():
             measured = measure(model, [self.task.input_shape], settings)
