@@ -11,21 +11,26 @@ Protocol (one :func:`measure` call):
    process is bound (``sched_setaffinity``) to ``threads`` CPUs for the duration of the call (the
    last ones of the allowed set unless ``cpus`` names them), then the previous state is restored.
    One thread stands for a phone-like core.
-3. ``warmup`` untimed runs, then timed runs of one forward pass each until at least
-   ``min_repeats`` were taken and the coefficient of variation of the last ones is below
-   ``target_cv``, or ``max_repeats`` / ``max_seconds`` is reached. CUDA runs are timed with CUDA
-   events around the call, after synchronising.
-4. Reported: median, p90 and mean (ms) of the settled runs (the last half, at least
-   ``min_repeats``), their CV and number, and the minimum over all timed runs. Lookup tables use
-   the minimum by default (noise from other processes only ever adds time, so on a shared machine
-   the minimum is the stable statistic; ``--stat median`` for the median).
+3. ``warmup`` untimed runs, then timed runs in *rounds*: each round times the call for
+   ``round_seconds`` (at least ``min_repeats / rounds`` runs) and keeps the round's median. A call
+   is done after ``rounds`` rounds once the CV of its round medians is at most ``target_cv`` (the
+   spread check), or after ``max_repeats`` runs / ``max_seconds``. Several calls measured together
+   (:func:`measure_many`, lookup tables, validation) take their rounds *interleaved*, so slow
+   drifts of the machine's speed (frequency, other tenants of a virtual machine) fall on all of them
+   alike. CUDA runs are timed with CUDA events around the call, after synchronising.
+4. Reported: ``median_ms`` = the median of the round medians (robust to pre-emptions within a
+   round and to a slow round), p90 and mean of all timed runs, the CV of the round medians, the
+   number of runs and the fastest run (``min_ms``). Lookup tables keep the median by default.
 
 Interference: a measurement is only as clean as the CPUs it runs on. In a search, the cheap
-``latency_pred_ms`` comes from a lookup table built once on a quiet machine (``nas latency
-build-lut``); the measured ``latency_ms`` is taken by the evaluator right after training, pinned to
-its own CPUs, so give latency-measuring runs ``workers = 1`` (or reserve CPUs with
-``cpus_per_trial``) when their numbers must be trusted, and re-measure the Pareto set afterwards
-(``nas latency validate``) on a quiet machine.
+``latency_pred_ms`` comes from a lookup table built once before training (``nas latency
+build-lut``); the measured ``latency_ms`` is taken by the train evaluator right after training,
+pinned to its CPUs. To keep trials that train on the same machine off those CPUs, reserve some
+(evaluator option ``latency_cpus = [3]``): every worker's training threads are then bound to the
+other CPUs (:func:`keep_off`), each measurement is bound to the reserved ones, and the workers'
+measurements take turns on them (a machine-wide file lock). Without reserved CPUs, give
+latency-measuring runs ``workers = 1`` when their numbers must be trusted, or re-measure the Pareto
+set afterwards (``nas latency validate``).
 
 Results are cached by (key, backend, device, batch, threads, input shape) in a :class:`LatencyCache`
 (in memory, optionally appended to a JSON-lines file), ``key`` being an arch id or a block key.

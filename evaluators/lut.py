@@ -1,10 +1,14 @@
 """Build and validate per-block latency lookup tables (``nas latency build-lut`` / ``validate``).
 
 Build: every block key of the space's universe (``SearchSpace.latency_universe``) is built alone
-(``latency_module``) and measured with :func:`evaluators.latency.measure`; then ``fit`` sampled
-whole networks are measured and the correction ``measured ~ scale * sum(blocks) + offset`` fitted
-(``nas.latency.fit_correction``). Validate: sampled networks (other seeds than the fit's) measured
-whole and compared with the table's prediction; FLOPs' rank correlation on the same samples.
+(``latency_module``) and as :data:`COPIES` chained (or side-by-side) copies, both timed in
+interleaved rounds with their group; the block's entry is the time each extra copy adds, i.e. its
+own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
+graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
+correction ``measured ~ scale * sum(blocks) [+ per_block * blocks] + offset`` fitted
+(``nas.latency.fit_correction``, chosen by leave-one-out error). Validate: sampled networks (other
+seeds than the fit's) measured whole, in interleaved rounds, and compared with the table's
+prediction; FLOPs' rank correlation on the same samples.
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ def quiet_logs() -> Iterator[None]:
         root.setLevel(level)
 
 
-class PlusOne(nn.Module):
-    """The cheapest graph a runtime will not fold away: its per-call cost (a constant network's)."""
+class ConstantOutput(nn.Module):
+    """A network whose output ignores its input, as a graph runtime compiles one whose every path
+    from the input is cut: what the runtime charges for a call that computes nothing."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.zeros(1, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 1.0
+        return self.value.clone()
 
 
 def is_noop(module: nn.Module) -> bool:
@@ -214,7 +223,8 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
                          versions(), blocks, custom_task=task is not None, stat=stat)
     if settings.backend != "torch":
-        table.floor_ms = measure(PlusOne(), [default.input_shape], block_settings).stat(stat)
+        table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
+                                 replace(settings, **NETWORK_POLICY)).stat(stat)
     genotypes = sample_unique(space, fit, FIT_SEED)
     parts = [table.parts(space.latency_blocks(g, task)) for g in genotypes]
     measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]

@@ -1,9 +1,10 @@
 """Per-block latency lookup tables (torch-free): the file format, prediction and the mismatch checks.
 
-A network's latency is predicted as ``scale * sum(table[block] for block in its blocks) + offset``:
-the blocks come from the space (``SearchSpace.latency_blocks``), the table from measuring every
-block in isolation (``nas latency build-lut``), and ``scale``/``offset`` from a least-squares fit
-on a few whole-network measurements (what isolated blocks miss: caches, dispatch between blocks).
+A network's latency is predicted as ``scale * sum(table[block] for block in its blocks) +
+per_block * len(blocks) + offset``: the blocks come from the space (``SearchSpace.latency_blocks``),
+the table from measuring every block at its input shapes (``nas latency build-lut``), and the
+correction from a least-squares fit on a few whole-network measurements (what blocks measured
+apart miss: caches, dispatch and layout conversions between blocks, the runtime's per-call cost).
 
 Block keys are compact strings ``kind:arg:arg@CxHxW[;CxHxW]``: what the block is, then the shapes
 of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them. A
