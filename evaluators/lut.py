@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.5}
 NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 4.0}
 BLOCK_GROUP, NETWORK_GROUP = 64, 20  # modules held at once and timed in interleaved rounds
+ANCHORS = 5  # fit networks validate measures again: how much the machine's speed drifted since the build
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 
@@ -241,9 +242,12 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     """Predicted vs measured on ``samples`` sampled networks; writes JSON, CSV and a scatter to ``out``.
 
     Returns at least ``samples``, ``within_10pct``, ``mape``, ``kendall_tau`` and ``flops_kendall_tau``;
-    also ``predict_us`` (prediction cost per architecture) and, with ``repeat`` > 0, ``repeatability``
+    also ``predict_us`` (prediction cost per architecture); with ``repeat`` > 0, ``repeatability``
     (median relative difference of the first ``repeat`` networks measured twice: two instances,
-    timed in the same interleaved rounds).
+    timed in the same interleaved rounds); and ``drift``, the median ratio of :data:`ANCHORS` of the
+    table's fit networks measured now to when the table was built, with ``within_10pct_drift_corrected``
+    (the predictions times ``drift``: what the table would score on the machine as fast as at build
+    time; a diagnostic, never the headline).
     """
     settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
     task = task or table.task()
@@ -253,7 +257,10 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
     twice = min(repeat, len(genotypes))
     order = [g for i, g in enumerate(genotypes) for _ in range(2 if i < twice else 1)]
-    results = [m.stat(table.stat) for m in measure_networks(space, order, task, settings)]
+    anchors = [space.from_dict(d) for d in table.fit.get("genotypes", [])[:ANCHORS]]
+    results = [m.stat(table.stat) for m in measure_networks(space, anchors + order, task, settings)]
+    drift = statistics.median(r / m for r, m in zip(results, table.fit["measured_ms"])) if anchors else 1.0
+    results = results[len(anchors):]
     measured, again, position = [], [], 0
     for i in range(len(genotypes)):
         measured.append(results[position])
@@ -266,6 +273,9 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     if twice:
         diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
         report["repeatability"] = statistics.median(diffs)
+    if anchors:  # the machine's speed now against when the table was built (a diagnostic only)
+        report["drift"] = drift
+        report["within_10pct_drift_corrected"] = accuracy_stats([p * drift for p in predicted], measured)["within_10pct"]
     if out is not None:
         _write(Path(out), report, genotypes, predicted, measured, flops)
     return report
