@@ -276,6 +276,7 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
         # the ranking's noise ceiling: Kendall tau of the twice-measured networks with themselves
         report["repeat_kendall_tau"] = kendall_tau(measured[:twice], again)
         report["table_kendall_tau_on_repeated"] = kendall_tau(predicted[:twice], measured[:twice])
+        report["repeated_ms"] = [[a, b] for a, b in zip(measured, again)]
     if anchors:  # the machine's speed now against when the table was built (a diagnostic only)
         report["drift"] = drift
         report["within_10pct_drift_corrected"] = accuracy_stats([p * drift for p in predicted], measured)["within_10pct"]
