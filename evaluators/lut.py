@@ -251,13 +251,15 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     """
     settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
     task = task or table.task()
-    genotypes = sample_unique(space, samples, seed)
+    anchors = [space.from_dict(d) for d in table.fit.get("genotypes", [])]
+    fitted = {g.arch_id for g in anchors}  # the correction's networks never validate it
+    genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
+    anchors = anchors[:ANCHORS]
     started = time.perf_counter()
     predicted = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
     twice = min(repeat, len(genotypes))
     order = [g for i, g in enumerate(genotypes) for _ in range(2 if i < twice else 1)]
-    anchors = [space.from_dict(d) for d in table.fit.get("genotypes", [])[:ANCHORS]]
     results = [m.stat(table.stat) for m in measure_networks(space, anchors + order, task, settings)]
     drift = statistics.median(r / m for r, m in zip(results, table.fit["measured_ms"])) if anchors else 1.0
     results = results[len(anchors):]
