@@ -35,7 +35,7 @@ from nas.space import Task
 
 log = logging.getLogger(__name__)
 
-BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.5}
+BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.2}
 NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 1.5}
 BLOCK_GROUP, NETWORK_GROUP = 64, 20  # modules held at once and timed in interleaved rounds
 ANCHORS = 5  # fit networks validate measures again: how much the machine's speed drifted since the build
