@@ -11,21 +11,26 @@ Protocol (one :func:`measure` call):
    process is bound (``sched_setaffinity``) to ``threads`` CPUs for the duration of the call (the
    last ones of the allowed set unless ``cpus`` names them), then the previous state is restored.
    One thread stands for a phone-like core.
-3. ``warmup`` untimed runs, then timed runs of one forward pass each until at least
-   ``min_repeats`` were taken and the coefficient of variation of the last ones is below
-   ``target_cv``, or ``max_repeats`` / ``max_seconds`` is reached. CUDA runs are timed with CUDA
-   events around the call, after synchronising.
-4. Reported: median, p90 and mean (ms) of the settled runs (the last half, at least
-   ``min_repeats``), their CV and number, and the minimum over all timed runs. Lookup tables use
-   the minimum by default (noise from other processes only ever adds time, so on a shared machine
-   the minimum is the stable statistic; ``--stat median`` for the median).
+3. ``warmup`` untimed runs, then timed runs in *rounds*: each round times the call for
+   ``round_seconds`` (at least ``min_repeats / rounds`` runs) and keeps the round's median. A call
+   is done after ``rounds`` rounds once the CV of its round medians is at most ``target_cv`` (the
+   spread check), or after ``max_repeats`` runs / ``max_seconds``. Several calls measured together
+   (:func:`measure_many`, lookup tables, validation) take their rounds *interleaved*, so slow
+   drifts of the machine's speed (frequency, other tenants of a virtual machine) fall on all of them
+   alike. CUDA runs are timed with CUDA events around the call, after synchronising.
+4. Reported: ``median_ms`` = the median of the round medians (robust to pre-emptions within a
+   round and to a slow round), p90 and mean of all timed runs, the CV of the round medians, the
+   number of runs and the fastest run (``min_ms``). Lookup tables keep the median by default.
 
 Interference: a measurement is only as clean as the CPUs it runs on. In a search, the cheap
-``latency_pred_ms`` comes from a lookup table built once on a quiet machine (``nas latency
-build-lut``); the measured ``latency_ms`` is taken by the evaluator right after training, pinned to
-its own CPUs, so give latency-measuring runs ``workers = 1`` (or reserve CPUs with
-``cpus_per_trial``) when their numbers must be trusted, and re-measure the Pareto set afterwards
-(``nas latency validate``) on a quiet machine.
+``latency_pred_ms`` comes from a lookup table built once before training (``nas latency
+build-lut``); the measured ``latency_ms`` is taken by the train evaluator right after training,
+pinned to its CPUs. To keep trials that train on the same machine off those CPUs, reserve some
+(evaluator option ``latency_cpus = [3]``): every worker's training threads are then bound to the
+other CPUs (:func:`keep_off`), each measurement is bound to the reserved ones, and the workers'
+measurements take turns on them (a machine-wide file lock). Without reserved CPUs, give
+latency-measuring runs ``workers = 1`` when their numbers must be trusted, or re-measure the Pareto
+set afterwards (``nas latency validate``).
 
 Results are cached by (key, backend, device, batch, threads, input shape) in a :class:`LatencyCache`
 (in memory, optionally appended to a JSON-lines file), ``key`` being an arch id or a block key.
@@ -69,9 +74,11 @@ class Settings:
     threads: int = 1
     warmup: int = 5
     min_repeats: int = 10
-    max_repeats: int = 200
+    max_repeats: int = 10000
     target_cv: float = 0.05
     max_seconds: float = 2.0
+    rounds: int = 5  # interleaved rounds (a lone call: back to back)
+    round_seconds: float = 0.02  # time each call gets in a round
     cpus: tuple[int, ...] = ()  # CPUs to pin to (empty: the last `threads` allowed ones)
 
     def __post_init__(self) -> None:
@@ -81,6 +88,8 @@ class Settings:
             raise SpecError(f"latency device: expected cpu or cuda, got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("latency device: 'cuda' requested but no CUDA device is visible")
+        if any(c < 0 or c >= (os.cpu_count() or 1) for c in self.cpus):
+            raise SpecError(f"latency cpus: expected CPU numbers below {os.cpu_count()}, got {list(self.cpus)}")
         if self.batch < 1 or self.threads < 1:
             raise SpecError(f"latency: batch and threads must be >= 1, got {self.batch} and {self.threads}")
 
@@ -119,33 +128,65 @@ def summarize(times_ms: Sequence[float]) -> Measurement:
 
 
 def time_calls(call: Callable[[], Any], settings: Settings, sync: Callable[[], None] | None = None) -> Measurement:
-    """Warm up, then time ``call`` until the spread of the last runs is small or a cap is hit."""
-    for _ in range(settings.warmup):
+    """Warm up, then time ``call`` in rounds until the spread of the round medians is small or a cap is hit."""
+    return time_rounds([call], settings, sync)[0]
+
+
+def _timed(call: Callable[[], Any], cuda: bool, sync: Callable[[], None] | None) -> float:
+    """One timed call (ms): CUDA events around it on CUDA, the wall clock otherwise."""
+    if cuda:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
         call()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    started = time.perf_counter()
+    call()
+    if sync is not None:
+        sync()
+    return (time.perf_counter() - started) * 1e3
+
+
+def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
+                sync: Callable[[], None] | None = None) -> list[Measurement]:
+    """Time several calls in interleaved rounds (each round: every call for ``round_seconds``).
+
+    Interleaving spreads the machine's slow drifts (frequency, neighbours' load) evenly over the
+    calls, so they compare fairly; each call's ``median_ms`` is the median of its round medians.
+    A call leaves the rounds once it has ``rounds`` round medians whose CV is at most ``target_cv``
+    (the spread check), or ``max_repeats`` runs; all stop when ``max_seconds`` per call are spent.
+    """
     cuda = settings.device == "cuda" and settings.backend == "torch"
-    times: list[float] = []
-    deadline = time.perf_counter() + settings.max_seconds
-    while len(times) < settings.max_repeats:
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
+    per_round = max(1, math.ceil(settings.min_repeats / settings.rounds))
+    for call in calls:
+        for _ in range(settings.warmup):
             call()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
+    times: list[list[float]] = [[] for _ in calls]
+    medians: list[list[float]] = [[] for _ in calls]
+    settled = [False] * len(calls)
+    deadline = time.perf_counter() + settings.max_seconds * len(calls)
+    while not all(settled) and (time.perf_counter() < deadline or not medians[-1]):
+        for i, (call, runs, meds) in enumerate(zip(calls, times, medians)):
+            if settled[i]:
+                continue
+            this: list[float] = []
             started = time.perf_counter()
-            call()
-            if sync is not None:
-                sync()
-            times.append((time.perf_counter() - started) * 1e3)
-        if len(times) >= settings.min_repeats:
-            recent = summarize(times[-settings.min_repeats:])
-            if recent.cv <= settings.target_cv or time.perf_counter() > deadline:
-                break
-    tail = times[-max(settings.min_repeats, len(times) // 2):]  # the settled part
-    return replace(summarize(tail), min_ms=min(times))
+            while len(this) < per_round or (time.perf_counter() - started) < settings.round_seconds:
+                this.append(_timed(call, cuda, sync))
+                if len(runs) + len(this) >= settings.max_repeats:
+                    break
+            runs.extend(this)
+            meds.append(statistics.median(this))
+            settled[i] = len(runs) >= settings.max_repeats or (
+                len(meds) >= settings.rounds and summarize(meds).cv <= settings.target_cv)
+    out = []
+    for runs, meds in zip(times, medians):
+        summary = summarize(runs)
+        median = statistics.median(meds)
+        out.append(replace(summary, median_ms=median, p90_ms=max(summary.p90_ms, median), cv=summarize(meds).cv))
+    return out
 
 
 # ----- pinning ----------------------------------------------------------------------------------
@@ -153,16 +194,50 @@ _PIN_LOCK = threading.Lock()
 
 
 def pinned_cpus(threads: int, cpus: Sequence[int] = ()) -> tuple[int, ...]:
-    """The CPUs a measurement with ``threads`` threads is bound to."""
+    """The CPUs a measurement with ``threads`` threads is bound to: the named ``cpus`` (reserved,
+    possibly outside this thread's current binding), else the last ``threads`` allowed ones."""
+    if cpus:
+        return tuple(sorted(cpus))[:threads]
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    chosen = [c for c in cpus if c in allowed] if cpus else allowed[-threads:]
-    return tuple(chosen or allowed[-threads:])
+    return tuple(allowed[-threads:])
+
+
+def keep_off(cpus: Sequence[int]) -> tuple[int, ...]:
+    """Bind every thread of this process to the allowed CPUs other than ``cpus`` (reserved for
+    latency measurements) and return those; threads started later inherit the binding."""
+    allowed = set(os.sched_getaffinity(0))
+    remaining = tuple(sorted(allowed - set(cpus)))
+    if not remaining:
+        raise SpecError(f"latency_cpus: reserving {sorted(cpus)} leaves no CPU of {sorted(allowed)} for training")
+    for tid in _thread_ids():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(tid, remaining)
+    return remaining
+
+
+@contextlib.contextmanager
+def _exclusive(cpus: Sequence[int]) -> Iterator[None]:
+    """Hold a machine-wide lock per reserved CPU set, so that workers sharing it measure one at a time."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"nasforge-latency-cpus-{'-'.join(map(str, cpus))}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
 def pinned(threads: int, cpus: Sequence[int] = ()) -> Iterator[tuple[int, ...]]:
-    """Bind every thread of the process to the chosen CPUs and torch to ``threads`` threads."""
-    with _PIN_LOCK:
+    """Bind every thread of the process to the chosen CPUs and torch to ``threads`` threads.
+
+    With ``cpus`` named (reserved CPUs, see :func:`keep_off`), measurements of all processes on
+    the machine that name the same CPUs take turns (a file lock).
+    """
+    lock = _exclusive(sorted(cpus)) if cpus else contextlib.nullcontext()
+    with _PIN_LOCK, lock:
         chosen = pinned_cpus(threads, cpus)
         torch_threads = torch.get_num_threads()
         saved: dict[int, set[int]] = {}
@@ -230,8 +305,9 @@ def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int =
         return dst.read_bytes()
 
 
-def ort_session(model: bytes, settings: Settings) -> Any:
-    """An ONNX Runtime session with pinned thread counts on the settings' device."""
+def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[str] = ()) -> Any:
+    """An ONNX Runtime session with pinned thread counts on the settings' device (optionally without
+    some graph optimizers, e.g. ``CommonSubexpressionElimination``)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -245,10 +321,13 @@ def ort_session(model: bytes, settings: Settings) -> Any:
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise SpecError("latency device: onnxruntime has no CUDAExecutionProvider here (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
+    if disabled_optimizers:
+        return ort.InferenceSession(model, options, providers=providers, disabled_optimizers=list(disabled_optimizers))
     return ort.InferenceSession(model, options, providers=providers)
 
 
-def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings,
+                disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
     device = torch.device(settings.device)
     module = module.to(device).eval()
     inputs = tuple(t.to(device) for t in inputs)
@@ -259,14 +338,24 @@ def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: S
     return call
 
 
-def _ort_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings) -> Callable[[], Any]:
+def _ort_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings,
+              disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
     model = export_onnx(module, inputs)
     if settings.backend == "onnxruntime-int8":
         model = quantize_int8(model, inputs)
-    session = ort_session(model, settings)
+    session = ort_session(model, settings, disabled_optimizers)
     names = [i.name for i in session.get_inputs()]
     feed = {name: t.numpy() for name, t in zip(names, inputs)}
     return lambda: session.run(None, feed)
+
+
+def prepare_call(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: Settings,
+                 disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
+    """A no-argument call running one forward pass of ``module`` on the settings' backend and device
+    (``disabled_optimizers``: ONNX Runtime graph optimizers left out)."""
+    inputs = example_inputs(input_shapes, settings.batch)
+    make = _torch_call if settings.backend == "torch" else _ort_call
+    return make(module, inputs, settings, disabled_optimizers)
 
 
 def measure(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: Settings) -> Measurement:
@@ -280,12 +369,16 @@ def measure(module: nn.Module, input_shapes: Sequence[Sequence[int]], settings: 
     Returns:
         The summary of the timed runs.
     """
-    inputs = example_inputs(input_shapes, settings.batch)
+    return measure_many([(module, input_shapes)], settings)[0]
+
+
+def measure_many(items: Sequence[tuple[nn.Module, Sequence[Sequence[int]]]], settings: Settings) -> list[Measurement]:
+    """Latencies of several modules, timed in interleaved rounds (:func:`time_rounds`): fair to
+    compare with each other on a machine whose speed drifts. Hold only as many modules as memory allows."""
     with pinned(settings.threads, settings.cpus):
-        make = _torch_call if settings.backend == "torch" else _ort_call
-        call = make(module, inputs, settings)
+        calls = [prepare_call(module, shapes, settings) for module, shapes in items]
         sync = torch.cuda.synchronize if settings.device == "cuda" else None
-        return time_calls(call, settings, sync)
+        return time_rounds(calls, settings, sync)
 
 
 class LatencyCache:

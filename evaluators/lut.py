@@ -1,33 +1,44 @@
 """Build and validate per-block latency lookup tables (``nas latency build-lut`` / ``validate``).
 
 Build: every block key of the space's universe (``SearchSpace.latency_universe``) is built alone
-(``latency_module``) and measured with :func:`evaluators.latency.measure`; then ``fit`` sampled
-whole networks are measured and the correction ``measured ~ scale * sum(blocks) + offset`` fitted
-(``nas.latency.fit_correction``). Validate: sampled networks (other seeds than the fit's) measured
-whole and compared with the table's prediction; FLOPs' rank correlation on the same samples.
+(``latency_module``) and as :data:`COPIES` chained (or side-by-side) copies, both timed in
+interleaved rounds with their group; the block's entry is the time each extra copy adds, i.e. its
+own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
+graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
+correction ``measured ~ scale * sum(blocks) [+ per_block * blocks] + offset`` fitted
+(``nas.latency.fit_correction``, chosen by leave-one-out error). Validate: sampled networks (other
+seeds than the fit's) measured whole, in interleaved rounds, and compared with the table's
+prediction; FLOPs' rank correlation on the same samples.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import csv
 import json
 import logging
 import random
+import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from evaluators.latency import LatencyCache, Measurement, Settings, measure
+from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
+                                prepare_call, time_rounds)
 from nas.latency import LatencyTable, accuracy_stats, fit_correction, kendall_tau, parse_key, versions
 from nas.space import Task
 
 log = logging.getLogger(__name__)
 
-BLOCK_POLICY = {"warmup": 3, "min_repeats": 7, "max_repeats": 100, "max_seconds": 0.5}
+BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.2}
+NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 1.5}
+BLOCK_GROUP, NETWORK_GROUP = 64, 20  # modules held at once and timed in interleaved rounds
+ANCHORS = 5  # fit networks validate measures again: how much the machine's speed drifted since the build
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 
@@ -43,11 +54,16 @@ def quiet_logs() -> Iterator[None]:
         root.setLevel(level)
 
 
-class PlusOne(nn.Module):
-    """The cheapest graph a runtime will not fold away: its per-call cost (a constant network's)."""
+class ConstantOutput(nn.Module):
+    """A network whose output ignores its input, as a graph runtime compiles one whose every path
+    from the input is cut: what the runtime charges for a call that computes nothing."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.zeros(1, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 1.0
+        return self.value.clone()
 
 
 def is_noop(module: nn.Module) -> bool:
@@ -55,35 +71,118 @@ def is_noop(module: nn.Module) -> bool:
     return isinstance(module, nn.Identity) or (isinstance(module, nn.Sequential) and len(module) == 0)
 
 
-def measure_block(space: Any, key: str, settings: Settings, stat: str = "min") -> float:
-    """Latency (ms, the ``stat`` of the timed runs) of one block alone."""
+COPIES = 4  # copies of a block in its repeated form
+NO_CSE = ("CommonSubexpressionElimination",)  # parallel weightless copies must not be merged
+
+
+class Repeated(nn.Module):
+    """``copies`` copies of a block with distinct weights: chained when the block keeps the shape of
+    its first input (the others are read by every copy), else side by side on the same inputs."""
+
+    def __init__(self, block: nn.Module, copies: int, chain: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([block] + [copy.deepcopy(block) for _ in range(copies - 1)])
+        with torch.no_grad():
+            for i, b in enumerate(self.blocks):
+                for p in b.parameters():
+                    p.mul_(1.0 + 1e-3 * i)  # distinct initializers: nothing for a compiler to share
+        self.chain = chain
+
+    def forward(self, *xs: torch.Tensor) -> Any:
+        if not self.chain:
+            return tuple(b(*xs) for b in self.blocks)
+        y = xs[0]
+        for b in self.blocks:
+            y = b(y, *xs[1:])
+        return y
+
+
+def repeated(block: nn.Module, shapes: Sequence[Sequence[int]], copies: int = COPIES) -> Repeated:
+    """The repeated form of ``block`` (chained if its output has the shape of its first input)."""
+    block = block.eval()
+    with torch.no_grad():
+        out = block(*(torch.zeros(1, *s) for s in shapes))
+    chain = isinstance(out, torch.Tensor) and tuple(out.shape[1:]) == tuple(shapes[0])
+    return Repeated(block, copies, chain).eval()
+
+
+def _block_calls(space: Any, key: str, settings: Settings) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
+    """The timed calls of one block alone and repeated (None: free in an exported graph)."""
     module = space.latency_module(key)
     if settings.backend != "torch" and is_noop(module):
-        return 0.0
+        return None
     _, _, shapes = parse_key(key)
+    many = repeated(module, shapes)
+    try:
+        return prepare_call(module, shapes, settings, NO_CSE), prepare_call(many, shapes, settings, NO_CSE)
+    except Exception as err:  # int8 quantization of glue-only graphs (a lone Add) may be refused
+        if settings.backend != "onnxruntime-int8":
+            raise
+        log.info("block %s: int8 quantization failed (%s); measured in fp32", key, err)
+        fp32 = replace(settings, backend="onnxruntime")
+        return prepare_call(module, shapes, fp32, NO_CSE), prepare_call(many, shapes, fp32, NO_CSE)
+
+
+def measure_blocks(space: Any, keys: Sequence[str], settings: Settings, stat: str = "median",
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+    """What each block adds to a network (ms, from the ``stat`` of the timed runs).
+
+    A block is timed alone and as :data:`COPIES` copies (:class:`Repeated`), in interleaved
+    rounds with its group; its entry is the difference per extra copy, ``(T_k - T_1) / (k - 1)``:
+    the block's own work without the per-call cost of the runtime (feeding inputs, fetching
+    outputs, layout conversions at the graph's edges) that a network pays once, not per block.
+    """
+    out: dict[str, float] = {}
     with quiet_logs(), torch.no_grad():
-        try:
-            return measure(module, shapes, settings).stat(stat)
-        except Exception as err:  # int8 quantization of glue-only graphs (a lone Add) may be refused
-            if settings.backend != "onnxruntime-int8":
-                raise
-            log.info("block %s: int8 quantization failed (%s); measured in fp32", key, err)
-            return measure(module, shapes, replace(settings, backend="onnxruntime")).stat(stat)
+        for start in range(0, len(keys), BLOCK_GROUP):
+            group = keys[start:start + BLOCK_GROUP]
+            with pinned(settings.threads, settings.cpus):
+                calls = {key: _block_calls(space, key, settings) for key in group}
+                live = [key for key, pair in calls.items() if pair is not None]
+                timed = time_rounds([c for key in live for c in calls[key]], settings) if live else []
+            out.update({key: 0.0 for key in group})
+            for i, key in enumerate(live):
+                alone, many = timed[2 * i].stat(stat), timed[2 * i + 1].stat(stat)
+                out[key] = max(0.0, (many - alone) / (COPIES - 1))
+            if progress:
+                progress(min(start + BLOCK_GROUP, len(keys)), len(keys))
+    return out
+
+
+def measure_block(space: Any, key: str, settings: Settings, stat: str = "median") -> float:
+    """Latency (ms, the ``stat`` of the timed runs) of one block alone."""
+    return measure_blocks(space, [key], settings, stat)[key]
+
+
+def _build(space: Any, genotype: Any, task: Task | None) -> nn.Module:
+    torch.manual_seed(0)
+    return space.build(genotype, task or _task_of(space, genotype)).eval()
 
 
 def measure_network(space: Any, genotype: Any, task: Task | None, settings: Settings,
                     cache: LatencyCache | None = None) -> Measurement:
     """Latency of a whole network (cached by arch id when a cache is given)."""
     task = task or _task_of(space, genotype)
-
-    def make() -> nn.Module:
-        torch.manual_seed(0)
-        return space.build(genotype, task).eval()
-
     with quiet_logs(), torch.no_grad():
         if cache is None:
-            return measure(make(), [task.input_shape], settings)
-        return cache.get_or_measure(genotype.arch_id, make, [task.input_shape], settings)
+            return measure(_build(space, genotype, task), [task.input_shape], settings)
+        return cache.get_or_measure(genotype.arch_id, lambda: _build(space, genotype, task), [task.input_shape],
+                                    settings)
+
+
+def measure_networks(space: Any, genotypes: Sequence[Any], task: Task | None, settings: Settings) -> list[Measurement]:
+    """Latencies of whole networks, timed in interleaved groups of :data:`NETWORK_GROUP` (fresh
+    instances: a genotype listed twice is built and measured twice)."""
+    out: list[Measurement] = []
+    with quiet_logs(), torch.no_grad():
+        for start in range(0, len(genotypes), NETWORK_GROUP):
+            group = genotypes[start:start + NETWORK_GROUP]
+            items = []
+            for genotype in group:
+                own = task or _task_of(space, genotype)
+                items.append((_build(space, genotype, own), [own.input_shape]))
+            out += measure_many(items, settings)
+    return out
 
 
 def _task_of(space: Any, genotype: Any) -> Task:
@@ -103,38 +202,37 @@ def sample_unique(space: Any, count: int, seed: int) -> list[Any]:
     return list(found.values())
 
 
-def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = 10,
-                progress: Callable[[int, int], None] | None = None, stat: str = "min") -> LatencyTable:
+def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = 20,
+                progress: Callable[[int, int], None] | None = None, stat: str = "median") -> LatencyTable:
     """Measure every block of ``space`` and fit the correction on ``fit`` whole networks.
 
     Args:
         space: a space implementing the latency-block protocol (see ``nas.space.SearchSpace``).
-        settings: the measurement (backend, device, batch, threads); blocks use a shorter repeat policy.
+        settings: the measurement (backend, device, batch, threads); blocks and networks use the
+            repeat policies :data:`BLOCK_POLICY` and :data:`NETWORK_POLICY`.
         task: input shape and classes (None: the space's preset).
         fit: whole networks measured for the correction (0: none, scale 1 and offset 0).
         progress: called with (blocks done, blocks total).
-        stat: ``min`` or ``median`` of each measurement's timed runs.
+        stat: ``median`` (of the round medians) or ``min`` of each measurement's timed runs.
     """
     started = time.perf_counter()
     keys = space.latency_universe(task)
     block_settings = replace(settings, **BLOCK_POLICY)
-    blocks = {}
-    for i, key in enumerate(keys):
-        blocks[key] = measure_block(space, key, block_settings, stat)
-        if progress:
-            progress(i + 1, len(keys))
+    blocks = measure_blocks(space, keys, block_settings, stat, progress)
     default = task or space.default_task()
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
                          versions(), blocks, custom_task=task is not None, stat=stat)
     if settings.backend != "torch":
-        table.floor_ms = measure(PlusOne(), [default.input_shape], block_settings).stat(stat)
-    raw, measured = [], []
-    for genotype in sample_unique(space, fit, FIT_SEED):
-        raw.append(table.raw(space.latency_blocks(genotype, task)))
-        measured.append(measure_network(space, genotype, task, settings).stat(stat))
-    table.scale, table.offset = fit_correction(raw, measured)
-    table.fit = {"networks": len(raw), "raw_ms": raw, "measured_ms": measured}
+        table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
+                                 replace(settings, **NETWORK_POLICY)).stat(stat)
+    genotypes = sample_unique(space, fit, FIT_SEED)
+    parts = [table.parts(space.latency_blocks(g, task)) for g in genotypes]
+    measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
+    raw, live = [p[0] for p in parts], [p[1] for p in parts]
+    table.scale, table.per_block, table.offset = fit_correction(raw, measured, live)
+    table.fit = {"networks": len(raw), "raw_ms": raw, "blocks": live, "measured_ms": measured,
+                 "genotypes": [g.to_dict() for g in genotypes]}
     table.build_seconds = time.perf_counter() - started
     return table
 
@@ -144,23 +242,46 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     """Predicted vs measured on ``samples`` sampled networks; writes JSON, CSV and a scatter to ``out``.
 
     Returns at least ``samples``, ``within_10pct``, ``mape``, ``kendall_tau`` and ``flops_kendall_tau``;
-    also ``predict_us`` (prediction cost per architecture) and, with ``repeat`` > 0, ``repeatability``
-    (median relative difference of ``repeat`` networks measured twice).
+    also ``predict_us`` (prediction cost per architecture); with ``repeat`` > 0, ``repeatability``
+    (median relative difference of the first ``repeat`` networks measured twice: two instances,
+    timed in the same interleaved rounds); and ``drift``, the median ratio of :data:`ANCHORS` of the
+    table's fit networks measured now to when the table was built, with ``within_10pct_drift_corrected``
+    (the predictions times ``drift``: what the table would score on the machine as fast as at build
+    time; a diagnostic, never the headline).
     """
-    settings = Settings(table.backend, table.device, table.batch, table.threads)
+    settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
     task = task or table.task()
-    genotypes = sample_unique(space, samples, seed)
+    anchors = [space.from_dict(d) for d in table.fit.get("genotypes", [])]
+    fitted = {g.arch_id for g in anchors}  # the correction's networks never validate it
+    genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
+    anchors = anchors[:ANCHORS]
     started = time.perf_counter()
     predicted = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
-    measured = [measure_network(space, g, task, settings).stat(table.stat) for g in genotypes]
+    twice = min(repeat, len(genotypes))
+    order = [g for i, g in enumerate(genotypes) for _ in range(2 if i < twice else 1)]
+    results = [m.stat(table.stat) for m in measure_networks(space, anchors + order, task, settings)]
+    drift = statistics.median(r / m for r, m in zip(results, table.fit["measured_ms"])) if anchors else 1.0
+    results = results[len(anchors):]
+    measured, again, position = [], [], 0
+    for i in range(len(genotypes)):
+        measured.append(results[position])
+        if i < twice:
+            again.append(results[position + 1])
+        position += 2 if i < twice else 1
     flops = [float(space.cost(g, task or _task_of(space, g)).flops) for g in genotypes]
     report: dict[str, Any] = {**accuracy_stats(predicted, measured), "flops_kendall_tau": kendall_tau(flops, measured),
                               "predict_us": predict_us, "lut": table.describe()}
-    if repeat:
-        again = [measure_network(space, g, task, settings).stat(table.stat) for g in genotypes[:repeat]]
+    if twice:
         diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
-        report["repeatability"] = diffs[len(diffs) // 2]
+        report["repeatability"] = statistics.median(diffs)
+        # the ranking's noise ceiling: Kendall tau of the twice-measured networks with themselves
+        report["repeat_kendall_tau"] = kendall_tau(measured[:twice], again)
+        report["table_kendall_tau_on_repeated"] = kendall_tau(predicted[:twice], measured[:twice])
+        report["repeated_ms"] = [[a, b] for a, b in zip(measured, again)]
+    if anchors:  # the machine's speed now against when the table was built (a diagnostic only)
+        report["drift"] = drift
+        report["within_10pct_drift_corrected"] = accuracy_stats([p * drift for p in predicted], measured)["within_10pct"]
     if out is not None:
         _write(Path(out), report, genotypes, predicted, measured, flops)
     return report
@@ -171,9 +292,11 @@ def _write(folder: Path, report: dict[str, Any], genotypes: list[Any], predicted
     """validation.json, samples.csv and scatter.png."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "validation.json").write_text(json.dumps(report, indent=2) + "\n")
-    rows = ["arch_id,predicted_ms,measured_ms,flops"]
-    rows += [f"{g.arch_id},{p:.6g},{m:.6g},{f:.0f}" for g, p, m, f in zip(genotypes, predicted, measured, flops)]
-    (folder / "samples.csv").write_text("\n".join(rows) + "\n")
+    with (folder / "samples.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch_id", "predicted_ms", "measured_ms", "flops", "genotype"])
+        writer.writerows([g.arch_id, f"{p:.6g}", f"{m:.6g}", f"{f:.0f}", g.to_json()]
+                         for g, p, m, f in zip(genotypes, predicted, measured, flops))
     import matplotlib
 
     matplotlib.use("Agg")

@@ -48,6 +48,10 @@ class TrainEvaluator(TrainOptions):
     def __init__(self, space: SearchSpace, options: Mapping[str, Any], shared: Any = None) -> None:
         super().__init__(space, {**space.evaluator_defaults("train"), **options}, shared)
         threads = self.options["threads"] or int(os.environ.get("OMP_NUM_THREADS", 0) or os.cpu_count() or 1)
+        if self.options["latency_cpus"]:
+            from evaluators.latency import keep_off
+
+            threads = min(threads, len(keep_off(self.options["latency_cpus"])))
         torch.set_num_threads(threads)
         self.device = self._device()
         if self.device.type == "cuda":
@@ -91,7 +95,8 @@ class TrainEvaluator(TrainOptions):
         from evaluators.latency import Settings, measure
 
         o = self.options
-        settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"])
+        settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"],
+                            cpus=tuple(o["latency_cpus"]))
         model = model.to(torch.device(settings.device), memory_format=torch.contiguous_format).eval()
         with torch.no_grad():
             measured = measure(model, [self.task.input_shape], settings)

@@ -49,6 +49,9 @@ class TrainOptions(Evaluator):
         "latency_device": Field(str, default="cpu", choices=("cpu", "cuda")),
         "latency_threads": Field(int, default=1, min=1, help="threads of the latency measurement (pinned)"),
         "latency_batch": Field(int, default=1, min=1),
+        "latency_cpus": Field(list, default=[], items=int,
+                              help="CPUs reserved for latency measurements: training keeps off them, "
+                                   "measurements of all workers take turns on them ([]: none reserved)"),
         "keep_weights": Field(int, default=0, min=0,
                               help="keep the trained weights of the best K candidates in the run folder"),
     }

@@ -1,9 +1,10 @@
 """Per-block latency lookup tables (torch-free): the file format, prediction and the mismatch checks.
 
-A network's latency is predicted as ``scale * sum(table[block] for block in its blocks) + offset``:
-the blocks come from the space (``SearchSpace.latency_blocks``), the table from measuring every
-block in isolation (``nas latency build-lut``), and ``scale``/``offset`` from a least-squares fit
-on a few whole-network measurements (what isolated blocks miss: caches, dispatch between blocks).
+A network's latency is predicted as ``scale * sum(table[block] for block in its blocks) +
+per_block * len(blocks) + offset``: the blocks come from the space (``SearchSpace.latency_blocks``),
+the table from measuring every block at its input shapes (``nas latency build-lut``), and the
+correction from a least-squares fit on a few whole-network measurements (what blocks measured
+apart miss: caches, dispatch and layout conversions between blocks, the runtime's per-call cost).
 
 Block keys are compact strings ``kind:arg:arg@CxHxW[;CxHxW]``: what the block is, then the shapes
 of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them. A
@@ -92,6 +93,7 @@ class LatencyTable:
     blocks: dict[str, float]
     scale: float = 1.0
     offset: float = 0.0
+    per_block: float = 0.0  # ms added per counted block (what a block costs in a network beyond its own time)
     fit: dict[str, Any] = field(default_factory=dict)  # the whole-network points the correction used
     build_seconds: float = 0.0
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
@@ -108,6 +110,10 @@ class LatencyTable:
     def raw(self, keys: Iterable[str]) -> float:
         """Sum of the blocks' table entries; ``ValueError`` names a block the table lacks."""
         return self._sum(keys)[0]
+
+    def parts(self, keys: Iterable[str]) -> tuple[float, int]:
+        """(sum of the counted blocks' entries, how many were counted): the correction's inputs."""
+        return self._sum(keys)
 
     def _sum(self, keys: Iterable[str]) -> tuple[float, int]:
         """(sum of the counted blocks' entries, how many were counted)."""
@@ -132,7 +138,7 @@ class LatencyTable:
         """Predicted latency (ms) of a network made of ``keys`` (one whose every block is dead
         compiles to a constant: ``floor_ms``)."""
         raw, live = self._sum(keys)
-        return self.scale * raw + self.offset if live else self.floor_ms
+        return self.scale * raw + self.per_block * live + self.offset if live else self.floor_ms
 
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
         """Predicted latency (ms) of ``genotype`` in ``space``."""
@@ -202,22 +208,65 @@ class LatencyTable:
         return table
 
 
-def fit_correction(raw: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
-    """``(scale, offset)`` of the least-squares line ``measured ~ scale * raw + offset``.
+def _lstsq(columns: Sequence[Sequence[float]], y: Sequence[float]) -> list[float] | None:
+    """Least-squares coefficients of ``y ~ columns`` (normal equations; None when singular)."""
+    k = len(columns)
+    gram = [[sum(a * b for a, b in zip(columns[i], columns[j])) for j in range(k)] for i in range(k)]
+    rhs = [sum(a * b for a, b in zip(columns[i], y)) for i in range(k)]
+    for col in range(k):  # Gauss-Jordan with partial pivoting
+        pivot = max(range(col, k), key=lambda r: abs(gram[r][col]))
+        if abs(gram[pivot][col]) < 1e-12 * max(1.0, max(abs(v) for row in gram for v in row)):
+            return None
+        gram[col], gram[pivot], rhs[col], rhs[pivot] = gram[pivot], gram[col], rhs[pivot], rhs[col]
+        for r in range(k):
+            if r != col:
+                f = gram[r][col] / gram[col][col]
+                gram[r] = [a - f * b for a, b in zip(gram[r], gram[col])]
+                rhs[r] -= f * rhs[col]
+    return [rhs[i] / gram[i][i] for i in range(k)]
 
-    With fewer than three points, or a scale outside [0.5, 2] (the sum of parts should be close),
-    only the offset is fitted (scale 1).
+
+def _loo_error(columns: list[list[float]], y: Sequence[float], base: Sequence[float] | None = None) -> float:
+    """Mean relative leave-one-out error of the least-squares fit ``y - base ~ columns`` (inf when a
+    fit fails)."""
+    base = base or [0.0] * len(y)
+    target = [a - b for a, b in zip(y, base)]
+    total = 0.0
+    for i in range(len(y)):
+        rest = [[v for j, v in enumerate(c) if j != i] for c in columns]
+        coef = _lstsq(rest, [v for j, v in enumerate(target) if j != i])
+        if coef is None:
+            return math.inf
+        total += abs(base[i] + sum(w * c[i] for w, c in zip(coef, columns)) - y[i]) / y[i]
+    return total / len(y)
+
+
+def fit_correction(raw: Sequence[float], measured: Sequence[float],
+                   blocks: Sequence[float] | None = None) -> tuple[float, float, float]:
+    """``(scale, per_block, offset)`` of ``measured ~ scale * raw + per_block * blocks + offset``.
+
+    Candidates, least squares on the fit networks: the offset alone (scale 1), scale and offset, and
+    (with ``blocks``, the counted blocks of each network, when they vary) all three; the one with
+    the smallest leave-one-out relative error wins (the offset alone with fewer than three points).
+    A scale outside [0.25, 4] (the sum of the parts should be close) disqualifies a candidate.
     """
     n = len(raw)
     if n == 0:
-        return 1.0, 0.0
-    mean_x, mean_y = sum(raw) / n, sum(measured) / n
-    var = sum((x - mean_x) ** 2 for x in raw)
-    if n >= 3 and var > 0:
-        scale = sum((x - mean_x) * (y - mean_y) for x, y in zip(raw, measured)) / var
-        if 0.5 <= scale <= 2.0:
-            return scale, mean_y - scale * mean_x
-    return 1.0, mean_y - mean_x
+        return 1.0, 0.0, 0.0
+    offset_only = (1.0, 0.0, sum(m - r for m, r in zip(measured, raw)) / n)
+    if n < 3 or min(measured) <= 0:
+        return offset_only
+    ones = [1.0] * n
+    candidates = [(_loo_error([ones], measured, raw), offset_only)]
+    coef = _lstsq([list(raw), ones], measured)
+    if coef is not None and 0.25 <= coef[0] <= 4.0:
+        candidates.append((_loo_error([list(raw), ones], measured), (coef[0], 0.0, coef[1])))
+    if blocks is not None and n >= 6 and len(set(blocks)) > 1:
+        coef = _lstsq([list(raw), list(map(float, blocks)), ones], measured)
+        if coef is not None and 0.25 <= coef[0] <= 4.0:
+            candidates.append((_loo_error([list(raw), list(map(float, blocks)), ones], measured),
+                               (coef[0], coef[1], coef[2])))
+    return min(candidates, key=lambda c: c[0])[1]
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:

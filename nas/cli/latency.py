@@ -60,10 +60,10 @@ def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--input-shape", help="C,H,W the networks get (default: the preset's).")
 @click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
-@click.option("--fit", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--fit", type=click.IntRange(min=0), default=20, show_default=True,
               help="Whole networks measured to fit the correction.")
-@click.option("--stat", type=click.Choice(("min", "median")), default="min", show_default=True,
-              help="Statistic of the timed runs kept (min: stable on a shared machine).")
+@click.option("--stat", type=click.Choice(("median", "min")), default="median", show_default=True,
+              help="Statistic kept: median of the interleaved rounds' medians, or the fastest run.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The table (JSON).")
 @handle_errors
 def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], backend: str, device: str,
@@ -88,7 +88,8 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
-    click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + {table.offset:.4g} ms, "
+    click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + "
+               f"{table.per_block * 1e3:.3g} us x blocks + {table.offset:.4g} ms, "
                f"built in {table.build_seconds:.0f}s")
 
 

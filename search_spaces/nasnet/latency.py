@@ -10,7 +10,8 @@ from typing import Any, Sequence
 from nas.latency import block_key
 from nas.space import Task
 from search_spaces.nasnet.genotype import Block, NASNetGenotype
-from search_spaces.nasnet.macro import CellPlan, Layer, cell_kinds, layer_cost, plan_cell, stems
+from search_spaces.nasnet.macro import (CellPlan, Layer, adapt_pp, cell_kinds, concat_adapters, layer_cost,
+                                        plan_cell, stems)
 from search_spaces.op_costs import Tally
 
 Shape = tuple[int, int, int]
@@ -55,10 +56,57 @@ def cell_keys(cell: CellPlan, pp: Shape | None, p: Shape) -> list[str]:
     return keys
 
 
+@functools.lru_cache(maxsize=65536)
+def _op(name: str, c_in: int, c_out: int, stride: int, shape: Shape) -> tuple[str, Shape]:
+    """Key and output shape of an op reading ``shape`` (cached on plain values: cheap to hash)."""
+    return step(Layer("op", c_in, c_out, name=name, stride=stride), shape)
+
+
+@functools.lru_cache(maxsize=65536)
+def _glue(kind: str, shapes: tuple[Shape, ...]) -> str:
+    """Key of a sum or concatenation of ``shapes``."""
+    return block_key(kind, (len(shapes),), shapes)
+
+
+@functools.lru_cache(maxsize=65536)
+def _adapters(state: Shape, final: Shape) -> tuple[tuple[str, ...], Shape]:
+    """Keys and output shape of the adapters of a concatenated state."""
+    keys: list[str] = []
+    out = walk(concat_adapters(state, final), state, keys)
+    return tuple(keys), out
+
+
 @functools.lru_cache(maxsize=4096)
 def _cell(blocks: tuple, concat: tuple, style: str, reduction: bool, filters: int, pp: Shape | None,
           p: Shape) -> tuple[list[str], Shape]:
-    """Keys and output shape of a cell (cached: a network repeats its cells, a search its genotypes)."""
+    """Keys and output shape of a cell (cached: a network repeats its cells, a search its genotypes).
+
+    The same walk as ``plan_cell`` + :func:`cell_keys`, without the cost tally and with every
+    step cached on plain values, so a new genotype costs little (a test checks the two agree).
+    """
+    keys: list[str] = []
+    states = [walk(adapt_pp(style, pp, p, filters), pp or p, keys), walk([Layer("rcb", p[0], filters)], p, keys)]
+    for block in blocks:
+        outs = []
+        for source, op in block:
+            key, out = _op(op, states[source][0], filters, 2 if reduction and source < 2 else 1, states[source])
+            keys.append(key)
+            outs.append(out)
+        keys.append(_glue("sum", tuple(outs)))
+        states.append(outs[0])
+    final = states[-1]
+    adapted = []
+    for index in concat:
+        adapter_keys, out = _adapters(states[index], final)
+        keys += adapter_keys
+        adapted.append(out)
+    keys.append(_glue("cat", tuple(adapted)))
+    return keys, (final[0] * len(concat), final[1], final[2])
+
+
+def planned_cell(blocks: tuple, concat: tuple, style: str, reduction: bool, filters: int, pp: Shape | None,
+                 p: Shape) -> tuple[list[str], Shape]:
+    """Keys and output shape of a cell through ``plan_cell`` (the reference :func:`_cell` follows)."""
     cell = plan_cell(Tally(), blocks, concat, style, reduction, filters, pp, p)
     return cell_keys(cell, pp, p), cell.out
 

@@ -145,7 +145,7 @@ def plan_cell(tally: Tally, blocks: Sequence[Block], concat: Sequence[int], styl
               filters: int, pp: tuple[int, int, int] | None, p: tuple[int, int, int]) -> CellPlan:
     """Instructions of one cell reading states of shapes ``pp`` (None: raw ``p``) and ``p``;
     their cost is added to ``tally``."""
-    pre_pp = _adapt_pp(style, pp, p, filters)
+    pre_pp = adapt_pp(style, pp, p, filters)
     pre_p = [Layer("rcb", p[0], filters)]
     states = [run(tally, pre_pp, pp or p), run(tally, pre_p, p)]
     ops: list[tuple[int, Layer]] = []
@@ -160,20 +160,24 @@ def plan_cell(tally: Tally, blocks: Sequence[Block], concat: Sequence[int], styl
     final = states[-1]
     adapted = []
     for index in concat:
-        c, h, w = states[index]
-        if (h, w) != final[1:]:
-            adapters = [Layer("fr", c, final[0])]
-        elif c != final[0]:
-            adapters = [Layer("conv", c, final[0]), Layer("bn", c_out=final[0])]
-        else:
-            adapters = []
+        adapters = concat_adapters(states[index], final)
         run(tally, adapters, states[index])
         adapted.append((index, adapters))
     out = (final[0] * len(concat), final[1], final[2])
     return CellPlan(reduction, filters, pre_pp, pre_p, pp is None, ops, adapted, out)
 
 
-def _adapt_pp(style: str, pp: tuple[int, int, int] | None, p: tuple[int, int, int], filters: int) -> list[Layer]:
+def concat_adapters(state: tuple[int, int, int], final: tuple[int, int, int]) -> list[Layer]:
+    """Layers that bring a concatenated state to the last block's shape."""
+    c, h, w = state
+    if (h, w) != final[1:]:
+        return [Layer("fr", c, final[0])]
+    if c != final[0]:
+        return [Layer("conv", c, final[0]), Layer("bn", c_out=final[0])]
+    return []
+
+
+def adapt_pp(style: str, pp: tuple[int, int, int] | None, p: tuple[int, int, int], filters: int) -> list[Layer]:
     """Preprocessing of h[i-2] in each plumbing."""
     if pp is None:
         return []

@@ -12,7 +12,6 @@ from typing import Any
 
 from nas.latency import block_key
 from nas.space import Task
-from search_spaces.randwire.dag import adjacency, sources_and_sinks
 from search_spaces.randwire.genotype import RandWireGenotype
 from search_spaces.randwire.macro import Macro, out_size
 
@@ -37,6 +36,16 @@ def node_key(degree: int, c_in: int, c_out: int, stride: int, shape: Shape, out:
     return block_key("rw_node", (degree, c_out, c_out, 1), [out] * degree)
 
 
+def _degrees_and_sinks(n: int, edges: tuple[tuple[int, int], ...]) -> tuple[list[int], int]:
+    """In-degree of every node and the number of sinks, in one pass (what the blocks depend on)."""
+    degrees = [0] * n
+    has_succ = [False] * n
+    for src, dst in edges:
+        degrees[dst] += 1
+        has_succ[src] = True
+    return degrees, n - sum(has_succ)
+
+
 def network_blocks(genotype: RandWireGenotype, macro: Macro, task: Task) -> list[str]:
     """Every block of the network in forward order (nodes by stage, in node order)."""
     macro.check(genotype)
@@ -44,9 +53,8 @@ def network_blocks(genotype: RandWireGenotype, macro: Macro, task: Task) -> list
     for stage, n, edges in zip(macro.stages, genotype.nodes, genotype.edges):
         c, h, w = shape
         out = (stage.channels, out_size(h, stage.stride), out_size(w, stage.stride))
-        preds = adjacency(n, edges)[0]
-        keys += [node_key(len(preds[v]), c, stage.channels, stage.stride, shape, out) for v in range(n)]
-        sinks = len(sources_and_sinks(n, edges)[1])
+        degrees, sinks = _degrees_and_sinks(n, edges)
+        keys += [node_key(d, c, stage.channels, stage.stride, shape, out) for d in degrees]
         if sinks > 1:
             keys.append(block_key("mean", (sinks,), [out] * sinks))
         shape = out

@@ -28,7 +28,7 @@ PUBLISHED = [("nasnet", "cifar", "nasnet-a"), ("nasnet", "cifar", "amoebanet-a")
 
 
 def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, repeat: int, fit: int,
-                   options: dict) -> dict:
+                   options: dict, out: str | None = None) -> dict:
     """Build a table, then validate it on ``samples`` sampled networks."""
     from evaluators.latency import Settings
     from evaluators.lut import build_table, validate_table
@@ -36,7 +36,10 @@ def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, rep
 
     space = registry.make_space(space_name, {"preset": preset, **options})
     table = build_table(space, Settings(backend=backend), None, fit)
-    report = validate_table(table, space, samples, seed=7, repeat=repeat)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        table.save(Path(out) / "lut.json")
+    report = validate_table(table, space, samples, seed=7, repeat=repeat, out=out)
     return {"space": space_name, "preset": preset, "backend": backend, "blocks": len(table.blocks),
             "build_seconds": round(table.build_seconds, 1), **report}
 
@@ -143,8 +146,9 @@ def main() -> int:
     acc.add_argument("--backend", default="torch")
     acc.add_argument("--samples", type=int, default=100)
     acc.add_argument("--repeat", type=int, default=20)
-    acc.add_argument("--fit", type=int, default=10)
+    acc.add_argument("--fit", type=int, default=20)
     acc.add_argument("--option", action="append", default=[], help="space option key=value (JSON value)")
+    acc.add_argument("--out", help="folder for the table (lut.json) and the validation files")
     sub.add_parser("int8")
     quant = sub.add_parser("quantized-accuracy")
     quant.add_argument("--genotype", required=True)
@@ -156,7 +160,8 @@ def main() -> int:
     started = time.perf_counter()
     if args.what == "accuracy":
         options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
-        result = bench_accuracy(args.space, args.preset, args.backend, args.samples, args.repeat, args.fit, options)
+        result = bench_accuracy(args.space, args.preset, args.backend, args.samples, args.repeat, args.fit, options,
+                                args.out)
     elif args.what == "int8":
         result = bench_int8()
     elif args.what == "pareto":

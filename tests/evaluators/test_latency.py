@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.latency import LatencyCache, Settings, measure, pinned_cpus, summarize
+from evaluators.latency import LatencyCache, Settings, keep_off, measure, pinned_cpus, summarize
+from nas.config import SpecError
 
 FAST = {"warmup": 2, "min_repeats": 5, "max_repeats": 30, "max_seconds": 0.3}
 
@@ -51,6 +53,29 @@ def test_measure_runs_with_the_thread_count_and_pinned_cpus_then_restores(thread
     assert len(expected) == threads
     assert spy.seen and all(seen == (threads, expected) for seen in spy.seen)
     assert (torch.get_num_threads(), os.sched_getaffinity(0)) == before
+
+
+def test_reserved_cpus_keep_training_off_and_measurements_on_them():
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two CPUs")
+    reserved = max(allowed)
+    before = {tid: os.sched_getaffinity(tid) for tid in map(int, os.listdir("/proc/self/task"))}
+    try:
+        rest = keep_off([reserved])
+        assert set(rest) == allowed - {reserved} and os.sched_getaffinity(0) == set(rest)
+        spy = Spy()
+        measure(spy, [(1, 4, 4)], Settings(cpus=(reserved,), **FAST))
+        assert spy.seen and all(cpus == {reserved} for _, cpus in spy.seen)
+        assert os.sched_getaffinity(0) == set(rest)  # back off the reserved CPU after measuring
+        with pytest.raises(SpecError, match="latency_cpus"):
+            keep_off(sorted(allowed))
+        with pytest.raises(SpecError, match="latency cpus"):
+            Settings(cpus=(10_000,))
+    finally:
+        for tid, mask in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, mask)
 
 
 def test_cache_hits_skip_measuring_and_persist(tmp_path):
