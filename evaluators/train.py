@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from evaluators.data import Splits
 from evaluators.export import state_bytes
-from evaluators.train_options import METRICS, TrainOptions
+from evaluators.train_options import TrainOptions
 from nas.config import SpecError, validate
 from nas.evaluator import COMPLETE, PRUNED, Reporter, Result
 from nas.space import SearchSpace, Task
