@@ -235,9 +235,12 @@ class Ledger:
         return self.used < budget
 
     def others_at_work(self, study: optuna.Study, budget: int) -> bool:
-        """Whether other drivers hold live claims that may still leave budget to this one."""
+        """Whether the study's budget is not yet met by counted evaluations and this driver should keep
+        looking: other drivers hold live claims that may still leave budget to this one, or the budget
+        has room again (two drivers that claimed one architecture together both withdrew: each must
+        see the other's withdrawal here and claim again, or the budget is left one short)."""
         self.refresh(study)
-        return bool(self.claims) and self.evaluated < budget
+        return self.evaluated < budget and (bool(self.claims) or self.used < budget)
 
     def refresh(self, study: optuna.Study, skip: int | None = None) -> None:
         """Read the study again (``skip``: a trial number to leave out of the claims, e.g. one's own)."""
