@@ -54,17 +54,21 @@ def _tie_value(trial: FrozenTrial) -> float:
 
 
 def evaluated_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that used budget (each a unique architecture), in trial order. A trial counts once it
-    is told: a driver killed between writing its info and telling it leaves it RUNNING, to be failed."""
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.RUNNING and t.user_attrs.get("info", {}).get("counted")]
+    """Trials that used budget (each a unique architecture), in trial order."""
+    return [t for t in study.get_trials(deepcopy=False) if _counted(t)]
+
+
+def _counted(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` used budget. A trial counts once it is told: a driver killed between writing
+    its info and telling it leaves it RUNNING, to be failed."""
+    return trial.state != TrialState.RUNNING and bool(trial.user_attrs.get("info", {}).get("counted"))
 
 
 def summarize(spec: RunSpec, study: optuna.Study, run_dir: str = "", top: int = 5) -> dict[str, Any]:
     """Counts, best/Pareto trials and the top architectures of a run."""
     space = registry.make_space(spec.space["name"], spec.space_options())
     trials = study.get_trials(deepcopy=False)
-    counted = [t for t in trials if t.state != TrialState.RUNNING and t.user_attrs.get("info", {}).get("counted")]
+    counted = [t for t in trials if _counted(t)]
     states = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "duplicates": 0,
               "infeasible": 0, "interrupted": 0, "skipped": 0}
     for trial in trials:
