@@ -152,7 +152,8 @@ class Trainer:
             train_seconds += time.perf_counter() - started
             if failed:
                 return Result.failed(failed, curve=curve, device=str(self.ev.device))
-            accuracy, loss = self.validate()
+            last = step >= (self.max_steps or math.inf) or train_seconds >= self.max_seconds
+            accuracy, loss = self.validate(0 if last else self.o["curve_limit"])
             curve.append([epoch, accuracy])
             if self.reporter.report(epoch, accuracy):
                 return Result(PRUNED, {"accuracy": accuracy, "loss": loss}, {"curve": curve, "pruned_at": epoch})
@@ -225,17 +226,17 @@ class Trainer:
         return F.cross_entropy(logits.float(), y, label_smoothing=self.o["label_smoothing"])
 
     @torch.no_grad()
-    def validate(self) -> tuple[float, float]:
-        """Validation accuracy (%) and mean loss."""
+    def validate(self, limit: int = 0) -> tuple[float, float]:
+        """Validation accuracy (%) and mean loss, on the first ``limit`` images if not 0."""
         data, model = self.ev.data, self.model
         model.eval()
         correct, total_loss = 0, 0.0
         size = self.o["eval_batch_size"]
-        for i in range(0, len(data.x_valid), size):
-            x, y = data.x_valid[i:i + size], data.y_valid[i:i + size]
+        n = min(limit, len(data.x_valid)) if limit else len(data.x_valid)
+        for i in range(0, n, size):
+            x, y = data.x_valid[i:min(i + size, n)], data.y_valid[i:min(i + size, n)]
             with self.precision():
                 logits = model(x).float()
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
-        n = len(data.x_valid)
         return 100.0 * correct / n, total_loss / n

@@ -27,6 +27,9 @@ class TrainOptions(Evaluator):
         "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
         "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
         "valid_limit": Field(int, default=0, min=0),
+        "curve_limit": Field(int, default=0, min=0,
+                             help="score the epochs before the last on the first N validation images only "
+                                  "(0: all); the last epoch, which gives the metrics, always uses all"),
         "batch_size": Field(int, default=64, min=2),
         "eval_batch_size": Field(int, default=512, min=1),
         "optimizer": Field(str, default="sgd", choices=("sgd", "adamw")),

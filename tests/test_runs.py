@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from nas.spec import load_spec, tomllib
-from tests.conftest import ROOT, run_nas, write_spec
+from evaluators.data import FASHION_DIR
+from tests.conftest import ROOT, need, run_nas, write_spec
 
 RUNS = sorted((ROOT / "runs").glob("*.toml"))
 
@@ -41,9 +44,46 @@ def test_the_shipped_comparison_has_every_family_on_fashion_mnist():
     assert {t.family for t in trials} == {"searched", "random wiring", "random cell", "hand-designed"}
 
 
+def need_fashion_mnist() -> None:
+    need(any(Path(FASHION_DIR).glob("train-images-idx3-ubyte*")),
+         f"Fashion-MNIST not installed at {FASHION_DIR} (make fashion-mnist, or apt-get install dataset-fashion-mnist)")
+
+
+def test_quickstart_scores_on_thousands_of_small_images():
+    # the ranking needs a fine validation grain (issue 12): one image must be a small step of accuracy
+    need_fashion_mnist()
+    spec = load_spec(ROOT / "runs/quickstart.toml")
+    evaluator = spec.evaluator_spec()
+    splits = evaluator.load_shared()
+    assert splits.name == "fashion-mnist" and splits.input_shape == (1, 7, 7)
+    assert len(splits.y_valid) >= 5000 and len(splits.y_valid) >= 2 * len(splits.y_train)
+    assert set(splits.y_valid.tolist()) == set(range(10)) and len(splits.y_test) == 10_000
+
+
+def _make_fashion(folder: Path, apt_get: str) -> subprocess.CompletedProcess:
+    """``make fashion-mnist`` with the data folder and the apt-get command replaced."""
+    return subprocess.run(["make", "-s", "-C", str(ROOT), "fashion-mnist", f"FASHION_DIR={folder}", f"APT_GET={apt_get}"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_make_demo_finds_or_installs_fashion_mnist(tmp_path):
+    present = tmp_path / "present"
+    present.mkdir()
+    (present / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    proc = _make_fashion(present, "false")  # files there: apt-get is never called
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    proc = _make_fashion(tmp_path / "missing", str(tmp_path / "no-apt-get"))
+    assert proc.returncode != 0
+    assert f"Fashion-MNIST is not in {tmp_path / 'missing'}: no apt-get here" in proc.stderr.splitlines()[0]
+    if os.geteuid() == 0:  # as root the install is attempted; a failing apt-get ends with one line saying so
+        proc = _make_fashion(tmp_path / "missing", "false")
+        assert proc.returncode != 0 and "'false install dataset-fashion-mnist' failed" in proc.stderr
+
+
 @pytest.mark.xdist_group("ray")
 def test_quickstart_with_a_reduced_budget_on_ray(tmp_path):
     # the quick start as shipped, with a budget and population small enough that evolution breeds
+    need_fashion_mnist()
     data = tomllib.loads((ROOT / "runs/quickstart.toml").read_text())
     data["controller"].update(population=2, sample=2)
     spec = write_spec(tmp_path / "quickstart.toml", data)

@@ -57,6 +57,18 @@ def test_same_seed_same_result_on_cpu(evaluator):
     assert [a.metrics[k] for k in keys] != [c.metrics[k] for k in keys]
 
 
+def test_curve_limit_scores_only_the_last_epoch_on_every_validation_image(evaluator):
+    limited = TrainEvaluator(SPACE, {"data": "digits", "train_limit": 256, "batch_size": 32, "curve_limit": 8})
+    full = run_job(evaluator, job({"epochs": 3}), NullReporter())
+    result = run_job(limited, job({"epochs": 3}), NullReporter())
+    assert result.state == COMPLETE, result.error
+    earlier, last = result.info["curve"][:-1], result.info["curve"][-1]
+    assert len(earlier) == 2 and all(value % 12.5 == 0 for _, value in earlier)  # 8 images: steps of 12.5%
+    # the last epoch is scored on the whole split: the same training gives the unlimited run's metrics
+    assert last == full.info["curve"][-1] and result.metrics["accuracy"] == full.metrics["accuracy"]
+    assert result.metrics["loss"] == full.metrics["loss"] and len(evaluator.data.y_valid) > 8
+
+
 def test_pruning_stops_the_trial_after_the_reported_epoch(evaluator):
     reporter = Prune(at=1)
     result = run_job(evaluator, job({"epochs": 3}), reporter)
