@@ -99,6 +99,7 @@ class LatencyTable:
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
     stat: str = "min"  # the statistic of the timed runs the table holds: min or median
     floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
+    speed: float = 1.0  # calibration: the machine's time now / at build time (see evaluators.lut.calibrate_table)
 
     def task(self) -> Any:
         """The task the table was built for; None when it is the preset's (as the space decides)."""
@@ -136,13 +137,25 @@ class LatencyTable:
 
     def predict_keys(self, keys: Iterable[str]) -> float:
         """Predicted latency (ms) of a network made of ``keys`` (one whose every block is dead
-        compiles to a constant: ``floor_ms``)."""
+        compiles to a constant: ``floor_ms``), times the calibration ``speed``."""
         raw, live = self._sum(keys)
-        return self.scale * raw + self.per_block * live + self.offset if live else self.floor_ms
+        return self.speed * (self.scale * raw + self.per_block * live + self.offset if live else self.floor_ms)
 
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
         """Predicted latency (ms) of ``genotype`` in ``space``."""
         return self.predict_keys(space.latency_blocks(genotype, task))
+
+    # ----- calibration -------------------------------------------------------------------------
+    def references(self, count: int) -> list[int]:
+        """Indices of ``count`` of the fit networks, spread evenly over their measured latencies:
+        the reference networks whose build-time latency (``fit.measured_ms``) calibrates the
+        table's absolute values to the machine's speed now (none when the table has no fit)."""
+        measured = self.fit.get("measured_ms", [])
+        if not measured or not self.fit.get("genotypes") or count <= 0:
+            return []
+        order = sorted(range(len(measured)), key=lambda i: measured[i])
+        count = min(count, len(order))
+        return sorted({order[round(j * (len(order) - 1) / max(1, count - 1))] for j in range(count)})
 
     # ----- compatibility ------------------------------------------------------------------------
     def describe(self) -> str:
@@ -206,6 +219,16 @@ class LatencyTable:
             raise SpecError(f"{path}: malformed latency table ({err})") from None
         table.input_shape = tuple(table.input_shape)  # type: ignore[assignment]
         return table
+
+
+def speed_ratio(now: Sequence[float], then: Sequence[float]) -> float:
+    """How much slower the machine runs now than then: the median of ``now / then`` over the
+    reference networks (1.0 without any)."""
+    ratios = sorted(a / b for a, b in zip(now, then) if a > 0 and b > 0)
+    if not ratios:
+        return 1.0
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
 
 def _lstsq(columns: Sequence[Sequence[float]], y: Sequence[float]) -> list[float] | None:
