@@ -39,7 +39,7 @@ from torch import nn
 
 from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
                                 prepare_call, time_rounds)
-from nas.latency import (LatencyTable, accuracy_stats, fit_correction, kendall_tau, parse_key, speed_ratio,
+from nas.latency import (LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
                          versions)
 from nas.config import SpecError
 from nas.space import Task
@@ -275,12 +275,18 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)
     genotypes = sample_unique(space, fit, FIT_SEED)
-    parts = [table.parts(space.latency_blocks(g, task)) for g in genotypes]
+    network_keys = [space.latency_blocks(g, task) for g in genotypes]
+    parts = [table.parts(k) for k in network_keys]
     measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
     raw, live = [p[0] for p in parts], [p[1] for p in parts]
-    table.scale, table.per_block, table.offset = fit_correction(raw, measured, live)
+    kept = [i for i in range(len(raw)) if live[i]]  # a network folded to a constant is predicted as floor_ms
+    correction = choose_correction([raw[i] for i in kept], [measured[i] for i in kept], [live[i] for i in kept],
+                                   [table.kind_counts(network_keys[i]) for i in kept])
+    table.scale, table.per_block, table.offset = correction.scale, correction.per_block, correction.offset
+    table.kind_ms = correction.kind_ms
     table.fit = {"networks": len(raw), "raw_ms": raw, "blocks": live, "measured_ms": measured,
-                 "genotypes": [g.to_dict() for g in genotypes], "block_drift": block_drift}
+                 "genotypes": [g.to_dict() for g in genotypes], "block_drift": block_drift,
+                 "form": correction.form, "loo_error": correction.loo}
     table.build_seconds = time.perf_counter() - started
     return table
 

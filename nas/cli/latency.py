@@ -88,8 +88,9 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
-    click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + "
-               f"{table.per_block * 1e3:.3g} us x blocks + {table.offset:.4g} ms, "
+    kinds = f" + {len(table.kind_ms)} kind costs" if table.kind_ms else ""
+    click.echo(f"{out}: {len(table.blocks)} blocks, correction ({table.fit.get('form', 'none')}) {table.scale:.3f} x sum + "
+               f"{table.per_block * 1e3:.3g} us x blocks{kinds} + {table.offset:.4g} ms, "
                f"built in {table.build_seconds:.0f}s")
 
 

@@ -129,3 +129,22 @@ def test_later_block_groups_are_rescaled_by_their_reference_blocks(space, monkey
                 assert out[key] == seen[0][1][key]
             else:  # brought back to the first group's speed
                 assert out[key] == pytest.approx(entries[key] / d)
+
+
+def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
+    from nas.latency import choose_correction, kind_of
+
+    assert kind_of("~op:sep_conv_3x3:1@16x8x8") == "op:sep_conv_3x3" and kind_of("sum:2@16x8x8;16x8x8") == "sum"
+    # measured = 1.2 x sum + 0.5 ms per 'sum' block + 0.1 ms per skip + 2 ms; the other forms cannot say that
+    raw = [3.0, 5.0, 4.0, 6.0, 2.0, 7.0, 5.5, 3.5]
+    kinds = [{"sum": s, "op:skip": k, "stem": 1} for s, k in [(2, 1), (4, 0), (1, 3), (5, 2), (3, 3), (2, 0), (6, 1), (0, 4)]]
+    measured = [1.2 * r + 0.5 * c["sum"] + 0.1 * c["op:skip"] + 2.0 for r, c in zip(raw, kinds)]
+    best = choose_correction(raw, measured, [sum(c.values()) for c in kinds], kinds)
+    assert best.form.startswith("kinds") and best.scale == pytest.approx(1.2, rel=0.05)
+    assert best.kind_ms["sum"] == pytest.approx(0.5, rel=0.1) and "stem" not in best.kind_ms  # constant: the offset's
+    assert set(best.loo) >= {"offset", "scale", "per-block", best.form} and best.loo[best.form] == min(best.loo.values())
+    table = LatencyTable("x", "p", {}, (1, 1, 1), 1, "torch", "cpu", 1, 1, {}, {"sum:2@1x1x1": 1.0, "stem:3@3x1x1": 2.0},
+                         scale=best.scale, offset=best.offset, kind_ms=best.kind_ms)
+    assert table.predict_keys(["stem:3@3x1x1", "sum:2@1x1x1"]) == pytest.approx(
+        best.scale * 3.0 + best.kind_ms["sum"] + best.offset)
+    assert table.parts(["stem:3@3x1x1", "sum:2@1x1x1"]) == (3.0, 2)  # the correction's inputs stay the plain sum
