@@ -367,15 +367,19 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
                                  "group_ratios": list(dict.fromkeys(ratios))}
         report["drift"] = statistics.median(ratios)
     if twice:
-        diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
-        report["repeatability"] = statistics.median(diffs)
-        # the ranking's noise ceiling: Kendall tau of the twice-measured networks with themselves
-        report["repeat_kendall_tau"] = kendall_tau(measured[:twice], again)
-        report["table_kendall_tau_on_repeated"] = kendall_tau(predicted[:twice], measured[:twice])
-        report["repeated_ms"] = [[a, b] for a, b in zip(measured, again)]
+        report.update(_repeat_stats(predicted[:twice], measured[:twice], again))
     if out is not None:
         _write(Path(out), report, genotypes, raw, predicted, measured, flops)
     return report
+
+
+def _repeat_stats(predicted: list[float], measured: list[float], again: list[float]) -> dict[str, Any]:
+    """Repeatability of the networks measured twice (median relative difference) and the ranking's
+    noise ceiling (Kendall tau of the two measurements with each other)."""
+    diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
+    return {"repeatability": statistics.median(diffs), "repeat_kendall_tau": kendall_tau(measured, again),
+            "table_kendall_tau_on_repeated": kendall_tau(predicted, measured),
+            "repeated_ms": [[a, b] for a, b in zip(measured, again)]}
 
 
 def _write(folder: Path, report: dict[str, Any], genotypes: list[Any], raw: list[float], predicted: list[float],
