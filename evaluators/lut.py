@@ -6,9 +6,18 @@ interleaved rounds with their group; the block's entry is the time each extra co
 own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
 graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
 correction ``measured ~ scale * sum(blocks) [+ per_block * blocks] + offset`` fitted
-(``nas.latency.fit_correction``, chosen by leave-one-out error). Validate: sampled networks (other
-seeds than the fit's) measured whole, in interleaved rounds, and compared with the table's
-prediction; FLOPs' rank correlation on the same samples.
+(``nas.latency.fit_correction``, chosen by leave-one-out error). A build of several block groups
+re-times a few blocks of the first group with every later group and rescales that group's entries
+by their speed ratio (the machine's speed drifts within minutes).
+
+Validate: sampled networks (other seeds than the fit's) measured whole, in interleaved rounds, and
+compared with the table's prediction; FLOPs' rank correlation on the same samples.
+
+Calibration: a table's absolute values hold for the machine as fast as during its build. The fit
+networks and their build-time latencies stay in the table; measured again later (a few of them,
+:data:`REFERENCES`), their speed ratio scales the predictions (:func:`calibrate_table` before a
+search; in validate, inside every group's interleaved rounds, so drift falls on the references and
+the samples alike). Validate reports the calibrated and the uncalibrated figures.
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ from torch import nn
 
 from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
                                 prepare_call, time_rounds)
-from nas.latency import LatencyTable, accuracy_stats, fit_correction, kendall_tau, parse_key, versions
+from nas.latency import (LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
+                         versions)
+from nas.config import SpecError
 from nas.space import Task
 
 log = logging.getLogger(__name__)
@@ -38,7 +49,8 @@ log = logging.getLogger(__name__)
 BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.2}
 NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 1.5}
 BLOCK_GROUP, NETWORK_GROUP = 64, 20  # modules held at once and timed in interleaved rounds
-ANCHORS = 5  # fit networks validate measures again: how much the machine's speed drifted since the build
+REFERENCES = 4  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
+REFERENCE_BLOCKS = 4  # blocks of the first group re-timed in every later group of a build
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 
@@ -123,27 +135,62 @@ def _block_calls(space: Any, key: str, settings: Settings) -> tuple[Callable[[],
         return prepare_call(module, shapes, fp32, NO_CSE), prepare_call(many, shapes, fp32, NO_CSE)
 
 
+def _time_blocks(space: Any, keys: Sequence[str], settings: Settings,
+                 stat: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(entry, time of the repeated form) of each key, all timed in one set of interleaved rounds
+    (entries of free blocks are 0 and they have no time)."""
+    with pinned(settings.threads, settings.cpus):
+        calls = {key: _block_calls(space, key, settings) for key in keys}
+        live = [key for key, pair in calls.items() if pair is not None]
+        timed = time_rounds([c for key in live for c in calls[key]], settings) if live else []
+    entries = {key: 0.0 for key in keys}
+    many_ms = {}
+    for i, key in enumerate(live):
+        alone, many = timed[2 * i].stat(stat), timed[2 * i + 1].stat(stat)
+        entries[key] = max(0.0, (many - alone) / (COPIES - 1))
+        many_ms[key] = many
+    return entries, many_ms
+
+
+def _reference_blocks(many_ms: dict[str, float], count: int = REFERENCE_BLOCKS) -> list[str]:
+    """``count`` blocks spread over the upper three quarters of the repeated forms' times (the
+    smallest are the noisiest to re-time)."""
+    ordered = sorted(many_ms, key=many_ms.__getitem__)[len(many_ms) // 4:]
+    if not ordered:
+        return []
+    count = min(count, len(ordered))
+    return list(dict.fromkeys(ordered[round(j * (len(ordered) - 1) / max(1, count - 1))] for j in range(count)))
+
+
 def measure_blocks(space: Any, keys: Sequence[str], settings: Settings, stat: str = "median",
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+                   progress: Callable[[int, int], None] | None = None,
+                   drift: list[float] | None = None) -> dict[str, float]:
     """What each block adds to a network (ms, from the ``stat`` of the timed runs).
 
     A block is timed alone and as :data:`COPIES` copies (:class:`Repeated`), in interleaved
     rounds with its group; its entry is the difference per extra copy, ``(T_k - T_1) / (k - 1)``:
     the block's own work without the per-call cost of the runtime (feeding inputs, fetching
     outputs, layout conversions at the graph's edges) that a network pays once, not per block.
+
+    With more than one group, :data:`REFERENCE_BLOCKS` blocks of the first group are timed again
+    in every later group's rounds, and that group's entries are divided by their speed ratio (how
+    much slower the machine ran then than during the first group; appended to ``drift``), so that
+    every entry holds for the machine as fast as during the first group.
     """
     out: dict[str, float] = {}
+    references: list[str] = []
+    base: list[float] = []
     with quiet_logs(), torch.no_grad():
         for start in range(0, len(keys), BLOCK_GROUP):
-            group = keys[start:start + BLOCK_GROUP]
-            with pinned(settings.threads, settings.cpus):
-                calls = {key: _block_calls(space, key, settings) for key in group}
-                live = [key for key, pair in calls.items() if pair is not None]
-                timed = time_rounds([c for key in live for c in calls[key]], settings) if live else []
-            out.update({key: 0.0 for key in group})
-            for i, key in enumerate(live):
-                alone, many = timed[2 * i].stat(stat), timed[2 * i + 1].stat(stat)
-                out[key] = max(0.0, (many - alone) / (COPIES - 1))
+            group = list(keys[start:start + BLOCK_GROUP])
+            entries, many_ms = _time_blocks(space, group + [k for k in references if k not in group], settings, stat)
+            factor = speed_ratio([many_ms[k] for k in references], base) if references else 1.0
+            out.update({key: entries[key] / factor for key in group})
+            if references and drift is not None:
+                drift.append(factor)
+            if start == 0 and len(keys) > BLOCK_GROUP:
+                references = _reference_blocks(many_ms)
+                base = [many_ms[k] for k in references]
             if progress:
                 progress(min(start + BLOCK_GROUP, len(keys)), len(keys))
     return out
@@ -218,7 +265,8 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     started = time.perf_counter()
     keys = space.latency_universe(task)
     block_settings = replace(settings, **BLOCK_POLICY)
-    blocks = measure_blocks(space, keys, block_settings, stat, progress)
+    block_drift: list[float] = []
+    blocks = measure_blocks(space, keys, block_settings, stat, progress, block_drift)
     default = task or space.default_task()
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
@@ -227,76 +275,123 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)
     genotypes = sample_unique(space, fit, FIT_SEED)
-    parts = [table.parts(space.latency_blocks(g, task)) for g in genotypes]
+    network_keys = [space.latency_blocks(g, task) for g in genotypes]
+    parts = [table.parts(k) for k in network_keys]
     measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
     raw, live = [p[0] for p in parts], [p[1] for p in parts]
-    table.scale, table.per_block, table.offset = fit_correction(raw, measured, live)
+    kept = [i for i in range(len(raw)) if live[i]]  # a network folded to a constant is predicted as floor_ms
+    correction = choose_correction([raw[i] for i in kept], [measured[i] for i in kept], [live[i] for i in kept],
+                                   [table.kind_counts(network_keys[i]) for i in kept])
+    table.scale, table.per_block, table.offset = correction.scale, correction.per_block, correction.offset
+    table.kind_ms = correction.kind_ms
     table.fit = {"networks": len(raw), "raw_ms": raw, "blocks": live, "measured_ms": measured,
-                 "genotypes": [g.to_dict() for g in genotypes]}
+                 "genotypes": [g.to_dict() for g in genotypes], "block_drift": block_drift,
+                 "form": correction.form, "loo_error": correction.loo}
     table.build_seconds = time.perf_counter() - started
     return table
 
 
+def measure_with_references(table: LatencyTable, space: Any, genotypes: Sequence[Any], task: Task | None,
+                            settings: Settings, count: int = REFERENCES) -> tuple[list[float], list[float]]:
+    """Latencies of ``genotypes`` (fresh instances, the table's statistic), each with the speed
+    ratio of the group it was timed in.
+
+    Every interleaved group of :data:`NETWORK_GROUP` networks holds ``count`` of the table's fit
+    networks (:meth:`LatencyTable.references`) besides the genotypes, so that the machine's drift
+    falls on both alike; a group's ratio is :func:`nas.latency.speed_ratio` of their latencies now
+    to those stored at build time (1.0 for every group when the table has no fit networks).
+    """
+    chosen = table.references(count)
+    references = [space.from_dict(table.fit["genotypes"][i]) for i in chosen]
+    then = [table.fit["measured_ms"][i] for i in chosen]
+    per_group = NETWORK_GROUP - len(references)
+    times: list[float] = []
+    ratios: list[float] = []
+    for start in range(0, len(genotypes), per_group):
+        chunk = list(genotypes[start:start + per_group])
+        result = [m.stat(table.stat) for m in measure_networks(space, references + chunk, task, settings)]
+        ratio = speed_ratio(result[:len(references)], then) if references else 1.0
+        times += result[len(references):]
+        ratios += [ratio] * len(chunk)
+    return times, ratios
+
+
+def calibrate_table(table: LatencyTable, space: Any, task: Task | None = None, count: int = REFERENCES) -> float:
+    """Set ``table.speed`` to the machine's speed now against at build time (its fit networks
+    measured again, :func:`measure_with_references`), so that its predictions hold for now; returns it."""
+    chosen = table.references(count)
+    if not chosen:
+        raise SpecError(f"latency table ({table.describe()}) has no fit networks to calibrate with "
+                        "(built with --fit 0)")
+    settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
+    references = [space.from_dict(table.fit["genotypes"][i]) for i in chosen]
+    now = [m.stat(table.stat) for m in measure_networks(space, references, task or table.task(), settings)]
+    table.speed = speed_ratio(now, [table.fit["measured_ms"][i] for i in chosen])
+    return table.speed
+
+
 def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0, task: Task | None = None,
-                   repeat: int = 0, out: str | Path | None = None) -> dict[str, Any]:
+                   repeat: int = 0, out: str | Path | None = None, calibrate: bool = True) -> dict[str, Any]:
     """Predicted vs measured on ``samples`` sampled networks; writes JSON, CSV and a scatter to ``out``.
 
     Returns at least ``samples``, ``within_10pct``, ``mape``, ``kendall_tau`` and ``flops_kendall_tau``;
     also ``predict_us`` (prediction cost per architecture); with ``repeat`` > 0, ``repeatability``
     (median relative difference of the first ``repeat`` networks measured twice: two instances,
-    timed in the same interleaved rounds); and ``drift``, the median ratio of :data:`ANCHORS` of the
-    table's fit networks measured now to when the table was built, with ``within_10pct_drift_corrected``
-    (the predictions times ``drift``: what the table would score on the machine as fast as at build
-    time; a diagnostic, never the headline).
+    timed in the same interleaved rounds). With ``calibrate`` and a table that has fit networks
+    (never validation samples), :data:`REFERENCES` of them are measured in every group's rounds
+    (:func:`measure_with_references`) and each prediction is scaled by its group's speed ratio:
+    the headline figures are then the calibrated ones, ``uncalibrated`` holds the raw table's,
+    ``calibration`` the ratios (``drift``: their median).
     """
     settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
     task = task or table.task()
-    anchors = [space.from_dict(d) for d in table.fit.get("genotypes", [])]
-    fitted = {g.arch_id for g in anchors}  # the correction's networks never validate it
+    table = replace(table, speed=1.0)  # the table as built; calibration is this function's own
+    fitted = {space.from_dict(d).arch_id for d in table.fit.get("genotypes", [])}  # never validation samples
     genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
-    anchors = anchors[:ANCHORS]
     started = time.perf_counter()
-    predicted = [table.predict(space, g, task) for g in genotypes]
+    raw = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
     twice = min(repeat, len(genotypes))
     order = [g for i, g in enumerate(genotypes) for _ in range(2 if i < twice else 1)]
-    results = [m.stat(table.stat) for m in measure_networks(space, anchors + order, task, settings)]
-    drift = statistics.median(r / m for r, m in zip(results, table.fit["measured_ms"])) if anchors else 1.0
-    results = results[len(anchors):]
-    measured, again, position = [], [], 0
-    for i in range(len(genotypes)):
-        measured.append(results[position])
-        if i < twice:
-            again.append(results[position + 1])
-        position += 2 if i < twice else 1
+    times, ratios = measure_with_references(table, space, order, task, settings, REFERENCES if calibrate else 0)
+    first = [i + min(i, twice) for i in range(len(genotypes))]  # each genotype's first measurement in `order`
+    measured = [times[j] for j in first]
+    again = [times[j + 1] for j in first[:twice]]
+    predicted = [p * ratios[j] for p, j in zip(raw, first)]
     flops = [float(space.cost(g, task or _task_of(space, g)).flops) for g in genotypes]
     report: dict[str, Any] = {**accuracy_stats(predicted, measured), "flops_kendall_tau": kendall_tau(flops, measured),
                               "predict_us": predict_us, "lut": table.describe()}
+    if calibrate and table.references(REFERENCES):
+        report["uncalibrated"] = {k: v for k, v in accuracy_stats(raw, measured).items() if k != "samples"}
+        report["calibration"] = {"references": len(table.references(REFERENCES)),
+                                 "group_ratios": list(dict.fromkeys(ratios))}
+        report["drift"] = statistics.median(ratios)
     if twice:
-        diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
-        report["repeatability"] = statistics.median(diffs)
-        # the ranking's noise ceiling: Kendall tau of the twice-measured networks with themselves
-        report["repeat_kendall_tau"] = kendall_tau(measured[:twice], again)
-        report["table_kendall_tau_on_repeated"] = kendall_tau(predicted[:twice], measured[:twice])
-        report["repeated_ms"] = [[a, b] for a, b in zip(measured, again)]
-    if anchors:  # the machine's speed now against when the table was built (a diagnostic only)
-        report["drift"] = drift
-        report["within_10pct_drift_corrected"] = accuracy_stats([p * drift for p in predicted], measured)["within_10pct"]
+        report.update(_repeat_stats(predicted[:twice], measured[:twice], again))
     if out is not None:
-        _write(Path(out), report, genotypes, predicted, measured, flops)
+        _write(Path(out), report, genotypes, raw, predicted, measured, flops)
     return report
 
 
-def _write(folder: Path, report: dict[str, Any], genotypes: list[Any], predicted: list[float],
+def _repeat_stats(predicted: list[float], measured: list[float], again: list[float]) -> dict[str, Any]:
+    """Repeatability of the networks measured twice (median relative difference) and the ranking's
+    noise ceiling (Kendall tau of the two measurements with each other)."""
+    diffs = sorted(abs(a - b) / ((a + b) / 2) for a, b in zip(measured, again))
+    return {"repeatability": statistics.median(diffs), "repeat_kendall_tau": kendall_tau(measured, again),
+            "table_kendall_tau_on_repeated": kendall_tau(predicted, measured),
+            "repeated_ms": [[a, b] for a, b in zip(measured, again)]}
+
+
+def _write(folder: Path, report: dict[str, Any], genotypes: list[Any], raw: list[float], predicted: list[float],
            measured: list[float], flops: list[float]) -> None:
     """validation.json, samples.csv and scatter.png."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "validation.json").write_text(json.dumps(report, indent=2) + "\n")
     with (folder / "samples.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["arch_id", "predicted_ms", "measured_ms", "flops", "genotype"])
-        writer.writerows([g.arch_id, f"{p:.6g}", f"{m:.6g}", f"{f:.0f}", g.to_json()]
-                         for g, p, m, f in zip(genotypes, predicted, measured, flops))
+        writer.writerow(["arch_id", "predicted_ms", "measured_ms", "flops", "genotype", "uncalibrated_ms"])
+        writer.writerows([g.arch_id, f"{p:.6g}", f"{m:.6g}", f"{f:.0f}", g.to_json(), f"{r:.6g}"]
+                         for g, r, p, m, f in zip(genotypes, raw, predicted, measured, flops))
     import matplotlib
 
     matplotlib.use("Agg")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nas.config import SpecError
+from nas.latency_fit import choose_correction, fit_correction  # noqa: F401  (re-exported)
 
 LUT_FORMAT = "nasforge-lut/1"
 # space options that do not change the network as measured (inference, batch 1)
@@ -54,6 +55,14 @@ def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
     kind, *args = head.split(":")
     shapes = [tuple(int(d) for d in part.split("x")) for part in tail.split(";") if part]
     return kind, args, shapes
+
+
+def kind_of(key: str) -> str:
+    """A block key's kind for the correction's per-kind costs: ``op:NAME`` for an op of the shared
+    registry, else the block's kind (``sum``, ``mbconv``, ``vit_attn``...)."""
+    head = strip_dead(key).partition("@")[0]
+    kind, _, rest = head.partition(":")
+    return f"op:{rest.partition(':')[0]}" if kind == "op" and rest else kind
 
 
 def require_support(space: Any, where: str) -> None:
@@ -99,6 +108,8 @@ class LatencyTable:
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
     stat: str = "min"  # the statistic of the timed runs the table holds: min or median
     floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
+    kind_ms: dict[str, float] = field(default_factory=dict)  # correction: ms per counted block of a kind
+    speed: float = 1.0  # calibration: the machine's time now / at build time (see evaluators.lut.calibrate_table)
 
     def task(self) -> Any:
         """The task the table was built for; None when it is the preset's (as the space decides)."""
@@ -115,12 +126,14 @@ class LatencyTable:
         """(sum of the counted blocks' entries, how many were counted): the correction's inputs."""
         return self._sum(keys)
 
-    def _sum(self, keys: Iterable[str]) -> tuple[float, int]:
-        """(sum of the counted blocks' entries, how many were counted)."""
-        total = 0.0
+    def _sum(self, keys: Iterable[str], corrected: bool = False) -> tuple[float, int]:
+        """(sum of the counted blocks' entries, how many were counted); ``corrected``: the sum
+        times ``scale`` plus the blocks' kind costs."""
+        total = extra = 0.0
         live = 0
         blocks = self.blocks
         eager = self.backend == "torch"
+        kind_ms = self.kind_ms if corrected else None
         for key in keys:
             if key[0] == DEAD:  # dead code: computed by eager torch, dropped by graph compilers
                 if not eager:
@@ -132,17 +145,44 @@ class LatencyTable:
                 raise SpecError(f"latency table lacks block {key!r} (built for {self.describe()}); "
                                  "rebuild it with 'nas latency build-lut'")
             total += value
-        return total, live
+            if kind_ms:
+                extra += kind_ms.get(kind_of(key), 0.0)
+        return (self.scale * total + extra if corrected else total), live
+
+    def kind_counts(self, keys: Iterable[str]) -> dict[str, int]:
+        """How many counted blocks of each kind (:func:`kind_of`) ``keys`` hold."""
+        counts: dict[str, int] = {}
+        for key in keys:
+            if key[0] == DEAD and self.backend != "torch":
+                continue
+            kind = kind_of(key)
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
 
     def predict_keys(self, keys: Iterable[str]) -> float:
         """Predicted latency (ms) of a network made of ``keys`` (one whose every block is dead
-        compiles to a constant: ``floor_ms``)."""
-        raw, live = self._sum(keys)
-        return self.scale * raw + self.per_block * live + self.offset if live else self.floor_ms
+        compiles to a constant: ``floor_ms``), times the calibration ``speed``."""
+        total, live = self._sum(keys, corrected=True)
+        return self.speed * (total + self.per_block * live + self.offset if live else self.floor_ms)
 
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
         """Predicted latency (ms) of ``genotype`` in ``space``."""
         return self.predict_keys(space.latency_blocks(genotype, task))
+
+    # ----- calibration -------------------------------------------------------------------------
+    def references(self, count: int) -> list[int]:
+        """Indices of ``count`` of the fit networks, spread evenly over their measured latencies:
+        the reference networks whose build-time latency (``fit.measured_ms``) calibrates the
+        table's absolute values to the machine's speed now (none when the table has no fit)."""
+        measured = self.fit.get("measured_ms", [])
+        if not measured or not self.fit.get("genotypes") or count <= 0:
+            return []
+        live = self.fit.get("blocks") or [1] * len(measured)  # not a network folded to a constant
+        order = sorted((i for i in range(len(measured)) if live[i]), key=lambda i: measured[i])
+        if not order:
+            return []
+        count = min(count, len(order))
+        return sorted({order[round(j * (len(order) - 1) / max(1, count - 1))] for j in range(count)})
 
     # ----- compatibility ------------------------------------------------------------------------
     def describe(self) -> str:
@@ -208,65 +248,14 @@ class LatencyTable:
         return table
 
 
-def _lstsq(columns: Sequence[Sequence[float]], y: Sequence[float]) -> list[float] | None:
-    """Least-squares coefficients of ``y ~ columns`` (normal equations; None when singular)."""
-    k = len(columns)
-    gram = [[sum(a * b for a, b in zip(columns[i], columns[j])) for j in range(k)] for i in range(k)]
-    rhs = [sum(a * b for a, b in zip(columns[i], y)) for i in range(k)]
-    for col in range(k):  # Gauss-Jordan with partial pivoting
-        pivot = max(range(col, k), key=lambda r: abs(gram[r][col]))
-        if abs(gram[pivot][col]) < 1e-12 * max(1.0, max(abs(v) for row in gram for v in row)):
-            return None
-        gram[col], gram[pivot], rhs[col], rhs[pivot] = gram[pivot], gram[col], rhs[pivot], rhs[col]
-        for r in range(k):
-            if r != col:
-                f = gram[r][col] / gram[col][col]
-                gram[r] = [a - f * b for a, b in zip(gram[r], gram[col])]
-                rhs[r] -= f * rhs[col]
-    return [rhs[i] / gram[i][i] for i in range(k)]
-
-
-def _loo_error(columns: list[list[float]], y: Sequence[float], base: Sequence[float] | None = None) -> float:
-    """Mean relative leave-one-out error of the least-squares fit ``y - base ~ columns`` (inf when a
-    fit fails)."""
-    base = base or [0.0] * len(y)
-    target = [a - b for a, b in zip(y, base)]
-    total = 0.0
-    for i in range(len(y)):
-        rest = [[v for j, v in enumerate(c) if j != i] for c in columns]
-        coef = _lstsq(rest, [v for j, v in enumerate(target) if j != i])
-        if coef is None:
-            return math.inf
-        total += abs(base[i] + sum(w * c[i] for w, c in zip(coef, columns)) - y[i]) / y[i]
-    return total / len(y)
-
-
-def fit_correction(raw: Sequence[float], measured: Sequence[float],
-                   blocks: Sequence[float] | None = None) -> tuple[float, float, float]:
-    """``(scale, per_block, offset)`` of ``measured ~ scale * raw + per_block * blocks + offset``.
-
-    Candidates, least squares on the fit networks: the offset alone (scale 1), scale and offset, and
-    (with ``blocks``, the counted blocks of each network, when they vary) all three; the one with
-    the smallest leave-one-out relative error wins (the offset alone with fewer than three points).
-    A scale outside [0.25, 4] (the sum of the parts should be close) disqualifies a candidate.
-    """
-    n = len(raw)
-    if n == 0:
-        return 1.0, 0.0, 0.0
-    offset_only = (1.0, 0.0, sum(m - r for m, r in zip(measured, raw)) / n)
-    if n < 3 or min(measured) <= 0:
-        return offset_only
-    ones = [1.0] * n
-    candidates = [(_loo_error([ones], measured, raw), offset_only)]
-    coef = _lstsq([list(raw), ones], measured)
-    if coef is not None and 0.25 <= coef[0] <= 4.0:
-        candidates.append((_loo_error([list(raw), ones], measured), (coef[0], 0.0, coef[1])))
-    if blocks is not None and n >= 6 and len(set(blocks)) > 1:
-        coef = _lstsq([list(raw), list(map(float, blocks)), ones], measured)
-        if coef is not None and 0.25 <= coef[0] <= 4.0:
-            candidates.append((_loo_error([list(raw), list(map(float, blocks)), ones], measured),
-                               (coef[0], coef[1], coef[2])))
-    return min(candidates, key=lambda c: c[0])[1]
+def speed_ratio(now: Sequence[float], then: Sequence[float]) -> float:
+    """How much slower the machine runs now than then: the median of ``now / then`` over the
+    reference networks (1.0 without any)."""
+    ratios = sorted(a / b for a, b in zip(now, then) if a > 0 and b > 0)
+    if not ratios:
+        return 1.0
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:

@@ -57,7 +57,9 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
     """The run's latency lookup table (``[latency] lut``), or None when the run has none.
 
     A missing file is built on this machine first when ``[latency] build`` is on (the driver then
-    imports torch); the table is checked against the run's space, task and backend.
+    imports torch); the table is checked against the run's space, task and backend. With
+    ``[latency] calibrate``, a few of its fit networks are measured again first and its
+    predictions scaled by the machine's speed now against at build time.
     """
     latency = getattr(spec, "latency", {})
     path = latency.get("lut")
@@ -78,6 +80,11 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
         table.save(path)
     table = LatencyTable.load(path)
     table.check(space, task, latency.get("backend"))
+    if latency.get("calibrate"):
+        from evaluators.lut import calibrate_table
+
+        speed = calibrate_table(table, space)  # at the table's task, which check() matched to the run's
+        log.info("latency table %s calibrated: this machine runs %.3fx the time it did at build time", path, speed)
     return table
 
 

@@ -38,6 +38,8 @@ LATENCY_FIELDS = {
     "threads": Field(int, default=1, min=1),
     "batch": Field(int, default=1, min=1),
     "fit": Field(int, default=10, min=0, help="whole networks measured for the table's correction"),
+    "calibrate": Field(bool, default=False, help="re-measure a few of the table's fit networks when the search "
+                       "starts and scale its predictions by the machine's speed now against at build time"),
 }
 
 RUN_FIELDS = {

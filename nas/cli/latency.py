@@ -88,8 +88,9 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
-    click.echo(f"{out}: {len(table.blocks)} blocks, correction {table.scale:.3f} x sum + "
-               f"{table.per_block * 1e3:.3g} us x blocks + {table.offset:.4g} ms, "
+    kinds = f" + {len(table.kind_ms)} kind costs" if table.kind_ms else ""
+    click.echo(f"{out}: {len(table.blocks)} blocks, correction ({table.fit.get('form', 'none')}) {table.scale:.3f} x sum + "
+               f"{table.per_block * 1e3:.3g} us x blocks{kinds} + {table.offset:.4g} ms, "
                f"built in {table.build_seconds:.0f}s")
 
 
@@ -100,9 +101,14 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 @click.option("--repeat", type=click.IntRange(min=0), default=0,
               help="Measure this many networks twice and report the repeatability.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for validation.json, samples.csv, scatter.png.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Re-measure the table's reference networks in every group of samples and scale the "
+                   "predictions by the machine's speed now against at build time (the uncalibrated "
+                   "figures are reported too).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | None, as_json: bool) -> None:
+def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | None, calibrate: bool,
+             as_json: bool) -> None:
     """Measure sampled architectures and compare them with the table's predictions."""
     from evaluators.lut import validate_table
     from nas import registry
@@ -111,13 +117,18 @@ def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | Non
     table = LatencyTable.load(lut_path)
     space = registry.make_space(table.space, dict(table.space_options), path=f"{lut_path}: space")
     table.check(space)
-    report = validate_table(table, space, samples, seed, repeat=repeat, out=out)
+    report = validate_table(table, space, samples, seed, repeat=repeat, out=out, calibrate=calibrate)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"{report['lut']}")
     click.echo(f"  {report['samples']} networks: {report['within_10pct']:.0%} within ±10%, MAPE "
                f"{report['mape']:.1%}, Kendall tau {report['kendall_tau']:.3f} (FLOPs: {report['flops_kendall_tau']:.3f})")
+    if "uncalibrated" in report:
+        raw = report["uncalibrated"]
+        click.echo(f"  calibrated by the machine's speed against at build time (x{report['drift']:.3f}, median of "
+                   f"{len(report['calibration']['group_ratios'])} groups); uncalibrated: {raw['within_10pct']:.0%} "
+                   f"within ±10%, MAPE {raw['mape']:.1%}, Kendall tau {raw['kendall_tau']:.3f}")
     click.echo(f"  prediction {report['predict_us']:.0f} µs per architecture"
                + (f", repeatability {report['repeatability']:.1%}" if "repeatability" in report else ""))
     if out:

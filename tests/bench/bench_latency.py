@@ -41,7 +41,8 @@ def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, rep
         table.save(Path(out) / "lut.json")
     report = validate_table(table, space, samples, seed=7, repeat=repeat, out=out)
     return {"space": space_name, "preset": preset, "backend": backend, "blocks": len(table.blocks),
-            "build_seconds": round(table.build_seconds, 1), **report}
+            "build_seconds": round(table.build_seconds, 1), "form": table.fit.get("form"),
+            "loo_error": table.fit.get("loo_error"), "block_drift": table.fit.get("block_drift"), **report}
 
 
 def bench_int8() -> dict:

@@ -109,12 +109,13 @@ def test_build_lut_and_validate_end_to_end(nb201_lut, tmp_path):
     assert len(table.blocks) == len(registry.make_space("nb201", {"preset": "proxy"}).latency_universe())
     assert all(v >= 0 for v in table.blocks.values()) and sum(v > 0 for v in table.blocks.values()) > len(table.blocks) / 2
     assert table.fit["networks"] == 3
-    proc = run_nas("latency", "validate", "--lut", str(nb201_lut), "--samples", "6", "--out", str(tmp_path / "v"),
-                   "--json", check=True, timeout=300)
+    proc = run_nas("latency", "validate", "--lut", str(nb201_lut), "--samples", "6", "--repeat", "2", "--out",
+                   str(tmp_path / "v"), "--json", check=True, timeout=300)
     report = json.loads(proc.stdout)
     assert {"samples", "within_10pct", "mape", "kendall_tau", "flops_kendall_tau"} <= set(report)
     assert report["samples"] == 6 and 0 <= report["within_10pct"] <= 1 and report["mape"] >= 0
-    assert 0.2 < report["drift"] < 5 and 0 <= report["within_10pct_drift_corrected"] <= 1  # 3 fit networks again
+    assert 0.2 < report["drift"] < 5 and set(report["uncalibrated"]) == {"within_10pct", "mape", "kendall_tau"}
+    assert 0 <= report["repeatability"] < 1 and len(report["repeated_ms"]) == 2
     for name in ("validation.json", "samples.csv", "scatter.png"):
         assert (tmp_path / "v" / name).is_file()
 

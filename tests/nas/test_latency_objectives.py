@@ -151,3 +151,23 @@ def test_a_candidate_the_table_cannot_predict_is_infeasible_not_a_crash(tmp_path
     metrics = cheap_metrics(space, genotype, space.default_task(), table)
     assert metrics["latency_pred_ms"] != metrics["latency_pred_ms"]  # NaN: outside any [min, max]
     assert not (float("-inf") <= metrics["latency_pred_ms"] <= 10.0)
+
+
+def test_a_search_can_calibrate_its_table_to_the_machine_at_the_start(tmp_path):
+    import random
+
+    lut = handmade_table(tmp_path / "lut.json")
+    table = LatencyTable.load(lut)
+    space = registry.make_space("nb201", {"preset": "proxy"})
+    references = [space.sample(random.Random(i)) for i in range(2)]
+    # as if built on a machine 1000x faster than any: the calibration must scale predictions up
+    table.fit = {"networks": 2, "genotypes": [g.to_dict() for g in references], "measured_ms": [1e-4, 1e-4],
+                 "blocks": [1, 1]}
+    table.save(lut)
+    data = synthetic_spec(run={"budget": 4}, space={"preset": "proxy"}, latency={"lut": str(lut), "calibrate": True},
+                          constraints={"latency_pred_ms": {"max": 1e9}})
+    study, _ = run_in_memory(data)
+    ratios = {round(t.user_attrs["metrics"]["latency_pred_ms"] / table.predict(space, space.from_dict(
+        t.user_attrs["genotype"])), 6) for t in evaluated_trials(study)}
+    assert len(ratios) == 1 and ratios.pop() > 50  # one speed factor for the whole search, measured at its start
+    assert LatencyTable.load(lut).speed == 1.0

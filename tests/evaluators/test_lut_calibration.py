@@ -1,0 +1,150 @@
+"""Calibrating a latency table to the machine's speed: reference networks in validate, the speed
+factor before a search, and the reference blocks that keep a long build's groups on one scale."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import types
+
+import pytest
+
+from evaluators import lut
+from evaluators.latency import Settings
+from nas import registry
+from nas.latency import LatencyTable, speed_ratio
+from nas.objectives import load_latency_table
+
+
+def test_speed_ratio_references_and_speed_by_hand():
+    assert speed_ratio([2.0, 3.0, 10.0], [1.0, 1.0, 5.0]) == 2.0  # median of 2, 3, 2
+    assert speed_ratio([1.1, 0.9], [1.0, 1.0]) == pytest.approx(1.0)
+    assert speed_ratio([], []) == 1.0 and speed_ratio([0.0], [1.0]) == 1.0
+    table = LatencyTable("nb201", "proxy", {}, (1, 8, 8), 10, "torch", "cpu", 1, 1, {}, {"a@1x1x1": 2.0},
+                         scale=1.5, offset=1.0, fit={"measured_ms": [5.0, 1.0, 3.0, 9.0, 7.0], "genotypes": [{}] * 5})
+    assert table.references(3) == [0, 1, 3]  # the fastest, the median and the slowest of the fit networks
+    assert table.references(9) == [0, 1, 2, 3, 4] and table.references(0) == []
+    assert LatencyTable("x", "p", {}, (1, 1, 1), 1, "torch", "cpu", 1, 1, {}, {}).references(4) == []
+    assert table.predict_keys(["a@1x1x1"]) == 4.0
+    table.speed = 1.25
+    assert table.predict_keys(["a@1x1x1"]) == 5.0
+
+
+@pytest.fixture(scope="module")
+def space():
+    return registry.make_space("nb201", {"preset": "proxy"})
+
+
+@pytest.fixture(scope="module")
+def table(space):
+    return lut.build_table(space, Settings(), None, fit=4)
+
+
+def slower_build(table, factor):
+    """The table as if built on a machine ``factor`` times faster than this one."""
+    fit = {**table.fit, "measured_ms": [m / factor for m in table.fit["measured_ms"]]}
+    return dataclasses.replace(table, blocks={k: v / factor for k, v in table.blocks.items()},
+                               offset=table.offset / factor, floor_ms=table.floor_ms / factor, fit=fit)
+
+
+def test_validate_measures_references_with_the_samples_and_reports_both(space, table, tmp_path):
+    fast = slower_build(table, 2.0)
+    report = lut.validate_table(fast, space, 6, seed=3, out=tmp_path)
+    assert 1.5 < report["drift"] < 2.7, report["calibration"]  # the machine runs half as fast as "at build"
+    assert report["calibration"]["references"] == 4 and set(report["uncalibrated"]) == {"within_10pct", "mape",
+                                                                                          "kendall_tau"}
+    rows = list(csv.DictReader((tmp_path / "samples.csv").open()))
+    for row in rows:  # calibrated = uncalibrated x the group's ratio; uncalibrated = the table as built
+        genotype = space.from_json(row["genotype"])
+        assert float(row["uncalibrated_ms"]) == pytest.approx(fast.predict(space, genotype), rel=1e-4)
+        assert float(row["predicted_ms"]) == pytest.approx(float(row["uncalibrated_ms"]) * report["drift"], rel=1e-3)
+    fitted = {space.from_dict(d).arch_id for d in table.fit["genotypes"]}
+    assert len(rows) == 6 and not fitted & {row["arch_id"] for row in rows}  # references never validate
+    assert report["mape"] < report["uncalibrated"]["mape"]  # halved predictions are off by ~50%
+    plain = lut.validate_table(fast, space, 2, seed=3, calibrate=False)
+    assert "uncalibrated" not in plain and "drift" not in plain
+
+
+def test_groups_each_hold_the_references(space, table, monkeypatch):
+    calls = []
+    real = lut.measure_networks
+
+    def spy(space_, genotypes, task, settings):
+        calls.append([g.arch_id for g in genotypes])
+        return real(space_, genotypes, task, settings)
+
+    monkeypatch.setattr(lut, "measure_networks", spy)
+    monkeypatch.setattr(lut, "NETWORK_GROUP", 6)
+    genotypes = lut.sample_unique(space, 5, seed=11)
+    quick = Settings(**{**lut.NETWORK_POLICY, "max_seconds": 0.2, "rounds": 5})
+    times, ratios = lut.measure_with_references(table, space, genotypes, None, quick, 3)
+    references = [space.from_dict(table.fit["genotypes"][i]).arch_id for i in table.references(3)]
+    assert [c[:3] for c in calls] == [references] * 2 and [len(c) for c in calls] == [6, 5]
+    assert len(times) == 5 and all(t > 0 for t in times) and len(set(ratios)) <= 2 and all(0.3 < r < 3 for r in ratios)
+
+
+def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, tmp_path):
+    fast = slower_build(table, 2.0)
+    genotype = lut.sample_unique(space, 1, seed=5)[0]
+    before = fast.predict(space, genotype)
+    speed = lut.calibrate_table(fast, space)
+    assert 1.5 < speed < 2.7 and fast.predict(space, genotype) == pytest.approx(before * speed)
+    path = tmp_path / "lut.json"
+    slower_build(table, 2.0).save(path)
+    spec = types.SimpleNamespace(latency={"lut": str(path), "build": False, "backend": "torch", "calibrate": True})
+    loaded = load_latency_table(spec, space, space.default_task())
+    assert 1.5 < loaded.speed < 2.7
+    assert json.loads(path.read_text())["speed"] == 1.0  # the file is left as built
+    spec.latency["calibrate"] = False
+    assert load_latency_table(spec, space, space.default_task()).speed == 1.0
+    bare = dataclasses.replace(table, fit={})
+    with pytest.raises(ValueError, match="no fit networks to calibrate with"):
+        lut.calibrate_table(bare, space)
+
+
+def test_later_block_groups_are_rescaled_by_their_reference_blocks(space, monkeypatch):
+    keys = space.latency_universe()[:10]
+    settings = Settings(**lut.BLOCK_POLICY)
+    real = lut._time_blocks
+    seen = []
+
+    def slower_later(space_, group, settings_, stat):  # the machine "runs 2x slower" after the first group
+        entries, many = real(space_, group, settings_, stat)
+        if seen:
+            entries, many = {k: 2 * v for k, v in entries.items()}, {k: 2 * v for k, v in many.items()}
+        seen.append((list(group), entries))
+        return entries, many
+
+    monkeypatch.setattr(lut, "_time_blocks", slower_later)
+    monkeypatch.setattr(lut, "BLOCK_GROUP", 4)
+    drift: list[float] = []
+    out = lut.measure_blocks(space, keys, settings, drift=drift)
+    assert set(out) == set(keys) and len(seen) == 3 and len(drift) == 2
+    assert all(1.6 < d < 2.5 for d in drift), drift
+    assert all(len(group) > 4 for group, _ in seen[1:])  # the first group's reference blocks are timed again
+    for (group, entries), d in zip(seen[1:], drift):
+        for key in group:
+            if key in keys[:4]:  # a reference block keeps the first group's entry
+                assert out[key] == seen[0][1][key]
+            else:  # brought back to the first group's speed
+                assert out[key] == pytest.approx(entries[key] / d)
+
+
+def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
+    from nas.latency import choose_correction, kind_of
+
+    assert kind_of("~op:sep_conv_3x3:1@16x8x8") == "op:sep_conv_3x3" and kind_of("sum:2@16x8x8;16x8x8") == "sum"
+    # measured = 1.2 x sum + 0.5 ms per 'sum' block + 0.1 ms per skip + 2 ms; the other forms cannot say that
+    raw = [3.0, 5.0, 4.0, 6.0, 2.0, 7.0, 5.5, 3.5]
+    kinds = [{"sum": s, "op:skip": k, "stem": 1} for s, k in [(2, 1), (4, 0), (1, 3), (5, 2), (3, 3), (2, 0), (6, 1), (0, 4)]]
+    measured = [1.2 * r + 0.5 * c["sum"] + 0.1 * c["op:skip"] + 2.0 for r, c in zip(raw, kinds)]
+    best = choose_correction(raw, measured, [sum(c.values()) for c in kinds], kinds)
+    assert best.form.startswith("kinds") and best.scale == pytest.approx(1.2, rel=0.05)
+    assert best.kind_ms["sum"] == pytest.approx(0.5, rel=0.1) and "stem" not in best.kind_ms  # constant: the offset's
+    assert set(best.loo) >= {"offset", "scale", "per-block", best.form} and best.loo[best.form] == min(best.loo.values())
+    table = LatencyTable("x", "p", {}, (1, 1, 1), 1, "torch", "cpu", 1, 1, {}, {"sum:2@1x1x1": 1.0, "stem:3@3x1x1": 2.0},
+                         scale=best.scale, offset=best.offset, kind_ms=best.kind_ms)
+    assert table.predict_keys(["stem:3@3x1x1", "sum:2@1x1x1"]) == pytest.approx(
+        best.scale * 3.0 + best.kind_ms["sum"] + best.offset)
+    assert table.parts(["stem:3@3x1x1", "sum:2@1x1x1"]) == (3.0, 2)  # the correction's inputs stay the plain sum
