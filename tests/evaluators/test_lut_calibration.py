@@ -41,6 +41,12 @@ def table(space):
     return lut.build_table(space, Settings(), None, fit=4)
 
 
+# The table is built once per module and measured again later, while other tests may load the machine
+# differently (CI runs two test processes): the true speed ratio moves by tens of percent around 1, so a
+# table "built" 4 times faster must come out between 2 and 8, where an undetected difference gives ~1.
+FACTOR, LOW, HIGH = 4.0, 2.0, 8.0
+
+
 def slower_build(table, factor):
     """The table as if built on a machine ``factor`` times faster than this one."""
     fit = {**table.fit, "measured_ms": [m / factor for m in table.fit["measured_ms"]]}
@@ -49,9 +55,9 @@ def slower_build(table, factor):
 
 
 def test_validate_measures_references_with_the_samples_and_reports_both(space, table, tmp_path):
-    fast = slower_build(table, 2.0)
+    fast = slower_build(table, FACTOR)
     report = lut.validate_table(fast, space, 6, seed=3, out=tmp_path)
-    assert 1.5 < report["drift"] < 2.7, report["calibration"]  # the machine runs half as fast as "at build"
+    assert LOW < report["drift"] < HIGH, report["calibration"]  # the machine runs 4x slower than "at build"
     assert report["calibration"]["references"] == 4 and set(report["uncalibrated"]) == {"within_10pct", "mape",
                                                                                           "kendall_tau"}
     rows = list(csv.DictReader((tmp_path / "samples.csv").open()))
@@ -61,7 +67,7 @@ def test_validate_measures_references_with_the_samples_and_reports_both(space, t
         assert float(row["predicted_ms"]) == pytest.approx(float(row["uncalibrated_ms"]) * report["drift"], rel=1e-3)
     fitted = {space.from_dict(d).arch_id for d in table.fit["genotypes"]}
     assert len(rows) == 6 and not fitted & {row["arch_id"] for row in rows}  # references never validate
-    assert report["mape"] < report["uncalibrated"]["mape"]  # halved predictions are off by ~50%
+    assert report["mape"] < report["uncalibrated"]["mape"]  # quartered predictions are off by ~75%
     plain = lut.validate_table(fast, space, 2, seed=3, calibrate=False)
     assert "uncalibrated" not in plain and "drift" not in plain
 
@@ -85,16 +91,16 @@ def test_groups_each_hold_the_references(space, table, monkeypatch):
 
 
 def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, tmp_path):
-    fast = slower_build(table, 2.0)
+    fast = slower_build(table, FACTOR)
     genotype = lut.sample_unique(space, 1, seed=5)[0]
     before = fast.predict(space, genotype)
     speed = lut.calibrate_table(fast, space)
-    assert 1.5 < speed < 2.7 and fast.predict(space, genotype) == pytest.approx(before * speed)
+    assert LOW < speed < HIGH and fast.predict(space, genotype) == pytest.approx(before * speed)
     path = tmp_path / "lut.json"
-    slower_build(table, 2.0).save(path)
+    slower_build(table, FACTOR).save(path)
     spec = types.SimpleNamespace(latency={"lut": str(path), "build": False, "backend": "torch", "calibrate": True})
     loaded = load_latency_table(spec, space, space.default_task())
-    assert 1.5 < loaded.speed < 2.7
+    assert LOW < loaded.speed < HIGH
     assert json.loads(path.read_text())["speed"] == 1.0  # the file is left as built
     spec.latency["calibrate"] = False
     assert load_latency_table(spec, space, space.default_task()).speed == 1.0
