@@ -87,8 +87,11 @@ def test_ctrl_c_stops_workers_and_leaves_a_resumable_run(tmp_path):
             "objectives": [{"metric": "score"}], "executor": {"name": "ray", "workers": 2}}
     spec = write_spec(tmp_path / "int.toml", data)
     journal, log = tmp_path / "int" / "study.journal", tmp_path / "int" / "search.log"
+    # A test process may have inherited SIGINT ignored (a background job, some test runners' workers),
+    # and a Python started with SIGINT ignored keeps ignoring it: give the driver a terminal's default.
     driver = subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:  # Ctrl-C mid-search: after the first trials are in (search.log)
         if log.exists() and log.read_text().count(" complete ") >= 3:
