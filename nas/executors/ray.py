@@ -299,6 +299,9 @@ def _connect(address: str, log_to_driver: bool) -> None:
     if not address or address == "local":
         # "local": a new instance even when a `ray start` cluster runs on this host (plain ray.init()
         # would join it, and refuse num_cpus); RAY_ADDRESS, Ray's own variable, still selects a cluster.
+        # Ray starts its workers at nice 15: on a host where anything else runs they starve, and the
+        # trials are the search's real work. Nice 0 unless the user set RAY_worker_niceness.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
         return
     _probe(address)

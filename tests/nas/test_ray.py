@@ -137,3 +137,19 @@ def test_an_unreachable_ray_address_fails_fast_with_one_line(tmp_path, nb201_tab
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"executor.address: no Ray cluster answers at '127.0.0.1:{port}'" in lines[0]
     assert not (tmp_path / "t").exists()
+
+
+def test_a_local_instance_runs_its_workers_at_normal_priority(tmp_path):
+    """Ray's default worker niceness (15) starves the trials on a host with other work; a local
+    instance started by the executor runs them at nice 0 unless RAY_worker_niceness says otherwise."""
+    code = ("import os, ray; from nas.executors.ray import _connect; _connect('', False); "
+            "print(ray.get(ray.remote(lambda: os.nice(0)).remote())); ray.shutdown()")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("RAY_worker_niceness", "RAY_ADDRESS")}
+    base = __import__("os").nice(0)  # Ray adds the worker niceness to the raylet's own
+    for setting, expected in ((None, str(base)), ("7", str(min(base + 7, 19)))):
+        if setting is not None:
+            env["RAY_worker_niceness"] = setting
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == expected
