@@ -12,15 +12,16 @@ Protocol (one :func:`measure` call):
    last ones of the allowed set unless ``cpus`` names them), then the previous state is restored.
    One thread stands for a phone-like core.
 3. ``warmup`` untimed runs, then timed runs in *rounds*: each round times the call for
-   ``round_seconds`` (at least ``min_repeats / rounds`` runs) and keeps the round's median. A call
-   is done after ``rounds`` rounds once the CV of its round medians is at most ``target_cv`` (the
-   spread check), or after ``max_repeats`` runs / ``max_seconds``. Several calls measured together
-   (:func:`measure_many`, lookup tables, validation) take their rounds *interleaved*, so slow
-   drifts of the machine's speed (frequency, other tenants of a virtual machine) fall on all of them
-   alike. CUDA runs are timed with CUDA events around the call, after synchronising.
-4. Reported: ``median_ms`` = the median of the round medians (robust to pre-emptions within a
-   round and to a slow round), p90 and mean of all timed runs, the CV of the round medians, the
-   number of runs and the fastest run (``min_ms``). Lookup tables keep the median by default.
+   ``round_seconds`` (at least ``min_repeats / rounds`` runs) and keeps the round's median. Several
+   calls measured together (:func:`measure_many`, lookup tables, validation) take their rounds
+   *interleaved*, every call in every round, so slow drifts of the machine's speed (frequency,
+   other tenants of a virtual machine) fall on all of them alike; each round's common factor is
+   then divided out (:func:`round_factors`). The rounds stop once every call has ``rounds`` round
+   medians whose CV is at most ``target_cv`` (the spread check), or after ``max_repeats`` runs /
+   ``max_seconds`` per call. CUDA runs are timed with CUDA events around the call, after synchronising.
+4. Reported: ``median_ms`` = the median of the (drift-corrected) round medians (robust to
+   pre-emptions within a round and to a slow round), p90 and mean of all timed runs, the CV of the
+   round medians, the number of runs and the fastest run (``min_ms``). Lookup tables keep the median by default.
 
 Interference: a measurement is only as clean as the CPUs it runs on. In a search, the cheap
 ``latency_pred_ms`` comes from a lookup table built once before training (``nas latency
@@ -153,10 +154,14 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
                 sync: Callable[[], None] | None = None) -> list[Measurement]:
     """Time several calls in interleaved rounds (each round: every call for ``round_seconds``).
 
-    Interleaving spreads the machine's slow drifts (frequency, neighbours' load) evenly over the
-    calls, so they compare fairly; each call's ``median_ms`` is the median of its round medians.
-    A call leaves the rounds once it has ``rounds`` round medians whose CV is at most ``target_cv``
-    (the spread check), or ``max_repeats`` runs; all stop when ``max_seconds`` per call are spent.
+    Interleaving spreads the machine's slow drifts (frequency, neighbours' load) over the calls
+    alike, so they compare fairly. Every call is timed in every round (a call that left early would
+    miss the drift of the later rounds, and e.g. a block's alone and repeated forms would then be
+    timed at different speeds): the rounds go on until every call has ``rounds`` round medians whose
+    CV is at most ``target_cv`` (the spread check), or ``max_repeats`` runs, or ``max_seconds`` per
+    call are spent. With three calls or more, each round's common factor (the median over the calls
+    of the round's median against the call's own) is divided out before a call's ``median_ms``, the
+    median of its round medians, is taken: what remains of the drift between rounds.
     """
     cuda = settings.device == "cuda" and settings.backend == "torch"
     per_round = max(1, math.ceil(settings.min_repeats / settings.rounds))
@@ -165,11 +170,11 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
             call()
     times: list[list[float]] = [[] for _ in calls]
     medians: list[list[float]] = [[] for _ in calls]
-    settled = [False] * len(calls)
+    done = [False] * len(calls)  # max_repeats reached: no more rounds for this call
     deadline = time.perf_counter() + settings.max_seconds * len(calls)
-    while not all(settled) and (time.perf_counter() < deadline or not medians[-1]):
+    while not all(done) and (time.perf_counter() < deadline or not medians[-1]):
         for i, (call, runs, meds) in enumerate(zip(calls, times, medians)):
-            if settled[i]:
+            if done[i]:
                 continue
             this: list[float] = []
             started = time.perf_counter()
@@ -179,14 +184,38 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
                     break
             runs.extend(this)
             meds.append(statistics.median(this))
-            settled[i] = len(runs) >= settings.max_repeats or (
-                len(meds) >= settings.rounds and summarize(meds).cv <= settings.target_cv)
+            done[i] = len(runs) >= settings.max_repeats
+        factors = round_factors(medians)
+        if all(len(m) >= settings.rounds and summarize(steadied(m, factors)).cv <= settings.target_cv
+               for m in medians):
+            break
+    factors = round_factors(medians)
     out = []
     for runs, meds in zip(times, medians):
         summary = summarize(runs)
-        median = statistics.median(meds)
-        out.append(replace(summary, median_ms=median, p90_ms=max(summary.p90_ms, median), cv=summarize(meds).cv))
+        steady = steadied(meds, factors)
+        median = statistics.median(steady)
+        out.append(replace(summary, median_ms=median, p90_ms=max(summary.p90_ms, median), cv=summarize(steady).cv))
     return out
+
+
+def steadied(medians: Sequence[float], factors: Sequence[float]) -> list[float]:
+    """A call's round medians with each round's speed factor divided out."""
+    return [m / f for m, f in zip(medians, factors)]
+
+
+def round_factors(medians: Sequence[Sequence[float]]) -> list[float]:
+    """Each round's speed factor: the median over the calls of the round's median divided by the
+    call's median over all rounds (1.0 for every round with fewer than three calls)."""
+    rounds = max((len(m) for m in medians), default=0)
+    if len(medians) < 3:
+        return [1.0] * rounds
+    typical = [statistics.median(m) if m else 0.0 for m in medians]
+    factors = []
+    for r in range(rounds):
+        ratios = [m[r] / t for m, t in zip(medians, typical) if len(m) > r and t > 0]
+        factors.append(statistics.median(ratios) if ratios else 1.0)
+    return factors
 
 
 # ----- pinning ----------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ correction ``measured ~ scale * sum(blocks) [+ per_block * blocks] + offset`` fi
 re-times a few blocks of the first group with every later group and rescales that group's entries
 by their speed ratio (the machine's speed drifts within minutes).
 
-Validate: sampled networks (other seeds than the fit's) measured whole, in interleaved rounds, and
-compared with the table's prediction; FLOPs' rank correlation on the same samples.
+Validate: sampled networks (other seeds than the fit's) measured whole, all in one set of
+interleaved rounds when memory allows (:func:`network_groups`), and compared with the table's
+prediction; FLOPs' rank correlation on the same samples.
 
 Calibration: a table's absolute values hold for the machine as fast as during its build. The fit
 networks and their build-time latencies stay in the table; measured again later (a few of them,
@@ -48,9 +49,15 @@ log = logging.getLogger(__name__)
 
 BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.2}
 NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 1.5}
-BLOCK_GROUP, NETWORK_GROUP = 64, 20  # modules held at once and timed in interleaved rounds
-REFERENCES = 4  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
+BLOCK_GROUP = 64  # blocks held at once and timed in interleaved rounds
+# Whole networks are timed in as few interleaved groups as memory allows: the machine's drift over
+# the minutes a validation takes then falls on every network alike (groups of 20 left drift of up to
+# 48% between groups, which the references could only partly take out).
+NETWORK_GROUP = 128  # most networks held at once
+NETWORK_GROUP_PARAMS = 400_000_000  # most parameters held at once (about 1.6 GB of fp32 weights)
+REFERENCES = 6  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
 REFERENCE_BLOCKS = 4  # blocks of the first group re-timed in every later group of a build
+FIT_NETWORKS = 60  # whole networks measured for the correction (the kinds form needs several per kind)
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 
@@ -217,18 +224,38 @@ def measure_network(space: Any, genotype: Any, task: Task | None, settings: Sett
                                     settings)
 
 
-def measure_networks(space: Any, genotypes: Sequence[Any], task: Task | None, settings: Settings) -> list[Measurement]:
-    """Latencies of whole networks, timed in interleaved groups of :data:`NETWORK_GROUP` (fresh
-    instances: a genotype listed twice is built and measured twice)."""
+def network_groups(space: Any, genotypes: Sequence[Any], task: Task | None, reserve: int = 0,
+                   reserve_params: int = 0) -> list[list[int]]:
+    """Indices of ``genotypes`` in consecutive groups of at most :data:`NETWORK_GROUP` networks and
+    :data:`NETWORK_GROUP_PARAMS` parameters, each with room left for ``reserve`` more networks of
+    ``reserve_params`` parameters together (the references a validation group also holds)."""
+    groups: list[list[int]] = []
+    count = params = 0
+    for i, genotype in enumerate(genotypes):
+        size = space.cost(genotype, task or _task_of(space, genotype)).params
+        if groups and count < NETWORK_GROUP - reserve and params + size <= NETWORK_GROUP_PARAMS - reserve_params:
+            groups[-1].append(i)
+            count, params = count + 1, params + size
+        else:
+            groups.append([i])
+            count, params = 1, size
+    return groups
+
+
+def measure_networks(space: Any, genotypes: Sequence[Any], task: Task | None, settings: Settings,
+                     grouped: bool = True) -> list[Measurement]:
+    """Latencies of whole networks (fresh instances: a genotype listed twice is built and measured
+    twice), timed in interleaved groups (:func:`network_groups`; ``grouped=False``: all in one)."""
+    groups = network_groups(space, genotypes, task) if grouped else [list(range(len(genotypes)))]
     out: list[Measurement] = []
     with quiet_logs(), torch.no_grad():
-        for start in range(0, len(genotypes), NETWORK_GROUP):
-            group = genotypes[start:start + NETWORK_GROUP]
+        for group in groups:
             items = []
-            for genotype in group:
+            for genotype in (genotypes[i] for i in group):
                 own = task or _task_of(space, genotype)
                 items.append((_build(space, genotype, own), [own.input_shape]))
             out += measure_many(items, settings)
+            del items
     return out
 
 
@@ -249,7 +276,7 @@ def sample_unique(space: Any, count: int, seed: int) -> list[Any]:
     return list(found.values())
 
 
-def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = 20,
+def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = FIT_NETWORKS,
                 progress: Callable[[int, int], None] | None = None, stat: str = "median") -> LatencyTable:
     """Measure every block of ``space`` and fit the correction on ``fit`` whole networks.
 
@@ -296,7 +323,7 @@ def measure_with_references(table: LatencyTable, space: Any, genotypes: Sequence
     """Latencies of ``genotypes`` (fresh instances, the table's statistic), each with the speed
     ratio of the group it was timed in.
 
-    Every interleaved group of :data:`NETWORK_GROUP` networks holds ``count`` of the table's fit
+    Every interleaved group (:func:`network_groups`; one for most validations) holds ``count`` of the table's fit
     networks (:meth:`LatencyTable.references`) besides the genotypes, so that the machine's drift
     falls on both alike; a group's ratio is :func:`nas.latency.speed_ratio` of their latencies now
     to those stored at build time (1.0 for every group when the table has no fit networks).
@@ -304,12 +331,12 @@ def measure_with_references(table: LatencyTable, space: Any, genotypes: Sequence
     chosen = table.references(count)
     references = [space.from_dict(table.fit["genotypes"][i]) for i in chosen]
     then = [table.fit["measured_ms"][i] for i in chosen]
-    per_group = NETWORK_GROUP - len(references)
+    held = sum(space.cost(g, task or _task_of(space, g)).params for g in references)
     times: list[float] = []
     ratios: list[float] = []
-    for start in range(0, len(genotypes), per_group):
-        chunk = list(genotypes[start:start + per_group])
-        result = [m.stat(table.stat) for m in measure_networks(space, references + chunk, task, settings)]
+    for group in network_groups(space, genotypes, task, len(references), held):
+        chunk = [genotypes[i] for i in group]
+        result = [m.stat(table.stat) for m in measure_networks(space, references + chunk, task, settings, grouped=False)]
         ratio = speed_ratio(result[:len(references)], then) if references else 1.0
         times += result[len(references):]
         ratios += [ratio] * len(chunk)

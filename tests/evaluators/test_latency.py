@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 
 import pytest
 import torch
 from torch import nn
 
-from evaluators.latency import LatencyCache, Settings, keep_off, measure, pinned_cpus, summarize
+from evaluators.latency import (LatencyCache, Settings, keep_off, measure, pinned_cpus, round_factors, steadied,
+                                summarize, time_rounds)
 from nas.config import SpecError
 
 FAST = {"warmup": 2, "min_repeats": 5, "max_repeats": 30, "max_seconds": 0.3}
@@ -118,3 +120,30 @@ def test_cuda_without_a_device_is_refused():
         pytest.skip("a CUDA device is visible")
     with pytest.raises(ValueError, match="no CUDA device"):
         Settings(device="cuda")
+
+
+def test_round_factors_divide_out_a_drift_common_to_every_call():
+    medians = [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [3.0, 6.0, 3.0]]
+    factors = round_factors(medians)
+    assert factors == pytest.approx([1.0, 2.0, 1.0])
+    assert [steadied(m, factors) for m in medians] == [[1.0] * 3, [2.0] * 3, [3.0] * 3]
+    assert round_factors(medians[:2]) == [1.0, 1.0, 1.0]  # two calls: nothing to tell drift from a call's own noise
+
+
+def test_interleaved_calls_share_every_round_and_the_drift_is_taken_out():
+    count = [0]
+
+    def busy(ms: float):
+        def call():
+            slow = 1.6 if (count[0] // 3) % 2 else 1.0  # the machine slows down every other round
+            count[0] += 1
+            end = time.perf_counter() + ms * slow / 1000
+            while time.perf_counter() < end:
+                pass
+        return call
+
+    settings = Settings(warmup=3, min_repeats=5, rounds=5, round_seconds=0.0, max_repeats=40, max_seconds=5.0)
+    first, second, third = time_rounds([busy(1.0), busy(2.0), busy(3.0)], settings)
+    assert first.repeats == second.repeats == third.repeats  # one run a round (round_seconds 0), every round
+    assert second.median_ms / first.median_ms == pytest.approx(2.0, rel=0.15)
+    assert third.median_ms / first.median_ms == pytest.approx(3.0, rel=0.15)

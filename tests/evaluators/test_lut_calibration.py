@@ -31,6 +31,19 @@ def test_speed_ratio_references_and_speed_by_hand():
     assert table.predict_keys(["a@1x1x1"]) == 5.0
 
 
+def test_network_groups_by_count_and_by_parameters(monkeypatch):
+    sizes = {"a": 10, "b": 10, "c": 50, "d": 10, "e": 10}
+    fake = types.SimpleNamespace(cost=lambda g, task: types.SimpleNamespace(params=sizes[g]),
+                                 default_task=lambda: None)
+    monkeypatch.setattr(lut, "NETWORK_GROUP", 3)
+    monkeypatch.setattr(lut, "NETWORK_GROUP_PARAMS", 60)
+    assert lut.network_groups(fake, list(sizes), None) == [[0, 1], [2, 3], [4]]  # b + c would hold 70
+    assert lut.network_groups(fake, ["a", "b", "d", "e"], None) == [[0, 1, 2], [3]]  # three at most
+    assert lut.network_groups(fake, ["a", "b", "d", "e"], None, reserve=1, reserve_params=5) == [[0, 1], [2, 3]]
+    monkeypatch.setattr(lut, "NETWORK_GROUP_PARAMS", 5)
+    assert lut.network_groups(fake, ["a", "b"], None) == [[0], [1]]  # a network over the budget goes alone
+
+
 @pytest.fixture(scope="module")
 def space():
     return registry.make_space("nb201", {"preset": "proxy"})
@@ -76,9 +89,9 @@ def test_groups_each_hold_the_references(space, table, monkeypatch):
     calls = []
     real = lut.measure_networks
 
-    def spy(space_, genotypes, task, settings):
+    def spy(space_, genotypes, task, settings, grouped=True):
         calls.append([g.arch_id for g in genotypes])
-        return real(space_, genotypes, task, settings)
+        return real(space_, genotypes, task, settings, grouped)
 
     monkeypatch.setattr(lut, "measure_networks", spy)
     monkeypatch.setattr(lut, "NETWORK_GROUP", 6)
