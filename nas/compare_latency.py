@@ -84,14 +84,19 @@ class LatencyTables:
             self._tables[path] = table
         return self._tables[path]
 
-    def predict(self, arm: str, space: Any, genotype: Any, path: str, where: str) -> float:
-        """Predicted latency (ms) of ``genotype`` in ``space`` (the width applied) from the table ``path``."""
+    def check(self, arm: str, space: Any, path: str, where: str) -> LatencyTable:
+        """The table ``path``; ``SpecError`` unless it fits ``space`` (the width applied) and the task."""
         field, _ = self.pattern(arm, space.name, where)
         table = self.load(path, field)
         try:
             table.check(space, self.task)
         except SpecError as err:
             raise SpecError(f"{field} for {where}: {err}") from None
+        return table
+
+    def predict(self, arm: str, space: Any, genotype: Any, path: str, where: str) -> float:
+        """Predicted latency (ms) of ``genotype`` in ``space`` (the width applied) from the table ``path``."""
+        table = self.check(arm, space, path, where)
         try:
             return table.predict(space, genotype, self.task)
         except SpecError as err:

@@ -70,6 +70,11 @@ def plan(spec: CompareSpec) -> tuple[list[Planned], dict[str, Any]]:
         from nas.compare_latency import LatencyTables
 
         tables = LatencyTables(spec.match["lut"], task)
+        for i, arm in enumerate(spec.arms):  # every arm has a fitting table before any arm is matched
+            where = f"arms[{i}] ({arm.name})"
+            space = resolvers[arm.name](0)[0]
+            width, path = next(iter(tables.widths(arm.name, space, where).items()))
+            tables.check(arm.name, _resized(space, width, where) if width != width_of(space) else space, path, where)
     target = spec.match["target"]
     if spec.match["enabled"] and not target:
         arm = spec.arm(spec.match["arm"])
