@@ -57,7 +57,7 @@ NETWORK_GROUP = 128  # most networks held at once
 NETWORK_GROUP_PARAMS = 400_000_000  # most parameters held at once (about 1.6 GB of fp32 weights)
 REFERENCES = 6  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
 REFERENCE_BLOCKS = 4  # blocks of the first group re-timed in every later group of a build
-FIT_NETWORKS = 60  # whole networks measured for the correction (the kinds form needs several per kind)
+FIT_NETWORKS = 100  # whole networks measured for the correction (the kinds form needs several per kind)
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 

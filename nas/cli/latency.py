@@ -60,7 +60,7 @@ def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--input-shape", help="C,H,W the networks get (default: the preset's).")
 @click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
-@click.option("--fit", type=click.IntRange(min=0), default=60, show_default=True,
+@click.option("--fit", type=click.IntRange(min=0), default=100, show_default=True,
               help="Whole networks measured to fit the correction.")
 @click.option("--stat", type=click.Choice(("median", "min")), default="median", show_default=True,
               help="Statistic kept: median of the interleaved rounds' medians, or the fastest run.")

@@ -147,7 +147,7 @@ def main() -> int:
     acc.add_argument("--backend", default="torch")
     acc.add_argument("--samples", type=int, default=100)
     acc.add_argument("--repeat", type=int, default=20)
-    acc.add_argument("--fit", type=int, default=60)
+    acc.add_argument("--fit", type=int, default=100)
     acc.add_argument("--option", action="append", default=[], help="space option key=value (JSON value)")
     acc.add_argument("--out", help="folder for the table (lut.json) and the validation files")
     sub.add_parser("int8")
