@@ -276,6 +276,13 @@ def sample_unique(space: Any, count: int, seed: int) -> list[Any]:
     return list(found.values())
 
 
+def fit_genotypes(space: Any, fit: int) -> list[Any]:
+    """The ``fit`` networks a table's correction is fitted on (seed :data:`FIT_SEED`); a space with
+    fewer than ``2 * fit`` networks gives half of them, so that the rest are left to validate on."""
+    found = sample_unique(space, 2 * fit, FIT_SEED)
+    return found[:fit] if len(found) >= 2 * fit else found[:len(found) // 2]
+
+
 def build_table(space: Any, settings: Settings, task: Task | None = None, fit: int = FIT_NETWORKS,
                 progress: Callable[[int, int], None] | None = None, stat: str = "median") -> LatencyTable:
     """Measure every block of ``space`` and fit the correction on ``fit`` whole networks.
@@ -285,7 +292,8 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         settings: the measurement (backend, device, batch, threads); blocks and networks use the
             repeat policies :data:`BLOCK_POLICY` and :data:`NETWORK_POLICY`.
         task: input shape and classes (None: the space's preset).
-        fit: whole networks measured for the correction (0: none, scale 1 and offset 0).
+        fit: whole networks measured for the correction (0: none, scale 1 and offset 0; a space
+            with fewer than twice as many networks gives half of them, the rest are left to validate on).
         progress: called with (blocks done, blocks total).
         stat: ``median`` (of the round medians) or ``min`` of each measurement's timed runs.
     """
@@ -301,7 +309,7 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     if settings.backend != "torch":
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)
-    genotypes = sample_unique(space, fit, FIT_SEED)
+    genotypes = fit_genotypes(space, fit)
     network_keys = [space.latency_blocks(g, task) for g in genotypes]
     parts = [table.parts(k) for k in network_keys]
     measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
@@ -375,6 +383,9 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     table = replace(table, speed=1.0)  # the table as built; calibration is this function's own
     fitted = {space.from_dict(d).arch_id for d in table.fit.get("genotypes", [])}  # never validation samples
     genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
+    if not genotypes:
+        raise SpecError(f"latency table ({table.describe()}): every network of the space is one of its "
+                        f"{len(fitted)} fit networks; nothing is left to validate on")
     started = time.perf_counter()
     raw = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6

@@ -44,6 +44,17 @@ def test_network_groups_by_count_and_by_parameters(monkeypatch):
     assert lut.network_groups(fake, ["a", "b"], None) == [[0], [1]]  # a network over the budget goes alone
 
 
+def test_a_small_space_keeps_half_its_networks_out_of_the_fit():
+    class Tiny:  # six distinct networks
+        def sample(self, rng):
+            return types.SimpleNamespace(arch_id=str(rng.randrange(6)))
+
+    assert len(lut.fit_genotypes(Tiny(), 100)) == 3 and len(lut.fit_genotypes(Tiny(), 2)) == 2
+    assert lut.fit_genotypes(Tiny(), 0) == []
+    fitted = lut.fit_genotypes(Tiny(), 3)
+    assert fitted == lut.sample_unique(Tiny(), 6, lut.FIT_SEED)[:3]  # the first of the seed's samples
+
+
 @pytest.fixture(scope="module")
 def space():
     return registry.make_space("nb201", {"preset": "proxy"})
