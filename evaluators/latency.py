@@ -171,6 +171,7 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
     times: list[list[float]] = [[] for _ in calls]
     medians: list[list[float]] = [[] for _ in calls]
     done = [False] * len(calls)  # max_repeats reached: no more rounds for this call
+    factors: list[float] = []  # each round's speed factor, updated after every round
     deadline = time.perf_counter() + settings.max_seconds * len(calls)
     while not all(done) and (time.perf_counter() < deadline or not medians[-1]):
         for i, (call, runs, meds) in enumerate(zip(calls, times, medians)):
@@ -189,7 +190,6 @@ def time_rounds(calls: Sequence[Callable[[], Any]], settings: Settings,
         if all(len(m) >= settings.rounds and summarize(steadied(m, factors)).cv <= settings.target_cv
                for m in medians):
             break
-    factors = round_factors(medians)
     out = []
     for runs, meds in zip(times, medians):
         summary = summarize(runs)
