@@ -5,8 +5,8 @@ Build: every block key of the space's universe (``SearchSpace.latency_universe``
 interleaved rounds with their group; the block's entry is the time each extra copy adds, i.e. its
 own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
 graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
-correction ``measured ~ scale * sum(blocks) [+ per_block * blocks] + offset`` fitted
-(``nas.latency.fit_correction``, chosen by leave-one-out error). A build of several block groups
+correction ``measured ~ scale * sum(blocks) + offset [+ costs per block, per kind or per block
+key]`` fitted (``nas.latency.choose_correction``, the form chosen by leave-one-out error). A build of several block groups
 re-times a few blocks of the first group with every later group and rescales that group's entries
 by their speed ratio (the machine's speed drifts within minutes).
 
@@ -40,7 +40,7 @@ from torch import nn
 
 from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
                                 prepare_call, time_rounds)
-from nas.latency import (LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
+from nas.latency import (FIT_NETWORKS, LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
                          versions)
 from nas.config import SpecError
 from nas.space import Task
@@ -57,7 +57,6 @@ NETWORK_GROUP = 128  # most networks held at once
 NETWORK_GROUP_PARAMS = 400_000_000  # most parameters held at once (about 1.6 GB of fp32 weights)
 REFERENCES = 6  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
 REFERENCE_BLOCKS = 4  # blocks of the first group re-timed in every later group of a build
-FIT_NETWORKS = 100  # whole networks measured for the correction (the kinds form needs several per kind)
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
 
 
@@ -316,7 +315,7 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     raw, live = [p[0] for p in parts], [p[1] for p in parts]
     kept = [i for i in range(len(raw)) if live[i]]  # a network folded to a constant is predicted as floor_ms
     correction = choose_correction([raw[i] for i in kept], [measured[i] for i in kept], [live[i] for i in kept],
-                                   [table.kind_counts(network_keys[i]) for i in kept])
+                                   [table.term_counts(network_keys[i]) for i in kept])
     table.scale, table.per_block, table.offset = correction.scale, correction.per_block, correction.offset
     table.kind_ms = correction.kind_ms
     table.fit = {"networks": len(raw), "raw_ms": raw, "blocks": live, "measured_ms": measured,

@@ -28,6 +28,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from nas.config import SpecError
 from nas.latency_fit import choose_correction, fit_correction  # noqa: F401  (re-exported)
 
+FIT_NETWORKS = 100  # whole networks a table's correction is fitted on (the kinds form needs several per kind)
+
 LUT_FORMAT = "nasforge-lut/1"
 # space options that do not change the network as measured (inference, batch 1)
 IGNORED_OPTIONS = frozenset({"drop_path", "auxiliary", "bn_momentum", "final_phi", "dropout"})
@@ -108,7 +110,7 @@ class LatencyTable:
     custom_task: bool = False  # built for an input shape other than the preset's (--input-shape)
     stat: str = "min"  # the statistic of the timed runs the table holds: min or median
     floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
-    kind_ms: dict[str, float] = field(default_factory=dict)  # correction: ms per counted block of a kind
+    kind_ms: dict[str, float] = field(default_factory=dict)  # correction: ms per counted block of a kind or key
     speed: float = 1.0  # calibration: the machine's time now / at build time (see evaluators.lut.calibrate_table)
 
     def task(self) -> Any:
@@ -128,7 +130,7 @@ class LatencyTable:
 
     def _sum(self, keys: Iterable[str], corrected: bool = False) -> tuple[float, int]:
         """(sum of the counted blocks' entries, how many were counted); ``corrected``: the sum
-        times ``scale`` plus the blocks' kind costs."""
+        times ``scale`` plus the blocks' kind and key costs (``kind_ms``)."""
         total = extra = 0.0
         live = 0
         blocks = self.blocks
@@ -146,17 +148,20 @@ class LatencyTable:
                                  "rebuild it with 'nas latency build-lut'")
             total += value
             if kind_ms:
-                extra += kind_ms.get(kind_of(key), 0.0)
+                extra += kind_ms.get(kind_of(key), 0.0) + kind_ms.get(key, 0.0)
         return (self.scale * total + extra if corrected else total), live
 
-    def kind_counts(self, keys: Iterable[str]) -> dict[str, int]:
-        """How many counted blocks of each kind (:func:`kind_of`) ``keys`` hold."""
+    def term_counts(self, keys: Iterable[str]) -> dict[str, int]:
+        """How many counted blocks of each kind (:func:`kind_of`) and of each block key ``keys``
+        hold: the correction's terms."""
         counts: dict[str, int] = {}
         for key in keys:
-            if key[0] == DEAD and self.backend != "torch":
-                continue
-            kind = kind_of(key)
-            counts[kind] = counts.get(kind, 0) + 1
+            if key[0] == DEAD:
+                if self.backend != "torch":
+                    continue
+                key = key[1:]
+            for term in (kind_of(key), key):
+                counts[term] = counts.get(term, 0) + 1
         return counts
 
     def predict_keys(self, keys: Iterable[str]) -> float:

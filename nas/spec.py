@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from nas import registry
 from nas.config import Field, SpecError, validate
 from nas.evaluator import EvaluatorSpec
+from nas.latency import FIT_NETWORKS
 from nas.executors import validate_executor
 from nas.objectives import validate_reward
 from nas.pruners import validate_pruner
@@ -37,7 +38,7 @@ LATENCY_FIELDS = {
     "device": Field(str, default="cpu", choices=("cpu", "cuda")),
     "threads": Field(int, default=1, min=1),
     "batch": Field(int, default=1, min=1),
-    "fit": Field(int, default=10, min=0, help="whole networks measured for the table's correction"),
+    "fit": Field(int, default=FIT_NETWORKS, min=0, help="whole networks measured for the table's correction"),
     "calibrate": Field(bool, default=False, help="re-measure a few of the table's fit networks when the search "
                        "starts and scale its predictions by the machine's speed now against at build time"),
 }

@@ -9,6 +9,8 @@ import click
 
 from nas.cli.base import handle_errors, main
 from nas.config import SpecError
+from nas.latency import FIT_NETWORKS
+from nas.latency_fit import is_key
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
 
@@ -60,7 +62,7 @@ def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--input-shape", help="C,H,W the networks get (default: the preset's).")
 @click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
-@click.option("--fit", type=click.IntRange(min=0), default=100, show_default=True,
+@click.option("--fit", type=click.IntRange(min=0), default=FIT_NETWORKS, show_default=True,
               help="Whole networks measured to fit the correction.")
 @click.option("--stat", type=click.Choice(("median", "min")), default="median", show_default=True,
               help="Statistic kept: median of the interleaved rounds' medians, or the fastest run.")
@@ -88,7 +90,8 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
-    kinds = f" + {len(table.kind_ms)} kind costs" if table.kind_ms else ""
+    keys = sum(is_key(term) for term in table.kind_ms)
+    kinds = (f" + {len(table.kind_ms) - keys} kind and {keys} block-key costs" if table.kind_ms else "")
     click.echo(f"{out}: {len(table.blocks)} blocks, correction ({table.fit.get('form', 'none')}) {table.scale:.3f} x sum + "
                f"{table.per_block * 1e3:.3g} us x blocks{kinds} + {table.offset:.4g} ms, "
                f"built in {table.build_seconds:.0f}s")

@@ -178,3 +178,55 @@ def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
     assert table.predict_keys(["stem:3@3x1x1", "sum:2@1x1x1"]) == pytest.approx(
         best.scale * 3.0 + best.kind_ms["sum"] + best.offset)
     assert table.parts(["stem:3@3x1x1", "sum:2@1x1x1"]) == (3.0, 2)  # the correction's inputs stay the plain sum
+
+
+def test_leave_one_out_errors_are_those_of_refitting_without_each_network():
+    from nas.latency_fit import ridge_fit
+
+    raw = [3.0, 5.0, 4.0, 6.0, 2.0, 7.0, 5.5, 3.5]
+    counts = [2.0, 4.0, 1.0, 5.0, 3.0, 2.0, 6.0, 0.0]
+    measured = [1.1 * r + 0.4 * c + 1.0 + 0.05 * (-1) ** i for i, (r, c) in enumerate(zip(raw, counts))]
+    columns, penalty = [raw, counts, [1.0] * len(raw)], [0.0, 0.3, 0.0]
+    coef, loo = ridge_fit(columns, measured, penalty)
+    errors = []
+    for i in range(len(raw)):  # the slow way: fit without network i, predict it
+        keep = [j for j in range(len(raw)) if j != i]
+        c, _ = ridge_fit([[col[j] for j in keep] for col in columns], [measured[j] for j in keep], penalty)
+        errors.append((sum(a * col[i] for a, col in zip(c, columns)) - measured[i]) / measured[i])
+    assert loo == pytest.approx((sum(e * e for e in errors) / len(errors)) ** 0.5, rel=1e-6)
+    assert coef[0] == pytest.approx(1.1, abs=0.1) and 0.2 < coef[1] < 0.45
+
+
+def test_the_blocks_form_learns_what_one_block_key_costs_beyond_its_entry():
+    import random
+
+    from nas.latency_fit import choose_correction
+
+    # measured = sum + 0.8 ms per 'op:a' block at 8x8 (its entry is that far off) + 1 ms; the other entries are right
+    entries = {"op:a:1@8x8x8": 1.0, "op:a:1@8x4x4": 0.5, "op:a:1@8x2x2": 0.2, "op:b:1@8x8x8": 2.0, "op:b:1@8x4x4": 0.7}
+    table = LatencyTable("x", "p", {}, (1, 1, 1), 1, "torch", "cpu", 1, 1, {}, entries)
+    assert table.term_counts(["~op:a:1@8x8x8", "op:a:1@8x8x8", "op:b:1@8x4x4"]) == {
+        "op:a": 2, "op:a:1@8x8x8": 2, "op:b": 1, "op:b:1@8x4x4": 1}  # eager torch computes dead blocks too
+    rng = random.Random(0)
+    networks = [[k for k in entries for _ in range(rng.randint(0, 4))] for _ in range(30)]
+    raw = [table.parts(n)[0] for n in networks]
+    measured = [r + 0.8 * n.count("op:a:1@8x8x8") + 1.0 for r, n in zip(raw, networks)]
+    best = choose_correction(raw, measured, [len(n) for n in networks], [table.term_counts(n) for n in networks])
+    assert "blocks" in best.form and min(best.loo.values()) < 0.02
+    assert min(v for k, v in best.loo.items() if not k.startswith("blocks")) > 0.05  # no other form can say it
+    fitted = dataclasses.replace(table, scale=best.scale, offset=best.offset, kind_ms=best.kind_ms)
+    for network, m in zip(networks, measured):
+        assert fitted.predict_keys(network) == pytest.approx(m, rel=0.05)
+
+
+def test_candidates_about_as_good_are_averaged():
+    from nas.latency_fit import Correction, average, choose_correction
+
+    mean = average([Correction(1.0, 0.0, 2.0, {"k": 1.0}), Correction(2.0, 0.5, 0.0, {"j": 2.0})])
+    assert (mean.scale, mean.per_block, mean.offset, mean.kind_ms) == (1.5, 0.25, 1.0, {"k": 0.5, "j": 1.0})
+    raw = [3.0, 5.0, 4.0, 6.0, 2.0, 7.0, 5.5, 3.5]
+    noisy = [r + 1.0 + 0.2 * s for r, s in zip(raw, [1, 1, -1, -1, 1, 1, -1, -1])]  # offset and scale alike good
+    best = choose_correction(raw, noisy)
+    assert best.form == "average of 2 (best: offset)" and best.loo["scale"] < 1.1 * best.loo["offset"]
+    offset_only = sum(m - r for m, r in zip(noisy, raw)) / len(raw)  # the offset form's fit (scale 1)
+    assert 0.9 < best.scale < 1.0 and offset_only < best.offset  # halfway to the scale form's
