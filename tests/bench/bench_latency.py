@@ -8,6 +8,7 @@ Run (one pinned core, as the figures in BENCHMARKS.md were taken)::
     taskset -c 1 .venv/bin/python tests/bench/bench_latency.py int8
     taskset -c 1 .venv/bin/python tests/bench/bench_latency.py quantized-accuracy --genotype G.json
     taskset -c 1 .venv/bin/python tests/bench/bench_latency.py pareto runs/latency-aware --count 4
+    .venv/bin/python tests/bench/bench_latency.py graph-nodes ROW    (ROW: an onnxruntime accuracy --out)
 
 Each prints one JSON line. Targets (issue 11): >= 90% within +-10% and Kendall tau >= 0.85 per space
 and backend; repeatability <= 5%; prediction <= 1 ms per architecture; table build <= 15 min.
@@ -138,6 +139,77 @@ def bench_pareto(run_dir: str, count: int) -> dict:
     return {"run": str(folder), "pareto_size": len(front), "highlighted": rows}
 
 
+def optimized_node_counts(module, input_shape) -> dict:
+    """How many nodes of each type ONNX Runtime's optimized graph of ``module`` runs (CPU, all
+    optimizations: fusions, common subexpressions, blocked-layout reorders)."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from evaluators.latency import export_onnx
+
+    model = export_onnx(module, (torch.zeros(1, *input_shape),))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "optimized.onnx"
+        options = ort.SessionOptions()  # the optimization level of a measurement's session (ort_session)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(path)
+        options.log_severity_level = 3
+        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return dict(collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node))
+
+
+def bench_graph_nodes(row: str) -> dict:
+    """How much of an ONNX Runtime table's error the runtime's own graph explains: the kernels its
+    optimizer leaves (after fusions and layout reorders) counted for every fit and validation network
+    of an ``accuracy --out`` folder, added to the correction's terms, refitted on the fit networks
+    only and checked on the validation samples (measured at build-time speed: divided by the
+    calibration ratio). An oracle for a kernel-detection stage; no timing is repeated."""
+    import csv
+    from dataclasses import replace
+
+    import torch
+
+    from nas import registry
+    from nas.latency import LatencyTable, accuracy_stats
+    from nas.latency_fit import choose_correction
+
+    folder = Path(row)
+    table = LatencyTable.load(folder / "lut.json")
+    space = registry.make_space(table.space, dict(table.space_options))
+    samples = list(csv.DictReader((folder / "samples.csv").open()))
+    genotypes = [space.from_json(r["genotype"]) for r in samples] + [space.from_dict(d) for d in table.fit["genotypes"]]
+    measured = [float(r["measured_ms"]) * float(r["uncalibrated_ms"]) / float(r["predicted_ms"]) for r in samples]
+    measured += table.fit["measured_ms"]
+    keys = [space.latency_blocks(g) for g in genotypes]
+    task = space.default_task()
+    nodes = []
+    for genotype in genotypes:
+        torch.manual_seed(0)
+        nodes.append(optimized_node_counts(space.build(genotype, task).eval(), task.input_shape))
+    parts = [table.parts(k) for k in keys]
+    fit = [i for i in range(len(samples), len(genotypes)) if parts[i][1]]
+    held = range(len(samples))
+    out = {"row": row, "fit_networks": len(fit), "samples": len(samples)}
+    for name, extra in (("table", False), ("table + optimized-graph node counts", True)):
+        terms = [{**table.term_counts(k), **({f"node:{t}": c for t, c in n.items()} if extra else {})}
+                 for k, n in zip(keys, nodes)]
+        correction = choose_correction([parts[i][0] for i in fit], [measured[i] for i in fit],
+                                       [parts[i][1] for i in fit], [terms[i] for i in fit])
+        fitted = replace(table, scale=correction.scale, per_block=correction.per_block, offset=correction.offset,
+                         kind_ms=correction.kind_ms, speed=1.0)
+        predicted = [fitted.predict_keys(keys[i]) + sum(correction.kind_ms.get(t, 0.0) * c
+                                                        for t, c in terms[i].items() if t.startswith("node:"))
+                     for i in held]
+        stats = accuracy_stats(predicted, [measured[i] for i in held])
+        out[name] = {"within_10pct": stats["within_10pct"], "kendall_tau": round(stats["kendall_tau"], 4),
+                     "form": correction.form,
+                     "node_ms": {t: round(v, 5) for t, v in correction.kind_ms.items() if t.startswith("node:")}}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -157,6 +229,8 @@ def main() -> int:
     pareto = sub.add_parser("pareto")
     pareto.add_argument("run_dir")
     pareto.add_argument("--count", type=int, default=4)
+    nodes = sub.add_parser("graph-nodes")
+    nodes.add_argument("row", help="an 'accuracy --backend onnxruntime --out' folder")
     args = parser.parse_args()
     started = time.perf_counter()
     if args.what == "accuracy":
@@ -167,6 +241,8 @@ def main() -> int:
         result = bench_int8()
     elif args.what == "pareto":
         result = bench_pareto(args.run_dir, args.count)
+    elif args.what == "graph-nodes":
+        result = bench_graph_nodes(args.row)
     else:
         result = bench_quantized_accuracy(args.genotype, args.epochs)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
