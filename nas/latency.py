@@ -10,7 +10,10 @@ Block keys are compact strings ``kind:arg:arg@CxHxW[;CxHxW]``: what the block is
 of its inputs (batch excluded). :func:`block_key` writes them and :func:`parse_key` reads them. A
 key prefixed with ``~`` (:data:`DEAD`) is a block eager PyTorch runs but whose result never reaches
 the output: exported graphs drop it (ONNX Runtime folds constants and removes dead nodes), so only
-``torch`` tables count it.
+``torch`` tables count it. A key prefixed with ``^`` (:data:`GRAPH`) is no block but a kernel that a
+graph runtime's optimizer leaves after fusing and reordering across blocks (a space that models
+them lists them): it has no table entry, only graph-runtime tables count it, and only their
+correction prices it (a cost per kind and per key, fitted on the whole networks).
 
 A table is valid only for the space, preset, space options, input shape, backend, device, batch,
 threads and library versions it was measured with; :meth:`LatencyTable.check` refuses any other.
@@ -42,6 +45,7 @@ def block_key(kind: str, args: Sequence[Any], shapes: Sequence[Sequence[int]]) -
 
 
 DEAD = "~"  # prefix of a block eager execution computes but whose result never reaches the output
+GRAPH = "^"  # prefix of a graph-runtime term: a kernel the runtime's optimizer leaves (no table entry)
 
 
 def strip_dead(key: str) -> str:
@@ -137,6 +141,10 @@ class LatencyTable:
         eager = self.backend == "torch"
         kind_ms = self.kind_ms if corrected else None
         for key in keys:
+            if key[0] == GRAPH:  # a graph runtime's kernel: priced by the correction alone
+                if kind_ms and not eager:
+                    extra += kind_ms.get(kind_of(key), 0.0) + kind_ms.get(key, 0.0)
+                continue
             if key[0] == DEAD:  # dead code: computed by eager torch, dropped by graph compilers
                 if not eager:
                     continue
@@ -156,6 +164,8 @@ class LatencyTable:
         hold: the correction's terms."""
         counts: dict[str, int] = {}
         for key in keys:
+            if key[0] == GRAPH and self.backend == "torch":
+                continue
             if key[0] == DEAD:
                 if self.backend != "torch":
                     continue

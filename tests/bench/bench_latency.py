@@ -139,28 +139,6 @@ def bench_pareto(run_dir: str, count: int) -> dict:
     return {"run": str(folder), "pareto_size": len(front), "highlighted": rows}
 
 
-def optimized_node_counts(module, input_shape) -> dict:
-    """How many nodes of each type ONNX Runtime's optimized graph of ``module`` runs (CPU, all
-    optimizations: fusions, common subexpressions, blocked-layout reorders)."""
-    import collections
-
-    import onnx
-    import onnxruntime as ort
-    import torch
-
-    from evaluators.latency import export_onnx
-
-    model = export_onnx(module, (torch.zeros(1, *input_shape),))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "optimized.onnx"
-        options = ort.SessionOptions()  # the optimization level of a measurement's session (ort_session)
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.optimized_model_filepath = str(path)
-        options.log_severity_level = 3
-        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        return dict(collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node))
-
-
 def bench_graph_nodes(row: str) -> dict:
     """How much of an ONNX Runtime table's error the runtime's own graph explains: the kernels its
     optimizer leaves (after fusions and layout reorders) counted for every fit and validation network
@@ -172,6 +150,7 @@ def bench_graph_nodes(row: str) -> dict:
 
     import torch
 
+    from evaluators.latency import optimized_node_counts
     from nas import registry
     from nas.latency import LatencyTable, accuracy_stats
     from nas.latency_fit import choose_correction
