@@ -6,7 +6,7 @@ once for all the edges that read it, a convolution absorbs the addition that fol
 "sum" input) and the ReLU after it when nothing else reads its output, and the blocked (NCHWc)
 layout of convolutions and pools needs reorders wherever a tensor meets an operator of the other
 layout (an addition with a folded constant, the reductions' ceil-mode pool). What is left is
-counted here by walking the network as ONNX Runtime 1.2x optimizes it (checked against its saved
+counted here by walking the network as ONNX Runtime (1.32, CPU) optimizes it (checked against its saved
 optimized graphs: ``tests/search_spaces/nb201/test_kernels.py``), per kernel kind and input shape, as
 correction terms of graph-runtime tables (``nas.latency.GRAPH`` keys); their costs are fitted on the
 table's whole networks.
