@@ -33,6 +33,8 @@ BLOCKED = ("conv", "pool")  # kernels that run (and leave their output) in the b
 
 @dataclass
 class Kernel:
+    """One kernel of the network, before or after fusion."""
+
     kind: str  # conv, pool, relu, add, pool2 (a reduction's shortcut pool), head
     inputs: list[str]
     shape: Shape  # of the first input
@@ -42,6 +44,8 @@ class Kernel:
 
 @dataclass
 class Graph:
+    """The network's kernels, the shapes of their outputs and the common subexpressions seen."""
+
     kernels: dict[str, Kernel] = field(default_factory=dict)  # by output tensor, in creation order
     shapes: dict[str, Shape] = field(default_factory=dict)
     reuse: dict[tuple[str, ...], str] = field(default_factory=dict)  # (kind, *inputs) -> output: CSE
