@@ -309,7 +309,7 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)
     genotypes = fit_genotypes(space, fit)
-    network_keys = [space.latency_blocks(g, task) for g in genotypes]
+    network_keys = [table.network_keys(space, g, task) for g in genotypes]
     parts = [table.parts(k) for k in network_keys]
     measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
     raw, live = [p[0] for p in parts], [p[1] for p in parts]

@@ -180,9 +180,16 @@ class LatencyTable:
         total, live = self._sum(keys, corrected=True)
         return self.speed * (total + self.per_block * live + self.offset if live else self.floor_ms)
 
+    def network_keys(self, space: Any, genotype: Any, task: Any = None) -> list[str]:
+        """``genotype``'s block keys in ``space``, and for a graph runtime its kernel terms."""
+        keys = space.latency_blocks(genotype, task)
+        if self.backend != "torch":
+            keys = keys + list(space.latency_graph_terms(genotype, task))
+        return keys
+
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
         """Predicted latency (ms) of ``genotype`` in ``space``."""
-        return self.predict_keys(space.latency_blocks(genotype, task))
+        return self.predict_keys(self.network_keys(space, genotype, task))
 
     # ----- calibration -------------------------------------------------------------------------
     def references(self, count: int) -> list[int]:

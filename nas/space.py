@@ -54,9 +54,10 @@ class SearchSpace(ABC, Generic[G]):
       of, one key per occurrence, at their real input shapes (``nas.latency.block_key``:
       ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
       A block eager torch computes but whose result never reaches the output is prefixed with
-      ``~`` (``nas.latency.DEAD``): exported graphs drop it, so only torch tables count it. Keys
-      prefixed with ``^`` (``nas.latency.GRAPH``) are no blocks but the kernels a graph runtime's
-      optimizer leaves (see ``search_spaces/nb201/kernels.py``): priced by the correction only.
+      ``~`` (``nas.latency.DEAD``): exported graphs drop it, so only torch tables count it.
+    - ``latency_graph_terms(genotype, task) -> list[str]`` (optional, torch-free): the kernels a
+      graph runtime's optimizer leaves, as ``^`` keys (``nas.latency.GRAPH``; see
+      ``search_spaces/graph_kernels.py``), which only graph-runtime tables ask for and price.
     - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
       genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
       measures) is their union plus the published architectures the space contains. A space may
@@ -190,6 +191,11 @@ class SearchSpace(ABC, Generic[G]):
         """Block keys of ``genotype``'s network, one per occurrence, at their input shapes."""
         raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
 
+    def latency_graph_terms(self, genotype: G, task: Task | None = None) -> list[str]:
+        """The kernels a graph runtime runs for ``genotype``'s network beyond what its blocks say
+        (``nas.latency.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
+        return []
+
     def latency_cover(self) -> Iterable[G]:
         """Genotypes whose blocks together cover every block the space can produce."""
         raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
@@ -197,7 +203,7 @@ class SearchSpace(ABC, Generic[G]):
     def latency_universe(self, task: Task | None = None) -> list[str]:
         """Every block key the space can produce (the cover's, and those of the published architectures
         the space contains)."""
-        from nas.latency import GRAPH, strip_dead
+        from nas.latency import strip_dead
 
         keys: dict[str, None] = {}
         for genotype in self.latency_cover():
@@ -205,7 +211,7 @@ class SearchSpace(ABC, Generic[G]):
         for genotype in self.known().values():
             if self.contains(genotype):
                 keys.update(dict.fromkeys(map(strip_dead, self.latency_blocks(genotype, task))))
-        return [key for key in keys if not key.startswith(GRAPH)]
+        return list(keys)
 
     def latency_module(self, key: str) -> Any:
         """The ``torch.nn.Module`` of one block key (torch is imported here, lazily)."""

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from nas.latency import block_key
 from nas.space import Task
 from search_spaces.nasnet.genotype import Block, NASNetGenotype
-from search_spaces.nasnet.macro import (CellPlan, Layer, adapt_pp, cell_kinds, concat_adapters, layer_cost,
+from search_spaces.nasnet.macro import (CellPlan, Layer, adapt_pp, cells_of, concat_adapters, layer_cost,
                                         plan_cell, stems)
 from search_spaces.op_costs import Tally
 
@@ -121,9 +121,7 @@ def network_blocks(genotype: NASNetGenotype, macro: dict[str, Any], task: Task) 
         outputs.append(shape)
     pp: Shape | None = None if len(outputs) == 1 and macro["style"] == "nasnet" else outputs[0]
     p = outputs[-1]
-    for reduction, filters in cell_kinds(macro["stem"], macro["filters"], macro["cells"]):
-        blocks, concat = ((genotype.reduce, genotype.reduce_concat) if reduction
-                          else (genotype.normal, genotype.normal_concat))
+    for reduction, filters, blocks, concat in cells_of(genotype, macro):
         cell, out = _cell(blocks, concat, macro["style"], reduction, filters, pp, p)
         keys += cell
         pp, p = p, out

@@ -141,6 +141,13 @@ def cell_kinds(stem: str, filters: int, cells: int) -> list[tuple[bool, int]]:
     return kinds
 
 
+def cells_of(genotype: NASNetGenotype, macro: dict[str, Any]) -> list[tuple[bool, int, Sequence[Block], Sequence[int]]]:
+    """(reduction, filters, blocks, concat) of every cell of the network, in order."""
+    return [(reduction, filters, *((genotype.reduce, genotype.reduce_concat) if reduction
+                                   else (genotype.normal, genotype.normal_concat)))
+            for reduction, filters in cell_kinds(macro["stem"], macro["filters"], macro["cells"])]
+
+
 def plan_cell(tally: Tally, blocks: Sequence[Block], concat: Sequence[int], style: str, reduction: bool,
               filters: int, pp: tuple[int, int, int] | None, p: tuple[int, int, int]) -> CellPlan:
     """Instructions of one cell reading states of shapes ``pp`` (None: raw ``p``) and ``p``;

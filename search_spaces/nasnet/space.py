@@ -154,6 +154,11 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
 
         return network_blocks(genotype, self.macro, task or self.default_task())
 
+    def latency_graph_terms(self, genotype: NASNetGenotype, task: Task | None = None) -> list[str]:
+        from search_spaces.nasnet.kernels import graph_terms
+
+        return list(graph_terms(genotype, tuple(sorted(self.macro.items())), task or self.default_task()))
+
     def latency_cover(self) -> list[NASNetGenotype]:
         from search_spaces.nasnet.latency import cover
 

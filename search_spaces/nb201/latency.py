@@ -1,6 +1,5 @@
 """NAS-Bench-201 blocks for latency tables (torch-free): stem, edge ops, node sums, residual
-reductions and head, at their real shapes (``SearchSpace.latency_blocks`` protocol), then the
-kernels a graph runtime runs instead (``kernels.graph_terms``)."""
+reductions and head, at their real shapes (``SearchSpace.latency_blocks`` protocol)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ from typing import Any
 from nas.latency import DEAD, block_key
 from nas.space import Task
 from search_spaces.nb201.genotype import EDGES, OPS, NB201Genotype
-from search_spaces.nb201.kernels import graph_terms
 
 
 def _half(size: int) -> int:
@@ -67,8 +65,8 @@ def network_blocks(genotype: NB201Genotype, task: Task, channels: int, cells: in
         keys += cell_blocks(genotype, c, h, w) * cells
     keys.append(block_key("nb201_head", (c, task.num_classes), [(c, h, w)]))
     if constant_output(genotype):  # the whole network computes a constant: compilers fold it all
-        return [k if k.startswith(DEAD) else DEAD + k for k in keys]
-    return keys + list(graph_terms(genotype, task, channels, cells))
+        keys = [k if k.startswith(DEAD) else DEAD + k for k in keys]
+    return keys
 
 
 def cover() -> list[NB201Genotype]:

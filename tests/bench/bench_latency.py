@@ -162,7 +162,7 @@ def bench_graph_nodes(row: str) -> dict:
     genotypes = [space.from_json(r["genotype"]) for r in samples] + [space.from_dict(d) for d in table.fit["genotypes"]]
     measured = [float(r["measured_ms"]) * float(r["uncalibrated_ms"]) / float(r["predicted_ms"]) for r in samples]
     measured += table.fit["measured_ms"]
-    keys = [space.latency_blocks(g) for g in genotypes]
+    keys = [table.network_keys(space, g) for g in genotypes]
     task = space.default_task()
     nodes = []
     for genotype in genotypes:

@@ -21,8 +21,8 @@ CASES = [
     "|none~0|+|skip_connect~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|skip_connect~2|",  # unlike constants
     "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|none~0|avg_pool_3x3~1|none~2|",  # dead edges
 ]
-ORT_NAMES = {"^kernel_relu": "Relu", "^kernel_add": "Add", "^reorder_in": "ReorderInput",
-             "^reorder_out": "ReorderOutput"}
+ORT_NAMES = {"^kernel_relu": "Relu", "^kernel_add": "Add", "^kernel_pool": "AveragePool",
+             "^kernel_bn": "BatchNormalization", "^reorder_in": "ReorderInput", "^reorder_out": "ReorderOutput"}
 
 
 @pytest.mark.parametrize("string", CASES)
@@ -36,27 +36,29 @@ def test_the_walk_counts_the_kernels_onnx_runtime_runs(string):
     task = space.default_task()
     torch.manual_seed(0)
     runtime = optimized_node_counts(space.build(genotype, task), task.input_shape)
-    walked = collections.Counter(key.partition("@")[0] for key in space.latency_blocks(genotype) if key[0] == GRAPH)
+    walked = collections.Counter(key.partition("@")[0] for key in space.latency_graph_terms(genotype))
     for term, node in ORT_NAMES.items():
         assert walked[term] == runtime.get(node, 0), (term, dict(walked), runtime)
-    assert walked["^kernel_pool"] + 2 == runtime["AveragePool"]  # + the two reductions' shortcut pools
 
 
 def test_graph_terms_are_priced_by_graph_runtime_tables_only():
     space = registry.make_space("nb201", {"preset": "proxy"})
     genotype = space.parse(CASES[2])
-    keys = space.latency_blocks(genotype)
-    terms = [k for k in keys if k[0] == GRAPH]
+    terms = space.latency_graph_terms(genotype)
+    assert terms and all(k[0] == GRAPH for k in terms)
     universe = set(space.latency_universe())
-    assert terms and not universe & ({k[1:] for k in terms} | set(terms))  # never measured
+    assert not universe & ({k[1:] for k in terms} | set(terms))  # never measured
     assert terms == list(graph_terms(genotype, space.default_task(), space.channels, space.cells))
     blocks = {k: 1.0 for k in space.latency_universe()}
     torch_table = LatencyTable("nb201", "proxy", {}, (3, 8, 8), 10, "torch", "cpu", 1, 1, {}, blocks,
                                kind_ms={"^kernel_add": 0.5})
     ort_table = dataclasses.replace(torch_table, backend="onnxruntime")
+    keys = space.latency_blocks(genotype) + terms
+    assert torch_table.network_keys(space, genotype) == space.latency_blocks(genotype)  # eager: no graph
+    assert ort_table.network_keys(space, genotype) == keys
     adds = sum(k.startswith("^kernel_add") for k in terms)
     assert adds and ort_table.predict_keys(keys) == pytest.approx(torch_table.predict_keys(keys) + 0.5 * adds)
     assert ort_table.parts(keys) == torch_table.parts(keys)  # no entry, not a block
     assert "^kernel_add" in ort_table.term_counts(keys) and "^kernel_add" not in torch_table.term_counts(keys)
     dead = space.parse("|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|none~2|")
-    assert not [k for k in space.latency_blocks(dead) if k[0] == GRAPH]  # a constant network runs no kernels
+    assert space.latency_graph_terms(dead) == []  # a constant network runs no kernels

@@ -1,0 +1,230 @@
+"""The kernels a graph runtime runs for a network, walked without torch (ONNX Runtime's CPU provider).
+
+A per-block table prices every block as measured alone, but a graph runtime runs fewer, different
+kernels: common-subexpression elimination computes a weightless op (ReLU, pool, sum, pad, slice) of
+a tensor once for all its readers; a convolution absorbs a sum that alone reads it (when the other
+addend is in the blocked layout) and then a ReLU that alone reads it; and convolutions and pools
+run in a blocked (NCHWc) layout, with a reorder wherever a tensor meets a kernel of the other
+layout. A space walks its network into a :class:`Graph` (its kernels before fusion), and
+:func:`graph_terms` lists what is left after fusion, per kernel kind and input shape, as
+``nas.latency.GRAPH`` terms that the correction of a graph-runtime table prices.
+
+The layout rules, as ONNX Runtime 1.32 applies them with a block of 16 channels (AVX-512; 8 on
+AVX2), read off its saved optimized graphs of single layers: a convolution with fewer input
+channels than a block, or a multiple of 4, writes the blocked layout (channels padded up to the
+block) and reads it when it has at least a block of input channels, else the plain layout (a
+depthwise one reads and writes it); any other convolution runs plain; pools
+and concatenations run blocked only at multiples of the block; a global pool, ReLU, sum or
+standalone batch norm keeps the layout of its inputs (a sum is plain if any input is); pads and
+slices run plain. Each space's walk is checked against the runtime's own optimized graphs
+(``tests/search_spaces/*/test_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+from nas.latency import GRAPH, block_key
+
+Shape = tuple[int, int, int]
+CONST = "const"  # prefix of a folded constant (every one distinct: they do not merge)
+INPUT = "input"
+COUNTED = ("relu", "add", "pool", "concat", "bn", "pad", "slice", "conv", "dw")  # the kernels counted
+
+
+@functools.lru_cache(maxsize=1)
+def nchwc_block() -> int:
+    """Channels of ONNX Runtime's blocked layout on this CPU: 16 with AVX-512, else 8."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return 16 if " avx512f" in handle.read() else 8
+    except OSError:
+        return 8
+
+
+@dataclass
+class Kernel:
+    """One kernel of the network, before or after fusion."""
+
+    kind: str  # conv, dw (depthwise conv), pool, pool_plain, gap, relu, add, concat, bn, pad, slice
+    inputs: list[str]
+    shape: Shape  # of the first input
+    sum: str | None = None  # a convolution's fused addend
+    act: bool = False  # a convolution's fused ReLU
+
+
+@dataclass
+class Graph:
+    """The network's kernels, the shapes of their outputs and the common subexpressions seen."""
+
+    kernels: dict[str, Kernel] = field(default_factory=dict)  # by output tensor, in creation order
+    shapes: dict[str, Shape] = field(default_factory=dict)
+    reuse: dict[tuple[str, ...], str] = field(default_factory=dict)  # (kind, *inputs) -> output: CSE
+
+    def add(self, kind: str, inputs: list[str], out_shape: Shape, shared: bool = False, tag: str = "") -> str:
+        """Append a kernel reading ``inputs`` (``shared``: weightless, so one of the same kind and
+        ``tag`` (its settings) already reading the same inputs is reused); returns its output tensor."""
+        key = (kind + tag, *inputs)
+        if shared and key in self.reuse:
+            return self.reuse[key]
+        out = f"t{len(self.kernels)}"
+        self.kernels[out] = Kernel(kind, inputs, self.shapes.get(inputs[0], out_shape))
+        self.shapes[out] = out_shape
+        if shared:
+            self.reuse[key] = out
+        return out
+
+    def constant(self) -> str:
+        """A new folded constant."""
+        return f"{CONST}{len(self.kernels)}:{len(self.shapes)}:{id(object())}"
+
+    def users(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {}
+        for out, k in self.kernels.items():
+            for t in k.inputs + ([k.sum] if k.sum else []):
+                users.setdefault(t, []).append(out)
+        return users
+
+    def rename(self, old: str, new: str, users: dict[str, list[str]]) -> None:
+        """Every use of tensor ``old`` reads ``new`` instead (``old``'s kernel was fused away)."""
+        for out in users.pop(old, []):
+            k = self.kernels[out]
+            k.inputs = [new if t == old else t for t in k.inputs]
+            if k.sum == old:
+                k.sum = new
+            users.setdefault(new, []).append(out)
+
+
+def runs_blocked(k: Kernel, block: int) -> bool:
+    """Whether a convolution runs in the blocked layout: fewer input channels than a block (read
+    plain), or a multiple of 4."""
+    return k.shape[0] < block or k.shape[0] % 4 == 0
+
+
+def layouts(g: Graph, block: int) -> Callable[[str], bool]:
+    """Whether a tensor is in the blocked layout, as the graph is now (see the module's docstring)."""
+    memo = {INPUT: False}
+
+    def blocked(t: str) -> bool:
+        if t.startswith(CONST):
+            return False
+        if t not in memo:
+            k = g.kernels[t]
+            if k.kind in ("conv", "dw"):
+                memo[t] = runs_blocked(k, block)
+            elif k.kind == "pool":
+                memo[t] = k.shape[0] % block == 0
+            elif k.kind == "concat":
+                memo[t] = all(blocked(u) and g.shapes[u][0] % block == 0 for u in k.inputs)
+            elif k.kind in ("relu", "add", "bn", "gap"):
+                memo[t] = all(blocked(u) for u in k.inputs)
+            else:  # pool_plain, pad, slice
+                memo[t] = False
+        return memo[t]
+
+    for t in list(g.kernels):  # all now: fusion changes the graph, not the layouts
+        blocked(t)
+    return blocked
+
+
+def prune(g: Graph) -> None:
+    """Drop the kernels whose result never reaches the network's output (its last kernel), as the
+    exporter and the runtime do (a cell state no block reads and the cell does not concatenate)."""
+    live: set[str] = set()
+    stack = [next(reversed(g.kernels))]
+    while stack:
+        t = stack.pop()
+        if t in live or t not in g.kernels:
+            continue
+        live.add(t)
+        k = g.kernels[t]
+        stack += k.inputs + ([k.sum] if k.sum else [])
+    for t in [t for t in g.kernels if t not in live]:
+        del g.kernels[t]
+
+
+def fuse(g: Graph, block: int) -> None:
+    """A convolution absorbs a sum that alone reads it when the other addend is blocked; then a
+    convolution (or a blocked batch norm, which runs as one) absorbs a ReLU that alone reads it."""
+    blocked = layouts(g, block)
+    users = g.users()
+    for out, k in list(g.kernels.items()):
+        if k.kind != "add":
+            continue
+        for a, b in (k.inputs, k.inputs[::-1]):
+            p = g.kernels.get(a)
+            if (p is not None and p.kind in ("conv", "dw") and p.sum is None and users.get(a) == [out] and a != b
+                    and blocked(b) == blocked(a)):
+                p.sum = b
+                users[b] = [a if u == out else u for u in users[b]]
+                del g.kernels[out]
+                users.pop(a)
+                g.rename(out, a, users)
+                break
+    for out, k in list(g.kernels.items()):
+        if k.kind != "relu":
+            continue
+        t = k.inputs[0]
+        p = g.kernels.get(t)
+        convolution = p is not None and (p.kind in ("conv", "dw") or (p.kind == "bn" and blocked(t)))
+        if convolution and not p.act and users.get(t) == [out]:
+            p.act = True
+            del g.kernels[out]
+            users.pop(t)
+            g.rename(out, t, users)
+
+
+def kernel_counts(g: Graph, block: int) -> dict[tuple[str, Shape], int]:
+    """Kernels and layout reorders of a fused graph, by kind and input shape."""
+    blocked = layouts(g, block)
+    counts: dict[tuple[str, Shape], int] = {}
+    reorder_in: set[str] = set()
+    reorder_out: set[str] = set()
+    for out, k in g.kernels.items():
+        ins = k.inputs + ([k.sum] if k.sum else [])
+        kind = "pool" if k.kind == "pool_plain" else k.kind
+        if kind in COUNTED and not (kind == "bn" and blocked(out)):  # a blocked batch norm runs as a convolution
+            counts[(kind, k.shape)] = counts.get((kind, k.shape), 0) + 1
+        if k.kind in ("conv", "dw"):
+            plain = not blocked(out) or (k.kind == "conv" and k.shape[0] < block)  # the layout it reads
+            for t in k.inputs:
+                if t != INPUT and blocked(t) == plain:
+                    (reorder_out if plain else reorder_in).add(t)
+        elif k.kind == "pool" and blocked(out):
+            reorder_in.update(t for t in ins if not blocked(t))
+        elif k.kind in ("pool", "pool_plain", "pad", "slice") or (k.kind in ("add", "concat") and not blocked(out)):
+            reorder_out.update(t for t in ins if blocked(t))
+        elif k.kind == "gap" and blocked(out):  # the classifier reads the pooled features plain
+            reorder_out.add(out)
+    for kind, tensors in (("reorder_in", reorder_in), ("reorder_out", reorder_out)):
+        for t in tensors:
+            key = (kind, g.shapes[t])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def known_layouts(g: Graph, block: int) -> bool:
+    """Whether every convolution's channel counts are below a block or multiples of 4, the networks
+    the rules were checked on (NASNet's ImageNet presets have 22 channels: such convolutions run
+    plain and fuse differently there, which the walk does not model yet)."""
+    return all(c < block or c % 4 == 0 for out, k in g.kernels.items() if k.kind in ("conv", "dw")
+               for c in (k.shape[0], g.shapes[out][0]))
+
+
+def graph_terms(g: Graph | None, block: int | None = None) -> tuple[str, ...]:
+    """The ``nas.latency.GRAPH`` terms of a walked network (none for a constant one, None, or one
+    whose layouts the rules do not cover, :func:`known_layouts`): one per
+    kernel left after fusion other than the convolutions (``kernel_relu``, ``kernel_add``, ...) and
+    per layout reorder (``reorder_in``, ``reorder_out``), at its input shape."""
+    block = block or nchwc_block()
+    if g is None or not known_layouts(g, block):
+        return ()
+    prune(g)
+    fuse(g, block)
+    keys: list[str] = []
+    for (kind, shape), n in kernel_counts(g, block).items():
+        name = kind if kind.startswith("reorder") else f"kernel_{kind}"
+        keys += [GRAPH + block_key(name, (), [shape])] * n
+    return tuple(keys)
