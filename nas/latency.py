@@ -21,6 +21,7 @@ threads and library versions it was measured with; :meth:`LatencyTable.check` re
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,7 @@ def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
     return kind, args, shapes
 
 
+@functools.lru_cache(maxsize=65536)  # networks share their keys: a prediction looks each up
 def kind_of(key: str) -> str:
     """A block key's kind for the correction's per-kind costs: ``op:NAME`` for an op of the shared
     registry, else the block's kind (``sum``, ``mbconv``, ``vit_attn``...)."""

@@ -44,7 +44,7 @@ def nchwc_block() -> int:
         return 8
 
 
-@dataclass
+@dataclass(slots=True)
 class Kernel:
     """One kernel of the network, before or after fusion."""
 
@@ -66,9 +66,11 @@ class Graph:
     def add(self, kind: str, inputs: list[str], out_shape: Shape, shared: bool = False, tag: str = "") -> str:
         """Append a kernel reading ``inputs`` (``shared``: weightless, so one of the same kind and
         ``tag`` (its settings) already reading the same inputs is reused); returns its output tensor."""
-        key = (kind + tag, *inputs)
-        if shared and key in self.reuse:
-            return self.reuse[key]
+        if shared:
+            key = (kind + tag, *inputs)
+            found = self.reuse.get(key)
+            if found is not None:
+                return found
         out = f"t{len(self.kernels)}"
         self.kernels[out] = Kernel(kind, inputs, self.shapes.get(inputs[0], out_shape))
         self.shapes[out] = out_shape
@@ -105,28 +107,21 @@ def runs_blocked(k: Kernel, block: int) -> bool:
 
 def layouts(g: Graph, block: int) -> Callable[[str], bool]:
     """Whether a tensor is in the blocked layout, as the graph is now (see the module's docstring)."""
-    memo = {INPUT: False}
-
-    def blocked(t: str) -> bool:
-        if t.startswith(CONST):
-            return False
-        if t not in memo:
-            k = g.kernels[t]
-            if k.kind in ("conv", "dw"):
-                memo[t] = runs_blocked(k, block)
-            elif k.kind == "pool":
-                memo[t] = k.shape[0] % block == 0
-            elif k.kind == "concat":
-                memo[t] = all(blocked(u) and g.shapes[u][0] % block == 0 for u in k.inputs)
-            elif k.kind in ("relu", "add", "bn", "gap"):
-                memo[t] = all(blocked(u) for u in k.inputs)
-            else:  # pool_plain, pad, slice
-                memo[t] = False
-        return memo[t]
-
-    for t in list(g.kernels):  # all now: fusion changes the graph, not the layouts
-        blocked(t)
-    return blocked
+    memo: dict[str, bool] = {INPUT: False}
+    get = memo.get
+    for t, k in g.kernels.items():  # creation order: every kernel after those it reads
+        kind = k.kind
+        if kind in ("conv", "dw"):
+            memo[t] = runs_blocked(k, block)
+        elif kind == "pool":
+            memo[t] = k.shape[0] % block == 0
+        elif kind == "concat":
+            memo[t] = all(get(u, False) and g.shapes[u][0] % block == 0 for u in k.inputs)
+        elif kind in ("relu", "add", "bn", "gap"):
+            memo[t] = all(get(u, False) for u in k.inputs)  # a constant (not in memo) is plain
+        else:  # pool_plain, pad, slice
+            memo[t] = False
+    return lambda t: get(t, False)
 
 
 def prune(g: Graph) -> None:
@@ -209,8 +204,13 @@ def known_layouts(g: Graph, block: int) -> bool:
     """Whether every convolution's channel counts are below a block or multiples of 4, the networks
     the rules were checked on (NASNet's ImageNet presets have 22 channels: such convolutions run
     plain and fuse differently there, which the walk does not model yet)."""
-    return all(c < block or c % 4 == 0 for out, k in g.kernels.items() if k.kind in ("conv", "dw")
-               for c in (k.shape[0], g.shapes[out][0]))
+    shapes = g.shapes
+    for out, k in g.kernels.items():
+        if k.kind in ("conv", "dw"):
+            c_in, c_out = k.shape[0], shapes[out][0]
+            if (c_in >= block and c_in % 4) or (c_out >= block and c_out % 4):
+                return False
+    return True
 
 
 def graph_terms(g: Graph | None, block: int | None = None) -> tuple[str, ...]:
@@ -225,6 +225,10 @@ def graph_terms(g: Graph | None, block: int | None = None) -> tuple[str, ...]:
     fuse(g, block)
     keys: list[str] = []
     for (kind, shape), n in kernel_counts(g, block).items():
-        name = kind if kind.startswith("reorder") else f"kernel_{kind}"
-        keys += [GRAPH + block_key(name, (), [shape])] * n
+        keys += [_term(kind, shape)] * n
     return tuple(keys)
+
+
+@functools.lru_cache(maxsize=65536)
+def _term(kind: str, shape: Shape) -> str:
+    return GRAPH + block_key(kind if kind.startswith("reorder") else f"kernel_{kind}", (), [shape])

@@ -114,9 +114,14 @@ def _conv(kernel: int, dilation: int = 1) -> Callable[..., tuple[int, int]]:
     return cost
 
 
+def bottleneck_width(kernel: int, c_out: int) -> int:
+    """Inner channels of a factorized conv: 3/8 of ``c_out`` for 1x3-3x1, 1/4 otherwise (0: none)."""
+    return 3 * c_out // 8 if kernel == 3 else c_out // 4
+
+
 def _factorized(kernel: int) -> Callable[..., tuple[int, int]]:
     def cost(t: Tally, c_in: int, c_out: int, stride: int, h: int, w: int) -> tuple[int, int]:
-        inner = 3 * c_out // 8 if kernel == 3 else c_out // 4
+        inner = bottleneck_width(kernel, c_out)
         mid = inner or c_out
         if inner:
             t.relu_conv_bn(c_in, inner, h, w)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.op_costs import bottleneck_width
+
 Factory = Callable[[int, int, int], nn.Module]
 
 
@@ -79,11 +81,6 @@ class StackedSepConv(nn.Sequential):
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int) -> None:
         super().__init__(SepConv(c_in, c_out, kernel, stride), SepConv(c_out, c_out, kernel, 1))
-
-
-def bottleneck_width(kernel: int, c_out: int) -> int:
-    """Inner channels of a factorized conv: 3/8 of ``c_out`` for 1x3-3x1, 1/4 otherwise (0: none)."""
-    return 3 * c_out // 8 if kernel == 3 else c_out // 4
 
 
 class FactorizedConv(nn.Sequential):

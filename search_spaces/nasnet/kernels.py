@@ -14,10 +14,10 @@ import functools
 from typing import Any
 
 from nas.space import Task
-from search_spaces.graph_kernels import INPUT, Graph, Shape, graph_terms as terms_of
+from search_spaces.graph_kernels import INPUT, Graph, Shape, graph_terms as terms_of, nchwc_block
 from search_spaces.nasnet.genotype import NASNetGenotype
-from search_spaces.nasnet.macro import Layer, adapt_pp, cells_of, concat_adapters, stems
-from search_spaces.ops import bottleneck_width
+from search_spaces.nasnet.macro import Layer, adapt_pp, cell_kinds, cells_of, concat_adapters, stems
+from search_spaces.op_costs import bottleneck_width
 
 
 def _strided(shape: Shape, c: int, stride_h: int, stride_w: int) -> Shape:
@@ -120,7 +120,20 @@ def network(genotype: NASNetGenotype, macro: dict[str, Any], task: Task) -> Grap
     return g
 
 
+@functools.lru_cache(maxsize=64)
+def modelled(macro_items: tuple, c_in: int) -> bool:
+    """Whether the stems' and cells' widths are ones the layout rules cover (``known_layouts``):
+    NASNet's ImageNet presets have 22-channel cells, and no walk is worth making there."""
+    macro = dict(macro_items)
+    block = nchwc_block()
+    widths = [layer.c_out for stem in stems(macro["stem"], c_in, macro["filters"], macro) for layer in stem
+              if layer.kind == "conv"] + [filters for _, filters in cell_kinds(macro["stem"], macro["filters"], macro["cells"])]
+    return all(c < block or c % 4 == 0 for c in widths)
+
+
 @functools.lru_cache(maxsize=4096)
 def graph_terms(genotype: NASNetGenotype, macro_items: tuple, task: Task) -> tuple[str, ...]:
     """The network's graph-runtime correction terms (``search_spaces.graph_kernels.graph_terms``)."""
+    if not modelled(macro_items, task.input_shape[0]):
+        return ()
     return terms_of(network(genotype, dict(macro_items), task))
