@@ -141,7 +141,7 @@ def prune(g: Graph) -> None:
 
 
 def fuse(g: Graph, block: int) -> None:
-    """A convolution absorbs a sum that alone reads it when the other addend is blocked; then a
+    """A convolution absorbs a sum that alone reads it when the other addend has its layout; then a
     convolution (or a blocked batch norm, which runs as one) absorbs a ReLU that alone reads it."""
     blocked = layouts(g, block)
     users = g.users()
