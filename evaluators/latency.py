@@ -334,12 +334,16 @@ def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int =
         return dst.read_bytes()
 
 
-def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[str] = ()) -> Any:
+def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[str] = (),
+                save_optimized: str | Path | None = None) -> Any:
     """An ONNX Runtime session with pinned thread counts on the settings' device (optionally without
-    some graph optimizers, e.g. ``CommonSubexpressionElimination``)."""
+    some graph optimizers, e.g. ``CommonSubexpressionElimination``; ``save_optimized``: the path its
+    optimized graph is written to)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if save_optimized is not None:
+        options.optimized_model_filepath = str(save_optimized)
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -356,22 +360,16 @@ def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[
 
 
 def optimized_node_counts(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
-    """How many nodes of each type ONNX Runtime's optimized graph of ``module`` runs (CPU, all
-    optimizations: fusions, common subexpressions, blocked-layout reorders; a measurement's
-    sessions are optimized alike, see :func:`ort_session`)."""
+    """How many nodes of each type ONNX Runtime's optimized graph of ``module`` runs (CPU, 1 thread,
+    optimized as a measurement's session: fusions, common subexpressions, blocked-layout reorders)."""
     import collections
 
     import onnx
-    import onnxruntime as ort
 
     model = export_onnx(module.eval(), (torch.zeros(1, *input_shape),))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "optimized.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.optimized_model_filepath = str(path)
-        options.log_severity_level = 3
-        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        ort_session(model, Settings(backend="onnxruntime"), save_optimized=path)
         return dict(collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node))
 
 

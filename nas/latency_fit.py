@@ -161,12 +161,12 @@ def choose_correction(raw: Sequence[float], measured: Sequence[float], blocks: S
     n = len(raw)
     if n == 0:
         return Correction()
-    if n < 3 or min(measured) <= 0:
-        return Correction(offset=sum(m - r for m, r in zip(measured, raw)) / n)
-    candidates = _plain_candidates(raw, measured, blocks)
-    if terms is not None:
-        candidates += _term_candidates(raw, measured, terms)
-    if not candidates:
+    candidates: list[tuple[float, Correction]] = []
+    if n >= 3 and min(measured) > 0:
+        candidates = _plain_candidates(raw, measured, blocks)
+        if terms is not None:
+            candidates += _term_candidates(raw, measured, terms)
+    if not candidates:  # the mean difference
         return Correction(offset=sum(m - r for m, r in zip(measured, raw)) / n)
     best_error, best = min(candidates, key=lambda c: c[0])
     close = [c for err, c in candidates if err <= best_error * (1 + WINDOW)]

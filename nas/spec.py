@@ -18,8 +18,8 @@ from typing import Any, Mapping
 from nas import registry
 from nas.config import Field, SpecError, validate
 from nas.evaluator import EvaluatorSpec
-from nas.latency import FIT_NETWORKS
 from nas.executors import validate_executor
+from nas.latency import FIT_NETWORKS
 from nas.objectives import validate_reward
 from nas.pruners import validate_pruner
 

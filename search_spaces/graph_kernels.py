@@ -62,6 +62,7 @@ class Graph:
     kernels: dict[str, Kernel] = field(default_factory=dict)  # by output tensor, in creation order
     shapes: dict[str, Shape] = field(default_factory=dict)
     reuse: dict[tuple[str, ...], str] = field(default_factory=dict)  # (kind, *inputs) -> output: CSE
+    constants: int = 0  # folded constants named so far
 
     def add(self, kind: str, inputs: list[str], out_shape: Shape, shared: bool = False, tag: str = "") -> str:
         """Append a kernel reading ``inputs`` (``shared``: weightless, so one of the same kind and
@@ -80,7 +81,8 @@ class Graph:
 
     def constant(self) -> str:
         """A new folded constant."""
-        return f"{CONST}{len(self.kernels)}:{len(self.shapes)}:{id(object())}"
+        self.constants += 1
+        return f"{CONST}{self.constants}"
 
     def users(self) -> dict[str, list[str]]:
         users: dict[str, list[str]] = {}

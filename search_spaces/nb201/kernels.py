@@ -15,14 +15,12 @@ import functools
 from nas.space import Task
 from search_spaces.graph_kernels import CONST, INPUT, Graph, graph_terms as terms_of
 from search_spaces.nb201.genotype import EDGES, NB201Genotype
+from search_spaces.nb201.latency import reachable
 
 
 def live_edges(genotype: NB201Genotype) -> list[tuple[int, int, str]]:
     """(dst, src, op) of the non-``none`` edges into nodes that reach the cell output."""
-    feeding = {3}
-    for (dst, src), op in sorted(zip(EDGES, genotype.ops), key=lambda e: -e[0][1]):
-        if op != "none" and dst in feeding:
-            feeding.add(src)
+    feeding = reachable(genotype)[1]
     return [(dst, src, op) for (dst, src), op in zip(EDGES, genotype.ops) if op != "none" and dst in feeding]
 
 

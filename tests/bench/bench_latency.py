@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nas.latency import FIT_NETWORKS
+
 PUBLISHED = [("nasnet", "cifar", "nasnet-a"), ("nasnet", "cifar", "amoebanet-a"), ("nasnet", "cifar", "darts-v2"),
              ("scaling", "proxy", "efficientnet-b0"), ("randwire", "proxy", "ws-4-0.75"),
              ("nb201", "cifar10", "nb201-c10-best")]
@@ -198,7 +200,7 @@ def main() -> int:
     acc.add_argument("--backend", default="torch")
     acc.add_argument("--samples", type=int, default=100)
     acc.add_argument("--repeat", type=int, default=20)
-    acc.add_argument("--fit", type=int, default=100)
+    acc.add_argument("--fit", type=int, default=FIT_NETWORKS)
     acc.add_argument("--option", action="append", default=[], help="space option key=value (JSON value)")
     acc.add_argument("--out", help="folder for the table (lut.json) and the validation files")
     sub.add_parser("int8")
