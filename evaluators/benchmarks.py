@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from evaluators.train import TrainEvaluator
 from nas import registry
 from nas.evaluator import COMPLETE, Job, NullReporter, run_job
-from nas.latency import kendall_tau
+from nas.latency.table import kendall_tau
 
 
 def minimal_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, steps: int,

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas import archfile
+from nas.export import archfile
 from nas.config import SpecError
 
 log = logging.getLogger(__name__)

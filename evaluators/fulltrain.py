@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from evaluators.data import Splits, load
 from evaluators.export import state_tensors
 from evaluators.recipe import augment, learning_rate, make_recipe, resolve_augmentation
-from nas import archfile, registry
+from nas import registry
+from nas.export import archfile
 from nas.config import SpecError
 from nas.space import Task
 

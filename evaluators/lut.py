@@ -6,7 +6,7 @@ interleaved rounds with their group; the block's entry is the time each extra co
 own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
 graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
 correction ``measured ~ scale * sum(blocks) + offset [+ costs per block, per kind or per block
-key]`` fitted (``nas.latency.choose_correction``, the form chosen by leave-one-out error). A build of several block groups
+key]`` fitted (``nas.latency.table.choose_correction``, the form chosen by leave-one-out error). A build of several block groups
 re-times a few blocks of the first group with every later group and rescales that group's entries
 by their speed ratio (the machine's speed drifts within minutes).
 
@@ -40,7 +40,7 @@ from torch import nn
 
 from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
                                 prepare_call, time_rounds)
-from nas.latency import (FIT_NETWORKS, LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
+from nas.latency.table import (FIT_NETWORKS, LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
                          versions)
 from nas.config import SpecError
 from nas.space import Task
@@ -332,7 +332,7 @@ def measure_with_references(table: LatencyTable, space: Any, genotypes: Sequence
 
     Every interleaved group (:func:`network_groups`; one for most validations) holds ``count`` of the table's fit
     networks (:meth:`LatencyTable.references`) besides the genotypes, so that the machine's drift
-    falls on both alike; a group's ratio is :func:`nas.latency.speed_ratio` of their latencies now
+    falls on both alike; a group's ratio is :func:`nas.latency.table.speed_ratio` of their latencies now
     to those stored at build time (1.0 for every group when the table has no fit networks).
     """
     chosen = table.references(count)

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nas import archfile
-from nas.card import CARD, checks_section, plot_curve, update_section
+from nas.export import archfile
+from nas.export.card import CARD, checks_section, plot_curve, update_section
 
 
 def write_outputs(trainer: Any, metrics: dict[str, Any]) -> None:

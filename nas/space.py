@@ -51,12 +51,12 @@ class SearchSpace(ABC, Generic[G]):
     supports them by implementing, conventionally in its folder's ``latency.py``:
 
     - ``latency_blocks(genotype, task) -> list[str]`` (torch-free): the blocks the network is made
-      of, one key per occurrence, at their real input shapes (``nas.latency.block_key``:
+      of, one key per occurrence, at their real input shapes (``nas.latency.table.block_key``:
       ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
       A block eager torch computes but whose result never reaches the output is prefixed with
-      ``~`` (``nas.latency.DEAD``): exported graphs drop it, so only torch tables count it.
+      ``~`` (``nas.latency.table.DEAD``): exported graphs drop it, so only torch tables count it.
     - ``latency_graph_terms(genotype, task) -> list[str]`` (optional, torch-free): the kernels a
-      graph runtime's optimizer leaves, as ``^`` keys (``nas.latency.GRAPH``; see
+      graph runtime's optimizer leaves, as ``^`` keys (``nas.latency.table.GRAPH``; see
       ``search_spaces/graph_kernels.py``), which only graph-runtime tables ask for and price.
     - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
       genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
@@ -193,7 +193,7 @@ class SearchSpace(ABC, Generic[G]):
 
     def latency_graph_terms(self, genotype: G, task: Task | None = None) -> list[str]:
         """The kernels a graph runtime runs for ``genotype``'s network beyond what its blocks say
-        (``nas.latency.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
+        (``nas.latency.table.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
         return []
 
     def latency_cover(self) -> Iterable[G]:
@@ -203,7 +203,7 @@ class SearchSpace(ABC, Generic[G]):
     def latency_universe(self, task: Task | None = None) -> list[str]:
         """Every block key the space can produce (the cover's, and those of the published architectures
         the space contains)."""
-        from nas.latency import strip_dead
+        from nas.latency.table import strip_dead
 
         keys: dict[str, None] = {}
         for genotype in self.latency_cover():
@@ -223,7 +223,7 @@ class SearchSpace(ABC, Generic[G]):
         Called at the end of every search (and resume); failures are logged, never fatal.
 
         Args:
-            records: the evaluated trials, one per unique architecture, as ``nas.show.trial_record``
+            records: the evaluated trials, one per unique architecture, as ``nas.search.summary.trial_record``
                 dicts; those with objective values come first, best first by the first objective,
                 then the failed and pruned ones in trial order.
             folder: the run folder.

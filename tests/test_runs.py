@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nas.spec import load_spec, tomllib
+from nas.search.spec import load_spec, tomllib
 from evaluators.data import FASHION_DIR
 from tests.conftest import ROOT, need, run_nas, write_spec
 
@@ -23,8 +23,8 @@ def _is_comparison(path: Path) -> bool:
 @pytest.mark.parametrize("spec", RUNS, ids=[p.stem for p in RUNS])
 def test_every_run_spec_validates(spec):
     if _is_comparison(spec):  # a `nas compare` study: its own spec, planned without training
-        from nas.compare_plan import plan
-        from nas.compare_spec import load_compare_spec
+        from nas.compare.plan import plan
+        from nas.compare.spec import load_compare_spec
 
         compare = load_compare_spec(spec)  # image shapes of the known data sets need no files
         trials, target = plan(compare)
@@ -35,8 +35,8 @@ def test_every_run_spec_validates(spec):
 
 
 def test_the_shipped_comparison_has_every_family_on_fashion_mnist():
-    from nas.compare_plan import plan
-    from nas.compare_spec import load_compare_spec
+    from nas.compare.plan import plan
+    from nas.compare.spec import load_compare_spec
 
     spec = load_compare_spec(ROOT / "runs/randwire-vs-searched.toml")
     trials, _ = plan(spec)

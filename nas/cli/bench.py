@@ -30,7 +30,7 @@ def bench() -> None:
 def bench_controllers(table: str, space_name: str, metric: str | None, seeds: int, budget: int, controllers: str,
                       jobs: int, as_json: bool) -> None:
     """Controllers' sample efficiency on a tabular benchmark (same loop and dedup as nas search)."""
-    from nas.bench import format_controllers, run_controllers
+    from nas.bench.tabular import format_controllers, run_controllers
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     if not names:
@@ -54,7 +54,7 @@ def bench_controllers(table: str, space_name: str, metric: str | None, seeds: in
 @handle_errors
 def bench_loop(table: str, trials: int, controllers: str, rounds: int, folder: str | None, as_json: bool) -> None:
     """Search-loop overhead: trials/s with the tabular evaluator, inline executor, journal storage."""
-    from nas.bench import format_loop, run_loop
+    from nas.bench.tabular import format_loop, run_loop
 
     for option, value in (("--trials", trials), ("--rounds", rounds)):
         if value < 1:
@@ -75,7 +75,7 @@ def bench_loop(table: str, trials: int, controllers: str, rounds: int, folder: s
 @handle_errors
 def bench_ray(workers: int, seconds: float, trials: int, nodes: int, cpus_per_node: int, as_json: bool) -> None:
     """Ray executor overhead: throughput of sleeping trials vs the ideal workers/seconds."""
-    from nas.bench import format_ray, run_ray
+    from nas.bench.tabular import format_ray, run_ray
 
     for option, value, low in (("--workers", workers, 1), ("--trials", trials, 1), ("--nodes", nodes, 0),
                                ("--cpus-per-node", cpus_per_node, 1)):

@@ -28,7 +28,7 @@ def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, d
     (xN: cells per stack where the depth option applies).
 
     Running it again resumes: only arm x seed pairs without a completed trial are trained."""
-    from nas.compare import run
+    from nas.compare.study import run
 
     sigterm_as_interrupt()
     overrides = {"seeds": seeds, "epochs": epochs, "data": data, "executor.name": executor,

@@ -24,7 +24,7 @@ EXIT_CHECK_FAILED = 1
 @handle_errors
 def export_cmd(run_dir: str, which: str, formats: str, weights: bool, out: str, as_json: bool) -> None:
     """Export trials of a run (read-only: nothing is written into the run folder or its storage)."""
-    from nas.export import export
+    from nas.export.exporter import export
 
     chosen = tuple(dict.fromkeys(f.strip() for f in formats.split(",") if f.strip()))
     results = export(run_dir, out, which, chosen, weights)

@@ -9,8 +9,8 @@ import click
 
 from nas.cli.base import handle_errors, main
 from nas.config import SpecError
-from nas.latency import FIT_NETWORKS
-from nas.latency_fit import is_key
+from nas.latency.table import FIT_NETWORKS
+from nas.latency.fit import is_key
 
 BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
 
@@ -75,7 +75,7 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
     from evaluators.latency import Settings
     from evaluators.lut import build_table
     from nas import registry
-    from nas.latency import require_support
+    from nas.latency.table import require_support
 
     space = registry.make_space(space_name, _space_options(preset, options), path="--space")
     require_support(space, "--space")
@@ -115,7 +115,7 @@ def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | Non
     """Measure sampled architectures and compare them with the table's predictions."""
     from evaluators.lut import validate_table
     from nas import registry
-    from nas.latency import LatencyTable
+    from nas.latency.table import LatencyTable
 
     table = LatencyTable.load(lut_path)
     space = registry.make_space(table.space, dict(table.space_options), path=f"{lut_path}: space")

@@ -25,7 +25,7 @@ def report(run_dir: str, out: str | None, top: int) -> None:
     the verdicts, the plot) and every arm x seed trial. A run's page gets a Comparisons section when a
     comparison folder next to it trains the run's best (an arm with run = RUN_DIR)."""
     from nas.config import SpecError
-    from nas.report import write_report
+    from nas.report.view import write_report
 
     if top < 1:
         raise SpecError(f"--top: expected an integer >= 1, got {top}")
@@ -41,8 +41,8 @@ def dashboard(run_dir: str, host: str, port: int) -> None:
     """Serve optuna-dashboard on the run's study, read-only, until Ctrl-C; prints the URL."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-    from nas.spec import load_spec
-    from nas.store import RunDir, open_storage_readonly
+    from nas.search.spec import load_spec
+    from nas.ledger.store import RunDir, open_storage_readonly
 
     try:
         from optuna_dashboard import wsgi

@@ -30,7 +30,7 @@ def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
-    from nas.show import format_summary
+    from nas.search.summary import format_summary
 
     summary = json.loads((run_dir.path / "summary.json").read_text())
     if as_json:
@@ -65,7 +65,7 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
     Several drivers share one search by running the same SPEC with the same --storage (an RDB such
     as PostgreSQL, or Optuna's gRPC proxy) and --join, each with its own --out folder.
     """
-    from nas import runner
+    from nas.api import runner
 
     sigterm_as_interrupt()
     overrides = _overrides(budget, seed, executor, workers, ray_address, storage)
@@ -87,7 +87,7 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
 def resume(run_dir: str, budget: int | None, executor: str | None, workers: int | None,
            ray_address: str | None, as_json: bool) -> None:
     """Continue the interrupted search in RUN_DIR to its budget."""
-    from nas import runner
+    from nas.api import runner
 
     sigterm_as_interrupt()
     overrides = _overrides(budget, None, executor, workers, ray_address, None)
@@ -106,9 +106,9 @@ def resume(run_dir: str, budget: int | None, executor: str | None, workers: int 
 @handle_errors
 def show(run_dir: str, as_json: bool, top: int) -> None:
     """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
-    from nas.show import format_summary, summarize
-    from nas.spec import load_spec
-    from nas.store import RunDir, open_study_readonly
+    from nas.search.summary import format_summary, summarize
+    from nas.search.spec import load_spec
+    from nas.ledger.store import RunDir, open_study_readonly
 
     folder = RunDir(run_dir)
     folder.check_run()

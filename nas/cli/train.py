@@ -45,7 +45,7 @@ def _recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def train(arch: str, out: str | None, config: str | None, resume: bool, stop_after: int, soup: int,
           soup_epochs: int, as_json: bool, **flags: Any) -> None:
     """Train an exported architecture (arch.json) with the full recipe; score the test split once."""
-    from nas.spec import read_toml
+    from nas.search.spec import read_toml
 
     sigterm_as_interrupt()
     options = read_toml(config) if config else {}

@@ -21,7 +21,7 @@ from nas.config import Field, SpecError
 from nas.controllers import Controller
 from nas.controllers.history import GenotypeSampler, History
 from nas.genotype import Genotype
-from nas.ledger import released
+from nas.ledger.shared import released
 from nas.space import SearchSpace
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.genotype import Genotype
-from nas.ledger import released
+from nas.ledger.shared import released
 from nas.space import SearchSpace
 
 PARENTS_ATTR = "nas:parents"
@@ -43,7 +43,7 @@ class Member:
 
 class History:
     """Completed members in completion order, and every architecture already proposed (except those
-    whose trial gave them back: interrupted or withdrawn, see :func:`nas.ledger.released`)."""
+    whose trial gave them back: interrupted or withdrawn, see :func:`nas.ledger.shared.released`)."""
 
     def __init__(self, members: list[Member], seen: set[str]) -> None:
         self.members, self.seen = members, seen

@@ -93,8 +93,8 @@ class _PruneBroker:
     def __init__(self, storage_url: str, study_name: str, pruner: dict[str, Any]) -> None:
         import optuna
 
-        from nas.pruners import make_pruner
-        from nas.store import open_storage
+        from nas.search.pruners import make_pruner
+        from nas.ledger.store import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),

@@ -34,7 +34,7 @@ def write_report(space: Any, records: list[dict[str, Any]], folder: Path) -> lis
 
     Args:
         space: the ``ScalingSpace`` the run searched.
-        records: ``nas.show.trial_record`` dicts of the evaluated trials, best first.
+        records: ``nas.search.summary.trial_record`` dicts of the evaluated trials, best first.
         folder: the run folder.
     """
     writers = {"coefficients": coefficient_outputs, "baseline": baseline_outputs}

@@ -70,7 +70,7 @@ def _median(records: Sequence[dict[str, Any]], metric: str) -> Any:
 
 
 def write_report(records: list[dict[str, Any]], folder: Path) -> list[str]:
-    """Write ``stage_types.csv`` into ``folder`` from ``nas.show.trial_record`` dicts (best first)."""
+    """Write ``stage_types.csv`` into ``folder`` from ``nas.search.summary.trial_record`` dicts (best first)."""
     records = [r for r in records if r.get("genotype")]
     if not records:
         return []

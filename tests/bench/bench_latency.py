@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nas.latency import FIT_NETWORKS
+from nas.latency.table import FIT_NETWORKS
 
 PUBLISHED = [("nasnet", "cifar", "nasnet-a"), ("nasnet", "cifar", "amoebanet-a"), ("nasnet", "cifar", "darts-v2"),
              ("scaling", "proxy", "efficientnet-b0"), ("randwire", "proxy", "ws-4-0.75"),
@@ -117,7 +117,7 @@ def bench_pareto(run_dir: str, count: int) -> dict:
     from evaluators.latency import Settings
     from evaluators.lut import measure_network
     from nas import registry
-    from nas.spec import load_spec
+    from nas.search.spec import load_spec
 
     folder = Path(run_dir)
     spec = load_spec(folder / "spec.toml")
@@ -154,8 +154,8 @@ def bench_graph_nodes(row: str) -> dict:
 
     from evaluators.latency import optimized_node_counts
     from nas import registry
-    from nas.latency import LatencyTable, accuracy_stats
-    from nas.latency_fit import choose_correction
+    from nas.latency.table import LatencyTable, accuracy_stats
+    from nas.latency.fit import choose_correction
 
     folder = Path(row)
     table = LatencyTable.load(folder / "lut.json")

@@ -29,7 +29,7 @@ def noise(spec_path: str, archs: int, seeds: int) -> dict[str, Any]:
     """Accuracy of ``archs`` sampled architectures, each trained with ``seeds`` seeds."""
     from nas import registry
     from nas.evaluator import NullReporter
-    from nas.spec import load_spec
+    from nas.search.spec import load_spec
 
     spec = load_spec(spec_path)
     evaluator_spec = spec.evaluator_spec()
@@ -56,7 +56,7 @@ def cost_ratio(spec_path: str, other_path: str, rounds: int) -> dict[str, Any]:
     """Seconds of one candidate's evaluation under ``other_path`` over ``spec_path``, alternated."""
     from nas import registry
     from nas.evaluator import NullReporter
-    from nas.spec import load_spec
+    from nas.search.spec import load_spec
 
     runs = []
     for path in (spec_path, other_path):
@@ -78,8 +78,8 @@ def cost_ratio(spec_path: str, other_path: str, rounds: int) -> dict[str, Any]:
 def run_figures(run_dir: str) -> dict[str, Any]:
     """Random-phase median, evolution's best and the top five of a finished run, ranked as ``nas show``
     ranks them (equal values by the lower validation loss), with their losses."""
-    from nas.report import open_run
-    from nas.show import TIE_METRIC, ranked_trials
+    from nas.report.view import open_run
+    from nas.search.summary import TIE_METRIC, ranked_trials
 
     run = open_run(run_dir)
     trials = ranked_trials([t for t in run.evaluated if t.values], run.spec.objectives[0]["direction"])

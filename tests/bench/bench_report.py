@@ -46,8 +46,9 @@ def make_run(folder: Path, trials: int) -> Path:
 def breakdown(run: Path) -> dict[str, float]:
     """CPU seconds of each step of one in-process report (the process's own time, so other load on the
     machine inflates it far less than wall time)."""
-    from nas import report, report_sections as s
-    from nas.show import summarize
+    from nas.report import view as report
+    from nas.report import sections as s
+    from nas.search.summary import summarize
 
     times, started = {}, time.process_time()
     view = report.open_run(run)
@@ -79,7 +80,7 @@ def measure(run: Path, repeat: int) -> dict:
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    from nas.report import open_run
+    from nas.report.view import open_run
 
     view = open_run(run)
     return {"run": str(run), "trials": len(view.trials), "evaluated": len(view.evaluated),

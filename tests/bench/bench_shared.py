@@ -40,8 +40,8 @@ def _drivers(root: Path, url: str, name: str, budget: int, seconds: float, drive
     """Run ``drivers`` joined drivers on a fresh study; trials per second from the ledger's timestamps."""
     import tomli_w
 
-    from nas.show import evaluated_trials
-    from nas.store import open_storage
+    from nas.search.summary import evaluated_trials
+    from nas.ledger.store import open_storage
 
     spec = root / f"{name}.toml"
     spec.write_text(tomli_w.dumps(spec_data(name, budget, seconds, controller)))
@@ -89,7 +89,7 @@ def contention(drivers: int, budget: int) -> dict:
 
     import tomli_w
 
-    from nas.store import open_storage
+    from nas.ledger.store import open_storage
     from tests.fault.pg import PostgresServer
 
     data = {"run": {"name": "race", "budget": budget, "seed": 0},
@@ -129,9 +129,9 @@ def _rss_mb() -> float:
 
 def memory(trials: int) -> dict:
     from nas.executors.inline import InlineExecutor
-    from nas.search import Search, create_study
-    from nas.spec import parse_spec
-    from nas.store import open_storage
+    from nas.search.loop import Search, create_study
+    from nas.search.spec import parse_spec
+    from nas.ledger.store import open_storage
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"journal:{tmp}/study.journal"

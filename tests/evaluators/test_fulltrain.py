@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import archfile, registry
+from nas import registry
+
+from nas.export import archfile
 from nas.space import Task
 from tests.conftest import run_nas
 

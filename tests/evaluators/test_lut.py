@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nas import registry
-from nas.latency import LatencyTable, fit_correction, kendall_tau, parse_key, strip_dead
+from nas.latency.table import LatencyTable, fit_correction, kendall_tau, parse_key, strip_dead
 from tests.conftest import run_nas
 
 SPACES = [("nasnet", {"preset": "proxy"}), ("nasnet", {"preset": "proxy", "vocabulary": "darts"}),

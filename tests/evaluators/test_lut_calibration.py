@@ -13,8 +13,8 @@ import pytest
 from evaluators import lut
 from evaluators.latency import Settings
 from nas import registry
-from nas.latency import LatencyTable, speed_ratio
-from nas.objectives import load_latency_table
+from nas.latency.table import LatencyTable, speed_ratio
+from nas.search.objectives import load_latency_table
 
 
 def test_speed_ratio_references_and_speed_by_hand():
@@ -162,7 +162,7 @@ def test_later_block_groups_are_rescaled_by_their_reference_blocks(space, monkey
 
 
 def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
-    from nas.latency import choose_correction, kind_of
+    from nas.latency.table import choose_correction, kind_of
 
     assert kind_of("~op:sep_conv_3x3:1@16x8x8") == "op:sep_conv_3x3" and kind_of("sum:2@16x8x8;16x8x8") == "sum"
     # measured = 1.2 x sum + 0.5 ms per 'sum' block + 0.1 ms per skip + 2 ms; the other forms cannot say that
@@ -181,7 +181,7 @@ def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
 
 
 def test_leave_one_out_errors_are_those_of_refitting_without_each_network():
-    from nas.latency_fit import ridge_fit
+    from nas.latency.fit import ridge_fit
 
     raw = [3.0, 5.0, 4.0, 6.0, 2.0, 7.0, 5.5, 3.5]
     counts = [2.0, 4.0, 1.0, 5.0, 3.0, 2.0, 6.0, 0.0]
@@ -200,7 +200,7 @@ def test_leave_one_out_errors_are_those_of_refitting_without_each_network():
 def test_the_blocks_form_learns_what_one_block_key_costs_beyond_its_entry():
     import random
 
-    from nas.latency_fit import choose_correction
+    from nas.latency.fit import choose_correction
 
     # measured = sum + 0.8 ms per 'op:a' block at 8x8 (its entry is that far off) + 1 ms; the other entries are right
     entries = {"op:a:1@8x8x8": 1.0, "op:a:1@8x4x4": 0.5, "op:a:1@8x2x2": 0.2, "op:b:1@8x8x8": 2.0, "op:b:1@8x4x4": 0.7}
@@ -220,7 +220,7 @@ def test_the_blocks_form_learns_what_one_block_key_costs_beyond_its_entry():
 
 
 def test_candidates_about_as_good_are_averaged():
-    from nas.latency_fit import Correction, average, choose_correction
+    from nas.latency.fit import Correction, average, choose_correction
 
     mean = average([Correction(1.0, 0.0, 2.0, {"k": 1.0}), Correction(2.0, 0.5, 0.0, {"j": 2.0})])
     assert (mean.scale, mean.per_block, mean.offset, mean.kind_ms) == (1.5, 0.25, 1.0, {"k": 0.5, "j": 1.0})

@@ -10,8 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.show import evaluated_trials
-from nas.store import open_storage, open_study_readonly, repair_journal
+from nas.search.summary import evaluated_trials
+from nas.ledger.store import open_storage, open_study_readonly, repair_journal
 from tests.conftest import run_nas, write_spec
 
 TORN = b'{"op_code":5,"worker_id":"dead","trial_id":3,"sta'

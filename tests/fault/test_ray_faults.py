@@ -20,8 +20,8 @@ from optuna.storages.journal._storage import (
 )
 from optuna.trial import TrialState
 
-from nas.show import evaluated_trials
-from nas.store import open_storage
+from nas.search.summary import evaluated_trials
+from nas.ledger.store import open_storage
 from tests.conftest import run_nas, write_spec
 
 pytestmark = pytest.mark.xdist_group("ray")

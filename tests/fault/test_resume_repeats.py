@@ -11,10 +11,10 @@ from optuna.trial import TrialState
 
 from nas.controllers.history import GenotypeSampler
 from nas.executors.inline import InlineExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
-from nas.store import open_storage
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
+from nas.ledger.store import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

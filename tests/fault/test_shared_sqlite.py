@@ -12,8 +12,8 @@ import time
 
 import optuna
 
-from nas.show import evaluated_trials
-from nas.store import open_storage
+from nas.search.summary import evaluated_trials
+from nas.ledger.store import open_storage
 from tests.conftest import run_nas, write_spec
 
 

@@ -15,9 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nas.ledger import CLAIM_ATTR
-from nas.show import evaluated_trials
-from nas.store import open_storage
+from nas.ledger.shared import CLAIM_ATTR
+from nas.search.summary import evaluated_trials
+from nas.ledger.store import open_storage
 from tests.conftest import run_nas, write_spec
 
 pytestmark = pytest.mark.xdist_group("postgres")

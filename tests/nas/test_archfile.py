@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import archfile, registry
+from nas import registry
+
+from nas.export import archfile
 from nas.space import Task
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.compare_plan import plan
-from nas.compare_spec import load_compare_spec
+from nas.compare.plan import plan
+from nas.compare.spec import load_compare_spec
 from tests.conftest import run_nas, write_spec
 
 TOLERANCE = 0.05
@@ -160,7 +160,7 @@ class Interrupt(Exception):
 
 
 def test_tiny_study_end_to_end_and_resume_trains_only_the_missing_pairs(tmp_path):
-    from nas.compare import open_study, run
+    from nas.compare.study import open_study, run
 
     arms = [{"name": "darts-v2", "arch": "darts-v2"}, {"name": "ws", "generator": "ws-4-0.75"},
             {"name": "resnet", "baseline": "resnet"}]
@@ -214,7 +214,7 @@ def test_tiny_study_end_to_end_and_resume_trains_only_the_missing_pairs(tmp_path
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_ray_executor_gives_the_inline_results(tmp_path, ray_session):
-    from nas.compare import run
+    from nas.compare.study import run
 
     arms = [{"name": "darts-v2", "arch": "darts-v2"}, {"name": "er", "generator": "er-0.2"}]
     path = write_spec(tmp_path / "r.toml", study(arms, seeds=1))

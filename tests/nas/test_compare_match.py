@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.compare import summarize
-from nas.compare_plan import plan
-from nas.compare_spec import load_compare_spec
+from nas.compare.study import summarize
+from nas.compare.plan import plan
+from nas.compare.spec import load_compare_spec
 from tests.conftest import run_nas, write_spec
 from tests.nas.test_compare import _digits_task, study
 
@@ -44,8 +44,8 @@ def _latency_study(luts: Path, lut, arms: list[dict] | None = None, tolerance: f
 
 def test_latency_matching_chooses_widths_from_the_tables_and_shows_them(tmp_path, luts):
     from nas import registry
-    from nas.compare_report import markdown
-    from nas.latency import LatencyTable
+    from nas.compare.outputs import markdown
+    from nas.latency.table import LatencyTable
 
     # at 8x8 a network's latency is mostly per-op overhead, so WS and ER graphs differ by more than 5% at any width
     data = _latency_study(luts, str(luts / "rw-w{width}.json"), tolerance=0.25)
@@ -123,7 +123,7 @@ def test_a_latency_target_out_of_the_tables_reach_names_the_arm_and_the_range(tm
 def test_depth_fallback_adds_cells_when_the_widest_width_falls_short(tmp_path):
     from evaluators.cost import count_macs
     from nas import registry
-    from nas.compare_report import markdown
+    from nas.compare.outputs import markdown
 
     arms = [{"name": "darts-v2", "arch": "darts-v2"}, {"name": "resnet", "baseline": "resnet"},
             {"name": "cell", "sample": "nasnet", "options": {"vocabulary": "darts"}}]

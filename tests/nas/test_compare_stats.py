@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from nas import compare_stats as cs
+from nas.compare import stats as cs
 
 A, B = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nas import archfile, registry
+from nas import registry
+
+from nas.export import archfile
 from tests.bench.bench_export import scramble
 
 torch = pytest.importorskip("torch")

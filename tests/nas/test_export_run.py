@@ -40,7 +40,7 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 
 def study(run: Path):
-    from nas.export import open_ledger
+    from nas.export.exporter import open_ledger
 
     return open_ledger(run).study
 
@@ -122,7 +122,7 @@ def test_a_run_in_progress_exports_its_best_so_far(run, tmp_path):
 
     import optuna
 
-    from nas.store import open_storage
+    from nas.ledger.store import open_storage
 
     copy = tmp_path / "live"
     shutil.copytree(run, copy)

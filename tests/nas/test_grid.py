@@ -13,9 +13,9 @@ from nas import registry
 from nas.config import SpecError
 from nas.controllers.grid import GridController, GridSampler
 from nas.executors.inline import InlineExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
 from search_spaces.scaling.space import ScalingSpace
 from tests.conftest import run_nas, write_spec
 

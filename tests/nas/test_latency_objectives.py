@@ -7,10 +7,10 @@ import pytest
 
 from nas import registry
 from nas.config import SpecError
-from nas.latency import LatencyTable, versions
-from nas.objectives import derived_metrics, mnas_reward
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
+from nas.latency.table import LatencyTable, versions
+from nas.search.objectives import derived_metrics, mnas_reward
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
 from tests.nas.test_search import run_in_memory, synthetic_spec
 
 CONV_MS = 1.0  # every nor_conv_3x3 edge of the hand-made table; everything else 0.01 ms
@@ -108,13 +108,13 @@ def test_block_listing_and_prediction_never_import_torch(tmp_path):
 
     lut = handmade_table(tmp_path / "lut.json")
     code = ("import sys, random\n"
-            "import nas.latency, nas.cli.latency, nas.objectives\n"
+            "import nas.latency.table, nas.cli.latency, nas.search.objectives\n"
             "from nas import registry\n"
             "for name in ('nasnet', 'nb201', 'scaling', 'randwire'):\n"
             "    __import__(f'search_spaces.{name}.latency')\n"
             "    space = registry.make_space(name, {'preset': 'proxy'})\n"
             "    space.latency_universe(); space.latency_blocks(space.sample(random.Random(0)))\n"
-            f"table = nas.latency.LatencyTable.load({str(lut)!r})\n"
+            f"table = nas.latency.table.LatencyTable.load({str(lut)!r})\n"
             "space = registry.make_space('nb201', {'preset': 'proxy'})\n"
             "print(table.predict(space, space.sample(random.Random(0))))\n"
             "loaded = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
@@ -141,7 +141,7 @@ def test_a_missing_table_is_built_on_this_machine_at_the_start(tmp_path):
 
 
 def test_a_candidate_the_table_cannot_predict_is_infeasible_not_a_crash(tmp_path):
-    from nas.objectives import cheap_metrics
+    from nas.search.objectives import cheap_metrics
 
     lut = handmade_table(tmp_path / "lut.json")
     table = LatencyTable.load(lut)

@@ -1,4 +1,4 @@
-"""The ledger's claim check (nas.ledger): a driver alone skips re-reading the study, and still never
+"""The ledger's claim check (nas.ledger.shared): a driver alone skips re-reading the study, and still never
 misses another driver's claim or result, on a real journal file opened by two storages (as two
 processes do)."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import optuna
 from optuna.storages.journal import JournalFileBackend
 
-from nas.bench import table_spec
+from nas.bench.tabular import table_spec
 from nas.executors.inline import InlineExecutor
-from nas.ledger import EVALUATED, Driver, Ledger
-from nas.search import Search, create_study
-from nas.store import open_storage
+from nas.ledger.shared import EVALUATED, Driver, Ledger
+from nas.search.loop import Search, create_study
+from nas.ledger.store import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -9,8 +9,8 @@ import pytest
 
 from nas.controllers.history import dominates
 from nas.controllers.pareto import crowding_distances, nondominated_ranks, pareto_winner
-from nas.show import evaluated_trials, summarize
-from nas.spec import parse_spec
+from nas.search.summary import evaluated_trials, summarize
+from nas.search.spec import parse_spec
 from tests.conftest import nb201_spec, run_nas, write_spec
 from tests.nas.test_latency_objectives import handmade_table
 from tests.nas.test_search import run_in_memory

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import create_trial
 
-from nas.show import ranked_trials
+from nas.search.summary import ranked_trials
 from tests.conftest import run_nas, write_spec
 
 
@@ -42,7 +42,7 @@ def tied_run(tmp_path_factory) -> Path:
 
 
 def expected_order(run: Path) -> list[int]:
-    from nas.export import open_ledger
+    from nas.export.exporter import open_ledger
 
     trials = [t for t in open_ledger(run).study.trials if t.state.name == "COMPLETE"]
     order = [t.number for t in sorted(trials, key=lambda t: (-t.values[0], t.user_attrs["metrics"]["loss"],
@@ -69,7 +69,7 @@ def test_show_report_export_and_kept_weights_agree_on_ties(tied_run, tmp_path):
     exported = json.loads(run_nas("export", str(tied_run), "--trial", "top:3", "--out", str(tmp_path / "e"),
                                   "--json", check=True).stdout)
     assert [e["trial"] for e in exported] == order[:3]
-    from nas.export import open_ledger
+    from nas.export.exporter import open_ledger
 
     weights = open_ledger(tied_run).study.user_attrs["nas:weights"]
     assert sorted(map(int, weights)) == sorted(order[:2]), (weights, order)

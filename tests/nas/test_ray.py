@@ -14,10 +14,10 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.executors.ray import RayExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
-from nas.store import open_storage
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
+from nas.ledger.store import open_storage
 from tests.conftest import nb201_spec, run_nas, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -112,7 +112,7 @@ def evolution_run(tmp_path_factory, nb201_table) -> Path:
 
 
 def test_search_writes_a_report_that_parses_with_every_trial_plotted(evolution_run):
-    from nas.report import open_run
+    from nas.report.view import open_run
 
     summary = json.loads((evolution_run / "summary.json").read_text())
     assert summary["report"] == str(evolution_run / "report.html")
@@ -133,7 +133,7 @@ def test_search_writes_a_report_that_parses_with_every_trial_plotted(evolution_r
 
 
 def test_lineage_of_the_best_ends_at_a_random_sample(evolution_run):
-    from nas.report import chain, lineage, open_run
+    from nas.report.view import chain, lineage, open_run
 
     run = open_run(evolution_run)
     best = json.loads((evolution_run / "summary.json").read_text())["best"]["number"]
@@ -186,7 +186,7 @@ def test_report_reuses_the_best_picture_only_while_it_is_current(evolution_run, 
 
 
 def test_ledger_is_opened_read_only(evolution_run):
-    from nas.report import open_run
+    from nas.report.view import open_run
 
     run = open_run(evolution_run)
     size = (evolution_run / "study.journal").stat().st_size
@@ -215,7 +215,7 @@ def test_report_of_a_short_training_run_has_curves_and_cells(tmp_path):
 
 
 def test_report_draws_pruned_trials_curves_in_grey(tmp_path):
-    from nas.report import open_run
+    from nas.report.view import open_run
 
     spec = write_spec(tmp_path / "p.toml", {
         "run": {"name": "p", "budget": 24}, "space": {"name": "nb201"}, "controller": {"name": "random"},
@@ -294,7 +294,7 @@ def test_report_of_a_run_in_progress(tmp_path):
 
 
 def test_report_modules_leave_matplotlib_and_torch_unloaded():
-    code = ("import sys, nas.report, nas.report_sections, nas.cli.report\n"
+    code = ("import sys, nas.report.view, nas.report.sections, nas.cli.report\n"
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

@@ -30,7 +30,7 @@ def _spec(run: Path) -> dict:
 def studied(tmp_path_factory) -> tuple[Path, Path, Path]:
     """A finished search (synthetic scores), a finished comparison beside it that trains its best,
     and a comparison interrupted after its first trial (no statistics yet)."""
-    from nas.compare import run
+    from nas.compare.study import run
 
     base = tmp_path_factory.mktemp("rc")
     search = write_spec(base / "s.toml", {

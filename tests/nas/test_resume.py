@@ -12,9 +12,9 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from nas.show import evaluated_trials
-from nas.spec import load_spec
-from nas.store import open_storage
+from nas.search.summary import evaluated_trials
+from nas.search.spec import load_spec
+from nas.ledger.store import open_storage
 from tests.conftest import run_nas, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

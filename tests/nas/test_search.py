@@ -9,9 +9,9 @@ import optuna
 import pytest
 
 from nas.executors.inline import InlineExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
 from tests.conftest import nb201_spec, run_nas, write_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -165,7 +165,7 @@ def test_mnas_reward_objective_combines_accuracy_and_cost(nb201_table):
 
 
 def test_hard_reward_constraint_uses_alpha_and_beta():
-    from nas.objectives import mnas_reward
+    from nas.search.objectives import mnas_reward
 
     assert mnas_reward(90.0, 50.0, 100.0, 0.0, -1.0) == 90.0
     assert mnas_reward(90.0, 200.0, 100.0, 0.0, -1.0) == 45.0

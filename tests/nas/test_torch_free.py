@@ -8,17 +8,17 @@ import sys
 from nas import registry
 from tests.conftest import ROOT, need
 
-CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.spec", "nas.search",
-        "nas.runner", "nas.show", "nas.store", "nas.bench", "nas.evaluator", "nas.progress", "nas.pruners",
+CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.search.spec", "nas.search.loop",
+        "nas.api.runner", "nas.search.summary", "nas.ledger.store", "nas.bench.tabular", "nas.evaluator", "nas.search.progress", "nas.search.pruners",
         "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
-        "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.objectives", "evaluators.tabular",
-        "evaluators.synthetic", "nas.report", "nas.report_sections", "nas.report_plots", "nas.report_html",
+        "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.search.objectives", "evaluators.tabular",
+        "evaluators.synthetic", "nas.report.view", "nas.report.sections", "nas.report.plots", "nas.report.html",
         "nas.cli.report",
-        "nas.export", "nas.archfile", "nas.card", "nas.weights", "nas.cli.export",
+        "nas.export.exporter", "nas.export.archfile", "nas.export.card", "nas.export.weights", "nas.cli.export",
         "nas.cli.train", "evaluators.recipe",
-        "nas.compare", "nas.compare_stats", "nas.compare_spec",
-        "nas.compare_plan", "nas.compare_report", "nas.cli.compare", "search_spaces.nasnet.baselines"]
+        "nas.compare.study", "nas.compare.stats", "nas.compare.spec",
+        "nas.compare.plan", "nas.compare.outputs", "nas.cli.compare", "search_spaces.nasnet.baselines"]
 
 
 def space_modules() -> list[str]:
@@ -50,7 +50,7 @@ def test_reading_a_training_run_spec_leaves_torch_unloaded():
 
     need(any(Path(FASHION_DIR).glob("train-images-idx3-ubyte*")), f"Fashion-MNIST not installed at {FASHION_DIR}")
     code = ("import sys\n"
-            "from nas.spec import load_spec\n"
+            "from nas.search.spec import load_spec\n"
             "from nas.evaluator import EvaluatorSpec\n"
             "spec = load_spec('runs/quickstart.toml')\n"
             "assert 'accuracy' in spec.metrics and spec.evaluator['valid_limit'] == 10000, spec.evaluator\n"

@@ -93,7 +93,7 @@ def test_eval_mode_runs_the_plain_network(name):
 
 def test_full_training_switches_drop_path_on_for_cell_and_graph_spaces():
     from evaluators.fulltrain import build_for_training
-    from nas import archfile
+    from nas.export import archfile
 
     for name in ("nb201", "randwire"):
         options, arch = SPACES[name]

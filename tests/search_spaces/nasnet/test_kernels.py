@@ -9,7 +9,7 @@ import random
 import pytest
 
 from nas import registry
-from nas.latency import GRAPH
+from nas.latency.table import GRAPH
 from search_spaces.graph_kernels import nchwc_block
 
 ORT_NAMES = {"^kernel_relu": ("Relu",), "^kernel_pool": ("MaxPool", "AveragePool"), "^kernel_concat": ("Concat",),

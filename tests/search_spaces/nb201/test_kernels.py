@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from nas import registry
-from nas.latency import GRAPH, LatencyTable
+from nas.latency.table import GRAPH, LatencyTable
 from search_spaces.nb201.kernels import graph_terms
 
 CASES = [

@@ -9,9 +9,9 @@ import pytest
 
 from nas.controllers.history import PARENTS_ATTR
 from nas.executors.inline import InlineExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import parse_spec
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import parse_spec
 from search_spaces.vit.space import VitSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
-from nas.spec import RunSpec
+from nas.search.spec import RunSpec
 
 TIE_METRIC = "loss"  # the training evaluators' validation loss: ranks equal scores, lower first
 

@@ -7,7 +7,7 @@ table per width. ``compare.match.lut`` names them by a path pattern holding ``{w
 a single table, and only its own width can be chosen. Arms of several spaces (or with other space
 options, such as a cell vocabulary) need their own tables: ``lut`` may be a table keyed by arm name
 or space name (the arm's name wins). Every table must fit its arm's space, preset, options and the
-comparison's input shape (:meth:`nas.latency.LatencyTable.check`), and all of them must have been
+comparison's input shape (:meth:`nas.latency.table.LatencyTable.check`), and all of them must have been
 measured alike (backend, device, batch, threads), or the latencies would not be comparable.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.config import SpecError
-from nas.latency import LatencyTable
+from nas.latency.table import LatencyTable
 
 WIDTH = "{width}"
 
@@ -51,7 +51,7 @@ class LatencyTables:
             width = int(table.space_options.get(knob) or 0) if knob else 0
             if not width:
                 from nas import registry
-                from nas.compare_plan import width_of
+                from nas.compare.plan import width_of
 
                 width = width_of(registry.make_space(table.space, dict(table.space_options)))
             return {width: pattern}

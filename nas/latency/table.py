@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nas.config import SpecError
-from nas.latency_fit import choose_correction, fit_correction  # noqa: F401  (re-exported)
+from nas.latency.fit import choose_correction, fit_correction  # noqa: F401  (re-exported)
 
 FIT_NETWORKS = 100  # whole networks a table's correction is fitted on (the kinds form needs several per kind)
 

@@ -19,9 +19,9 @@ from nas import registry
 from nas.config import Field, SpecError, validate
 from nas.evaluator import EvaluatorSpec
 from nas.executors import validate_executor
-from nas.latency import FIT_NETWORKS
-from nas.objectives import validate_reward
-from nas.pruners import validate_pruner
+from nas.latency.table import FIT_NETWORKS
+from nas.search.objectives import validate_reward
+from nas.search.pruners import validate_pruner
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -226,7 +226,7 @@ def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[s
 def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -> None:
     """``latency.lut`` must load and fit the run's space, preset, options, input shape and backend
     (a missing file is fine when ``latency.build`` will build it)."""
-    from nas.latency import LatencyTable, require_support
+    from nas.latency.table import LatencyTable, require_support
 
     try:
         require_support(space, "latency.lut")

@@ -72,7 +72,7 @@ def plot_curve(path: Path, series: dict[str, list[list[float]]], xlabel: str, yl
 
 
 def _draw_architecture(path: Path, data: dict[str, Any]) -> bool:
-    from nas import archfile
+    from nas.export import archfile
 
     arch = archfile.parse(data)
     try:
@@ -86,7 +86,7 @@ def _draw_architecture(path: Path, data: dict[str, Any]) -> bool:
 
 
 def _header(data: dict[str, Any], picture: bool) -> str:
-    from nas import archfile
+    from nas.export import archfile
 
     arch = archfile.parse(data)
     options = ", ".join(f"{k}={v}" for k, v in data["space"]["options"].items())

@@ -15,13 +15,13 @@ from optuna.trial import TrialState
 
 from nas import registry
 from nas.config import SpecError
-from nas.progress import Progress
-from nas.report import write_run_report
-from nas.search import Outcome, Search, create_study
-from nas.show import evaluated_trials, ranked_trials, summarize, trial_record
-from nas.spec import RunSpec, load_spec
-from nas.store import RunDir, describe_outage, is_storage_outage, open_storage, repair_journal
-from nas.weights import WeightsKeeper
+from nas.search.progress import Progress
+from nas.report.view import write_run_report
+from nas.search.loop import Outcome, Search, create_study
+from nas.search.summary import evaluated_trials, ranked_trials, summarize, trial_record
+from nas.search.spec import RunSpec, load_spec
+from nas.ledger.store import RunDir, describe_outage, is_storage_outage, open_storage, repair_journal
+from nas.export.weights import WeightsKeeper
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def _record_versions(study: optuna.Study) -> None:
     shows what the run ran with, not only what reads it)."""
     import platform
 
-    from nas.archfile import versions
+    from nas.export.archfile import versions
 
     mine = versions(("torch", "optuna", "ray", "onnxruntime")) | {"python": platform.python_version()}
     seen = study.user_attrs.get(VERSIONS_ATTR, [])
@@ -201,7 +201,7 @@ def _open_study(spec: RunSpec, storage: Any, exists: bool, join: bool) -> optuna
 
 def _write_pareto(spec: RunSpec, study: optuna.Study, folder: Path) -> None:
     """``pareto.png`` of a multi-objective run (never fails a finished search)."""
-    from nas.pareto import write_pareto_png
+    from nas.search.pareto import write_pareto_png
 
     try:
         write_pareto_png(spec, study, folder / "pareto.png")

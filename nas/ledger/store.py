@@ -81,7 +81,7 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
 
     Args:
         run_dir: the run folder (holding ``spec.toml``).
-        spec: the run's :class:`~nas.spec.RunSpec` if the caller already loaded it (saves a parse).
+        spec: the run's :class:`~nas.search.spec.RunSpec` if the caller already loaded it (saves a parse).
 
     Returns:
         The study; write calls on it raise ``PermissionError``.
@@ -89,7 +89,7 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
     Raises:
         SpecError: ``run_dir`` is not a run, or its storage or study cannot be found.
     """
-    from nas.spec import load_spec
+    from nas.search.spec import load_spec
 
     folder = RunDir(run_dir)
     folder.check_run()

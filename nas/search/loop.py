@@ -2,7 +2,7 @@
 
 The Optuna study is the ledger. The budget counts *unique* evaluations: an architecture proposed
 again reuses its result (told as a duplicate, no budget spent), and one proposed while it is still
-being evaluated waits for that result. Several drivers may share one study (see :mod:`nas.ledger`):
+being evaluated waits for that result. Several drivers may share one study (see :mod:`nas.ledger.shared`):
 each claims an architecture in the study before submitting it, the budget is the study's, and a
 trial is failed as stale only when its own driver is gone; the interrupted architecture is queued
 again, so it is evaluated once more and nothing completed is ever re-evaluated.
@@ -22,17 +22,19 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import batching, registry
+from nas import registry
+
+from nas.ledger import batching
 from nas.controllers import make_sampler
 from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
-from nas.ledger import ELAPSED_ATTR, EVALUATED, Driver, Ledger
-from nas.objectives import cheap_metrics, constraint_values, derived_metrics, load_latency_table
-from nas.progress import Progress
-from nas.pruners import make_pruner
-from nas.show import TIE_METRIC
-from nas.spec import RunSpec
+from nas.ledger.shared import ELAPSED_ATTR, EVALUATED, Driver, Ledger
+from nas.search.objectives import cheap_metrics, constraint_values, derived_metrics, load_latency_table
+from nas.search.progress import Progress
+from nas.search.pruners import make_pruner
+from nas.search.summary import TIE_METRIC
+from nas.search.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ class Search:
         self.best: tuple[float, int] | None = None
         self.stop: Outcome | None = None
         self.driver = Driver(study)
-        self.keeper: Any = None  # nas.weights.WeightsKeeper when the spec keeps weights (set by the runner)
+        self.keeper: Any = None  # nas.export.weights.WeightsKeeper when the spec keeps weights (set by the runner)
 
     # ----- driving -------------------------------------------------------------------------------
     def run(self) -> Outcome:

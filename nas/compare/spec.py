@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.config import Field, SpecError, validate
-from nas.spec import read_toml
+from nas.search.spec import read_toml
 
 KINDS = ("arch", "generator", "sample", "baseline", "run")
 FAMILIES = {"arch": "searched", "run": "searched", "generator": "random wiring", "sample": "random cell",

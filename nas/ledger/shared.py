@@ -40,8 +40,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import batching
-from nas.store import pid_alive
+from nas.ledger import batching
+from nas.ledger.store import pid_alive
 
 log = logging.getLogger(__name__)
 

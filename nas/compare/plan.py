@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from nas import registry
-from nas.compare_spec import ArmSpec, CompareSpec
+from nas.compare.spec import ArmSpec, CompareSpec
 from nas.config import SpecError
 from nas.space import Cost, SearchSpace, Task
 
@@ -67,7 +67,7 @@ def plan(spec: CompareSpec) -> tuple[list[Planned], dict[str, Any]]:
     metric = spec.match["metric"]
     tables = None
     if spec.match["lut"]:
-        from nas.compare_latency import LatencyTables
+        from nas.compare.latency import LatencyTables
 
         tables = LatencyTables(spec.match["lut"], task)
         for i, arm in enumerate(spec.arms):  # every arm has a fitting table before any arm is matched
@@ -366,7 +366,7 @@ def _baseline_arm(arm: ArmSpec, where: str) -> Callable[[int], tuple[SearchSpace
 
 def _run_arm(arm: ArmSpec, where: str) -> Callable[[int], tuple[SearchSpace, Any]]:
     """The best ``top`` trials of a run folder, read without writing to it."""
-    from nas.export import open_ledger, ranked
+    from nas.export.exporter import open_ledger, ranked
 
     try:
         ledger = open_ledger(arm.value)

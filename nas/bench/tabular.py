@@ -1,6 +1,6 @@
 """Benchmarks behind ``nas bench``: controllers' sample efficiency, loop overhead, Ray overhead.
 
-Every benchmark runs the real search loop (:class:`nas.search.Search`) with the same dedup and
+Every benchmark runs the real search loop (:class:`nas.search.loop.Search`) with the same dedup and
 ledger code as ``nas search``; only the storage (in memory for the controller study) and the
 evaluator (a table, or sleeping trials) are chosen for speed.
 """
@@ -21,10 +21,10 @@ from optuna.trial import TrialState
 
 from nas.config import SpecError
 from nas.executors.inline import InlineExecutor
-from nas.search import Search, create_study
-from nas.show import evaluated_trials
-from nas.spec import RunSpec, parse_spec
-from nas.store import open_storage
+from nas.search.loop import Search, create_study
+from nas.search.summary import evaluated_trials
+from nas.search.spec import RunSpec, parse_spec
+from nas.ledger.store import open_storage
 
 CHECKPOINTS = (50, 100, 200, 300)
 
@@ -34,7 +34,7 @@ def parse_controller(text: str) -> dict[str, Any]:
 
     Values are read as TOML values (numbers, booleans, quoted strings); bare words stay strings.
     """
-    from nas.spec import tomllib
+    from nas.search.spec import tomllib
 
     name, *pairs = text.split(":")
     table: dict[str, Any] = {"name": name}

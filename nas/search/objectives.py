@@ -67,7 +67,7 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
         return None
     from pathlib import Path
 
-    from nas.latency import LatencyTable
+    from nas.latency.table import LatencyTable
 
     if latency.get("build", True) and not Path(path).exists():
         from evaluators.latency import Settings

@@ -1,6 +1,6 @@
 """``nas export``: read a run's ledger (never writing to it) and write portable architectures.
 
-For each chosen trial one folder with ``arch.json`` (see :mod:`nas.archfile`), optionally
+For each chosen trial one folder with ``arch.json`` (see :mod:`nas.export.archfile`), optionally
 ``model.onnx`` (checked against PyTorch with ONNX Runtime), ``model.pt2`` (``torch.export``),
 ``weights.safetensors`` (kept by the search with ``[evaluator] keep_weights``), the pictures and
 ``MODEL_CARD.md``. The torch work happens in :mod:`evaluators.export`, imported only when needed.
@@ -18,13 +18,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas import archfile, registry
+from nas import registry
+
+from nas.export import archfile
 from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
-from nas.show import ranked_trials
-from nas.spec import RunSpec, load_spec
-from nas.store import RunDir, open_study_readonly
-from nas.weights import WEIGHTS_ATTR, read_weights
+from nas.search.summary import ranked_trials
+from nas.search.spec import RunSpec, load_spec
+from nas.ledger.store import RunDir, open_study_readonly
+from nas.export.weights import WEIGHTS_ATTR, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +174,7 @@ def _export_one(ledger: Ledger, trial: FrozenTrial, rank: int, folder: Path, for
 
         checks = export_formats(arch_path, folder, [f for f in formats if f != "json"])
         written += [checks[f]["file"] for f in ("onnx", "pt2") if f in checks]
-    from nas.card import write_card
+    from nas.export.card import write_card
 
     written += write_card(folder, data, checks, lineage_of=chain,
                           curve=trial.user_attrs.get("info", {}).get("curve") or [], spec_text=spec.to_toml())

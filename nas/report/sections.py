@@ -15,12 +15,12 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from nas import report_plots as plots
+from nas.report import plots
 from nas.config import SpecError
-from nas.report import COST_METRICS, RunView, chain, curve, failure_groups, lineage, points, workers_and_devices
-from nas.report_html import dl, esc, figure, paragraph, table
-from nas.show import TIE_METRIC, _fmt as fmt
-from nas.store import RunDir
+from nas.report.view import COST_METRICS, RunView, chain, curve, failure_groups, lineage, points, workers_and_devices
+from nas.report.html import dl, esc, figure, paragraph, table
+from nas.search.summary import TIE_METRIC, _fmt as fmt
+from nas.ledger.store import RunDir
 
 log = logging.getLogger(__name__)
 

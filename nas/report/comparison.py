@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nas.report_html import dl, esc, figure, page, paragraph, table
+from nas.report.html import dl, esc, figure, page, paragraph, table
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,12 @@ def _range(pair: list[int]) -> str:
 def comparison_png(folder: Path, summary: dict[str, Any]) -> bytes | None:
     """The comparison's plot: its ``comparison.png``, else drawn from ``comparison.json`` (into a
     temporary folder: the comparison folder is not written)."""
-    from nas import report_plots
+    from nas.report import plots as report_plots
 
     path = folder / PLOT
     if path.is_file():
         return report_plots.compact(path.read_bytes())
-    from nas.compare_report import plot
+    from nas.compare.outputs import plot
 
     with tempfile.TemporaryDirectory(prefix="nas-report-") as scratch:
         drawn = Path(scratch) / PLOT
@@ -176,7 +176,7 @@ def _latest_trials(folder: Path) -> dict[str, Any]:
         return {}
     import optuna
 
-    from nas.store import open_storage_readonly
+    from nas.ledger.store import open_storage_readonly
 
     storage = open_storage_readonly(str(journal))
     names = [s.study_name for s in storage.get_all_studies()]

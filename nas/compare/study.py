@@ -7,7 +7,7 @@ and protocol, so running the same spec again (after an interruption, or with mor
 trains only the pairs that have no completed trial yet; a changed protocol (``--epochs``) makes new
 keys and old results are left out of the tables. One driver works on a folder at a time (a lock).
 
-Outputs (``nas.compare_report``): ``comparison.md``, ``comparison.csv``, ``trials.csv``,
+Outputs (``nas.compare.outputs``): ``comparison.md``, ``comparison.csv``, ``trials.csv``,
 ``comparison.json`` and ``comparison.png``.
 """
 
@@ -25,14 +25,16 @@ from typing import Any, Callable, Mapping
 import optuna
 from optuna.trial import TrialState
 
-from nas import archfile, registry
-from nas import compare_stats as stats
-from nas.compare_plan import Planned, plan, task_of
-from nas.compare_spec import CompareSpec, load_compare_spec
+from nas import registry
+
+from nas.export import archfile
+from nas.compare import stats
+from nas.compare.plan import Planned, plan, task_of
+from nas.compare.spec import CompareSpec, load_compare_spec
 from nas.config import SpecError
 from nas.evaluator import COMPLETE, EvaluatorSpec, Job, Result
 from nas.executors import StudyLink
-from nas.store import JOURNAL_NAME, pid_alive, open_storage
+from nas.ledger.store import JOURNAL_NAME, pid_alive, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def open_study(folder: Path, name: str, create: bool = False) -> optuna.Study:
     """The comparison's study (``study.journal`` in ``folder``)."""
     url = str(folder / JOURNAL_NAME)
     if not create:
-        from nas.store import open_storage_readonly
+        from nas.ledger.store import open_storage_readonly
 
         return optuna.load_study(study_name=name, storage=open_storage_readonly(url))
     return optuna.create_study(study_name=name, storage=open_storage(url), direction="maximize",
@@ -198,7 +200,7 @@ def _progress_line(planned: Planned, result: Result, done: int, total: int, star
 def finish(spec: CompareSpec, trials: list[Planned], target: dict[str, Any], study: optuna.Study,
            folder: Path) -> dict[str, Any]:
     """Statistics over the completed trials of this plan; every output file written."""
-    from nas.compare_report import write_outputs
+    from nas.compare.outputs import write_outputs
 
     results = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

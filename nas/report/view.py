@@ -5,7 +5,7 @@ and workers), progress, objectives (or the Pareto front), the top architectures 
 pictures, learning curves, the lineage of the best, failures grouped by reason, and the space's own
 outputs already in the run folder. Images are PNGs embedded as base64, so the file opens anywhere
 without network access. It can be made while a search runs: the study is opened read-only and
-nothing but the report file itself is written (see :func:`nas.store.open_study_readonly`).
+nothing but the report file itself is written (see :func:`nas.ledger.store.open_study_readonly`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from optuna.trial import FrozenTrial, TrialState
 from nas import registry
 from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
-from nas.report_html import page
-from nas.report_plots import Node, Point
-from nas.show import _kind, evaluated_trials, summarize
-from nas.spec import RunSpec, load_spec
-from nas.store import RunDir, open_study_readonly
+from nas.report.html import page
+from nas.report.plots import Node, Point
+from nas.search.summary import _kind, evaluated_trials, summarize
+from nas.search.spec import RunSpec, load_spec
+from nas.ledger.store import RunDir, open_study_readonly
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP
     """Write the report of the run in ``path`` to ``out`` (default ``<run>/report.html``); its path.
 
     ``path`` may also be a ``nas compare`` folder: the page is then the comparison's
-    (:mod:`nas.report_compare`). The file is replaced atomically, so a browser never reads half a report.
+    (:mod:`nas.report.comparison`). The file is replaced atomically, so a browser never reads half a report.
     """
-    from nas.report_compare import is_comparison, render_comparison
+    from nas.report.comparison import is_comparison, render_comparison
 
     folder = Path(path)
     comparison = not (folder / "spec.toml").is_file() and is_comparison(folder)
@@ -103,7 +103,7 @@ def write_run_report(path: str | Path) -> str | None:
 
 def render(run: RunView, top: int = TOP_K) -> str:
     """The whole page as HTML text."""
-    from nas.report_sections import (
+    from nas.report.sections import (
         curves_section,
         failures_section,
         lineage_section,
@@ -115,7 +115,7 @@ def render(run: RunView, top: int = TOP_K) -> str:
     )
 
     summary = summarize(run.spec, run.study, str(run.path), top)
-    from nas.report_compare import comparisons_section
+    from nas.report.comparison import comparisons_section
 
     sections = [run_section(run, summary), progress_section(run), objectives_section(run),
                 top_section(run, summary), curves_section(run, summary), lineage_section(run, summary),

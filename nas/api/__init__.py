@@ -1,0 +1,2 @@
+"""Running searches into run folders: what ``nas search``/``nas resume`` and the Python API call.
+"""

@@ -1,0 +1,2 @@
+"""Benchmarks behind ``nas bench``: controllers on tabular benchmarks, loop and Ray overhead.
+"""

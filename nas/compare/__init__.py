@@ -1,0 +1,2 @@
+"""``nas compare``: a controlled study of architectures under one protocol and matched compute.
+"""

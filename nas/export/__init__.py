@@ -1,0 +1,2 @@
+"""After the search: ``arch.json`` (archfile), exported folders, model cards, kept weights.
+"""

@@ -1,0 +1,2 @@
+"""``nas report``: one self-contained HTML page of a run (or of a comparison), read-only.
+"""
