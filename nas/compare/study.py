@@ -129,7 +129,7 @@ def execute(spec: CompareSpec, study: optuna.Study, missing: list[Planned], fold
     task = task_of(spec)
     url = str(folder / JOURNAL_NAME)
     executor.start(EvaluatorSpec(EVALUATOR, {}, "nasnet", {}, str(folder)),
-                   StudyLink(study, url, spec.name, {"name": "none"}))
+                   StudyLink(study, url, spec.name))
     queue, running, finished = deque(missing), {}, 0
     started = time.time()
     try:

@@ -42,7 +42,7 @@ class StudyLink:
     study: Any
     storage_url: str  # "" when the study lives only in this process (in-memory storage)
     study_name: str
-    pruner: Mapping[str, Any]
+    pruner: Any = None  # the study's Optuna pruner; None when trials are never pruned
 
 
 class Executor(ABC):

@@ -45,7 +45,7 @@ class InlineExecutor(Executor):
             return []
         job = self._queue.popleft()
         reporter: Reporter = NullReporter()
-        if self._link.pruner.get("name", "none") != "none":
+        if self._link.pruner is not None:
             reporter = StudyReporter(self._link.study, job.trial_id)
         limit = self.options["timeout"]
         if not limit or threading.current_thread() is not threading.main_thread():

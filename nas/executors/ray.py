@@ -90,15 +90,14 @@ class _PruneBroker:
     attempt that a newer one replaced are answered "stop".
     """
 
-    def __init__(self, storage_url: str, study_name: str, pruner: dict[str, Any]) -> None:
+    def __init__(self, storage_url: str, study_name: str, pruner: Any) -> None:
         import optuna
 
-        from nas.search.pruners import make_pruner
         from nas.ledger.store import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
-                                       sampler=optuna.samplers.RandomSampler(), pruner=make_pruner(pruner))
+                                       sampler=optuna.samplers.RandomSampler(), pruner=pruner)
         self.attempts: dict[int, tuple[str, dict[int, float]]] = {}  # trial id -> (attempt, its values)
         self.retired: set[str] = set()
 
@@ -149,10 +148,10 @@ class RayExecutor(Executor):
 
         # Helpers live on the driver's node: a worker node that leaves the cluster takes only workers.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        if link.storage_url and link.pruner.get("name", "none") != "none":
+        if link.storage_url and link.pruner is not None:
             broker = ray.remote(_PruneBroker).options(
                 num_cpus=0, scheduling_strategy=here, name=f"nasforge-broker-{tag}").remote(
-                link.storage_url, link.study_name, dict(link.pruner))
+                link.storage_url, link.study_name, link.pruner)
         self._worker_cls = ray.remote(_Worker).options(
             num_cpus=cpus, num_gpus=self.options["gpus_per_trial"],
             max_restarts=-1, max_task_retries=self.options["retries"])

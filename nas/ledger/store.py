@@ -70,7 +70,7 @@ def _open_rdb(url: str, tries: int = 5) -> Any:
     raise AssertionError("unreachable")
 
 
-def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
+def open_study_readonly(run_dir: str | Path, spec: Any) -> optuna.Study:
     """The run's study opened for reading only: the one way readers open a ledger.
 
     ``nas show``, ``report``, ``export``, the dashboard and any other reader call this. Nothing is
@@ -81,7 +81,7 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
 
     Args:
         run_dir: the run folder (holding ``spec.toml``).
-        spec: the run's :class:`~nas.search.spec.RunSpec` if the caller already loaded it (saves a parse).
+        spec: the run's :class:`~nas.search.spec.RunSpec` (``load_spec(RunDir(run_dir).spec_file)``).
 
     Returns:
         The study; write calls on it raise ``PermissionError``.
@@ -89,11 +89,8 @@ def open_study_readonly(run_dir: str | Path, spec: Any = None) -> optuna.Study:
     Raises:
         SpecError: ``run_dir`` is not a run, or its storage or study cannot be found.
     """
-    from nas.search.spec import load_spec
-
     folder = RunDir(run_dir)
     folder.check_run()
-    spec = spec if spec is not None else load_spec(folder.spec_file)
     url = spec.run["storage"] or folder.default_storage_url()
     storage = open_storage_readonly(url)
     try:

@@ -117,7 +117,8 @@ class Search:
             self._seed_best()
             self.started = time.time()
             self._last_elapsed_write = self.started
-            link = StudyLink(self.study, self.storage_url, self.spec.name, self.spec.pruner)
+            pruner = self.study.pruner if self.spec.pruner["name"] != "none" else None
+            link = StudyLink(self.study, self.storage_url, self.spec.name, pruner)
             self.executor.start(self.spec.evaluator_spec(), link)
             log.info("search %s: %s, budget %d (%d done)", self.spec.name, self.executor.describe(),
                      self.spec.budget, self.ledger.evaluated)

@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 from nas.search.summary import evaluated_trials
-from nas.ledger.store import open_storage, open_study_readonly, repair_journal
+from nas.ledger.store import RunDir, open_storage, open_study_readonly, repair_journal
+from nas.search.spec import load_spec
 from tests.conftest import run_nas, write_spec
 
 TORN = b'{"op_code":5,"worker_id":"dead","trial_id":3,"sta'
@@ -56,7 +57,7 @@ def test_show_writes_nothing_where_there_is_no_run(tmp_path, finished_run):
 
 
 def test_readonly_study_refuses_writes(finished_run):
-    study = open_study_readonly(finished_run)
+    study = open_study_readonly(finished_run, load_spec(RunDir(finished_run).spec_file))
     assert len(evaluated_trials(study)) == 8
     with pytest.raises(PermissionError):
         study.set_user_attr("x", 1)
