@@ -34,6 +34,7 @@ from nas.compare.spec import CompareSpec, load_compare_spec
 from nas.config import SpecError
 from nas.evaluator import COMPLETE, EvaluatorSpec, Job, Result
 from nas.executors import StudyLink
+from nas.ledger._optuna import set_trial_system_attr, trial_id
 from nas.ledger.store import JOURNAL_NAME, pid_alive, open_storage
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,7 @@ def execute(spec: CompareSpec, study: optuna.Study, missing: list[Planned], fold
 def _submit(study: optuna.Study, planned: Planned, recipe: dict[str, Any], task: Any, folder: Path,
             spec: CompareSpec) -> tuple[Job, optuna.Trial]:
     trial = study.ask()
-    study._storage.set_trial_system_attr(trial._trial_id, DRIVER_ATTR,
-                                         {"host": socket.gethostname(), "pid": os.getpid()})
+    set_trial_system_attr(study, trial, DRIVER_ATTR, {"host": socket.gethostname(), "pid": os.getpid()})
     for key in ("arm", "family", "index", "seed", "key", "arch_id", "width", "flops", "params", "space"):
         trial.set_user_attr(key, getattr(planned, key))
     trial.set_user_attr("genotype", planned.genotype)
@@ -166,7 +166,7 @@ def _submit(study: optuna.Study, planned: Planned, recipe: dict[str, Any], task:
                          training={})
     out = folder / "trials" / planned.arm / f"seed-{planned.index}"
     payload = {"arch": data, "out": str(out), "recipe": {**recipe, "seed": planned.seed}}
-    job = Job(trial.number, trial._trial_id, json.dumps(payload), planned.arch_id, {}, planned.seed)
+    job = Job(trial.number, trial_id(trial), json.dumps(payload), planned.arch_id, {}, planned.seed)
     return job, trial
 
 

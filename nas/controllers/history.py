@@ -24,6 +24,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.genotype import Genotype
+from nas.ledger._optuna import set_trial_system_attr, trial_id
 from nas.ledger.shared import released
 from nas.space import SearchSpace
 
@@ -104,7 +105,7 @@ class GenotypeSampler(BaseSampler):
         genotype = self.propose(self.history(study, trial), rng)
         parents = self._parents.get(genotype.arch_id)
         if parents:
-            study._storage.set_trial_system_attr(trial._trial_id, PARENTS_ATTR, list(parents))
+            set_trial_system_attr(study, trial, PARENTS_ATTR, list(parents))
         return self._space.to_params(genotype)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
@@ -156,8 +157,9 @@ class GenotypeSampler(BaseSampler):
 
     def _decode(self, trial: FrozenTrial) -> tuple[str, Genotype] | None:
         """(arch id, genotype) of a trial's params, cached; None if the params are not ours."""
-        if trial._trial_id in self._arch_ids:
-            return self._arch_ids[trial._trial_id]
+        key = trial_id(trial)
+        if key in self._arch_ids:
+            return self._arch_ids[key]
         if trial.state == TrialState.RUNNING and len(trial.params) < len(self._space.distributions()):
             return None  # still being sampled by another process: look again next time
         try:
@@ -165,7 +167,7 @@ class GenotypeSampler(BaseSampler):
             known: tuple[str, Genotype] | None = (genotype.arch_id, genotype)
         except (ValueError, KeyError):
             known = None
-        self._arch_ids[trial._trial_id] = known
+        self._arch_ids[key] = known
         return known
 
 

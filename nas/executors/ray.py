@@ -93,11 +93,13 @@ class _PruneBroker:
     def __init__(self, storage_url: str, study_name: str, pruner: Any) -> None:
         import optuna
 
+        from nas.ledger._optuna import storage_of
         from nas.ledger.store import open_storage
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url),
                                        sampler=optuna.samplers.RandomSampler(), pruner=pruner)
+        self.storage = storage_of(self.study)
         self.attempts: dict[int, tuple[str, dict[int, float]]] = {}  # trial id -> (attempt, its values)
         self.retired: set[str] = set()
 
@@ -110,13 +112,13 @@ class _PruneBroker:
         if current != attempt:  # a retry: blank the dead attempt's values until the retry reaches them
             self.retired.add(current)
             for old_step in values:
-                self.study._storage.set_trial_intermediate_value(trial_id, old_step, math.nan)
+                self.storage.set_trial_intermediate_value(trial_id, old_step, math.nan)
             values = {}
         self.attempts[trial_id] = (attempt, values)
         if not math.isfinite(value):
             return False
         values[step] = float(value)
-        self.study._storage.set_trial_intermediate_value(trial_id, step, float(value))
+        self.storage.set_trial_intermediate_value(trial_id, step, float(value))
         return prune_on_values(self.study, trial_id, values)
 
 
@@ -124,7 +126,9 @@ def prune_on_values(study: Any, trial_id: int, values: dict[int, float]) -> bool
     """The study pruner's verdict on trial ``trial_id`` as if it had reported only ``values``."""
     import copy
 
-    frozen = copy.copy(study._storage.get_trial(trial_id))
+    from nas.ledger._optuna import storage_of
+
+    frozen = copy.copy(storage_of(study).get_trial(trial_id))
     frozen.intermediate_values = dict(values)
     return bool(study.pruner.prune(study, frozen))
 

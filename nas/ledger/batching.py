@@ -12,11 +12,11 @@ Reads through this process's storage do not see held writes until they are appen
 must not read back what it wrote (the search loop's ask and tell do not; Optuna's ``Trial`` keeps
 its own params).
 
-Optuna's storage re-reads the journal before every read and after every write
-(``_sync_with_backend``: open, stat, read the new lines). The file is append-only, so when its size
-is where the last operation read ended there is nothing new to read: its size, seen by a fresh open
-as Optuna's own read sees it, answers that without reading (after a held write, for one, nothing
-reached the file).
+Optuna's storage re-reads the journal before every read and after every write (its private sync,
+:func:`nas.ledger._optuna.replay_journal`: open, stat, read the new lines). The file is append-only,
+so when its size is where the last operation read ended there is nothing new to read: its size,
+seen by a fresh open as Optuna's own read sees it, answers that without reading (after a held
+write, for one, nothing reached the file).
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from typing import Any, Iterator
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
-from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial
 
-DEFERRABLE = frozenset({JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR,
-                        JournalOperation.SET_TRIAL_SYSTEM_ATTR, JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE})
+from nas.ledger._optuna import (journal_backend, journal_file_offset, journal_file_path, journal_lock,
+                                journal_op_code, replace_journal_backend, replay_journal)
+
+DEFERRABLE = frozenset(journal_op_code(name) for name in (
+    "SET_TRIAL_PARAM", "SET_TRIAL_USER_ATTR", "SET_TRIAL_SYSTEM_ATTR", "SET_TRIAL_INTERMEDIATE_VALUE"))
 
 
 class _HoldingBackend(BaseJournalBackend):
@@ -40,14 +42,15 @@ class _HoldingBackend(BaseJournalBackend):
 
     def __init__(self, inner: BaseJournalBackend) -> None:
         self.inner = inner
+        self.path = journal_file_path(inner)
         self.holding = False
         self.held: list[dict[str, Any]] = []
 
     def read_logs(self, log_number_from: int) -> Any:
         """The journal's operations from ``log_number_from`` on; none, without opening the file, when
         the file ends where that operation would start (an append-only file that has not grown)."""
-        offsets = getattr(self.inner, "_log_number_offset", {})
-        if log_number_from in offsets and _size(self.inner._file_path) == offsets[log_number_from]:
+        offset = journal_file_offset(self.inner, log_number_from)
+        if offset is not None and _size(self.path) == offset:
             return ()
         return self.inner.read_logs(log_number_from)
 
@@ -85,18 +88,18 @@ def _size(path: str) -> int:
 
 def install(storage: Any) -> bool:
     """Let ``storage`` (a JournalStorage) hold writes; False for other storages (nothing to do)."""
-    if not isinstance(storage, JournalStorage) or not isinstance(
-            getattr(storage._backend, "inner", storage._backend), JournalFileBackend):
+    backend = journal_backend(storage)
+    if backend is None or not isinstance(getattr(backend, "inner", backend), JournalFileBackend):
         return False
-    if not isinstance(storage._backend, _HoldingBackend):
-        storage._backend = _HoldingBackend(storage._backend)
+    if not isinstance(backend, _HoldingBackend):
+        replace_journal_backend(storage, _HoldingBackend(backend))
     return True
 
 
 @contextlib.contextmanager
 def deferred(storage: Any) -> Iterator[None]:
     """Hold trial-attribute writes to ``storage`` inside the block (see the module's docstring)."""
-    backend = getattr(storage, "_backend", None)
+    backend = journal_backend(storage)
     if not isinstance(backend, _HoldingBackend) or backend.holding:
         yield
         return
@@ -110,11 +113,11 @@ def deferred(storage: Any) -> Iterator[None]:
 
 def flush(storage: Any) -> None:
     """Append the writes held so far (before anything that must see them: a worker, another driver)."""
-    backend = getattr(storage, "_backend", None)
+    backend = journal_backend(storage)
     if isinstance(backend, _HoldingBackend) and backend.held:
-        with storage._thread_lock:
+        with journal_lock(storage):
             if backend.flush():
-                storage._sync_with_backend()
+                replay_journal(storage)
 
 
 def stored(storage: Any, trial_id: int) -> FrozenTrial:
@@ -139,8 +142,8 @@ def settle(storage: Any, tries: int = 100) -> None:
         return
     for _ in range(tries):
         try:
-            with storage._thread_lock:
-                storage._sync_with_backend()
+            with journal_lock(storage):
+                replay_journal(storage)
             return
         except UpdateFinishedTrialError:
             continue

@@ -41,6 +41,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.ledger import batching
+from nas.ledger._optuna import set_trial_system_attr, storage_of, study_id, trial_id
 from nas.ledger.store import pid_alive
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Driver:
 
     def __init__(self, study: optuna.Study, heartbeat: float = HEARTBEAT_S) -> None:
         self.study, self.heartbeat = study, heartbeat
+        self.storage, self.study_id = storage_of(study), study_id(study)
         self.id = uuid.uuid4().hex[:12]
         self.host, self.pid = socket.gethostname(), os.getpid()
         self._stop = threading.Event()
@@ -93,15 +95,15 @@ class Driver:
 
     def own(self, trial: optuna.Trial) -> None:
         """Name this driver as ``trial``'s owner in the study."""
-        self.study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, self.id)
+        set_trial_system_attr(self.study, trial, OWNER_ATTR, self.id)
 
     def claim(self, trial: optuna.Trial, arch_id: str) -> None:
         """Claim ``arch_id`` for ``trial`` in the study (see the module's docstring)."""
-        self.study._storage.set_trial_system_attr(trial._trial_id, CLAIM_ATTR, {"arch_id": arch_id, "driver": self.id})
+        set_trial_system_attr(self.study, trial, CLAIM_ATTR, {"arch_id": arch_id, "driver": self.id})
 
     def _beat(self, stopped: bool = False) -> None:
         record = {"host": self.host, "pid": self.pid, "beat": time.time(), "stopped": stopped}
-        self.study._storage.set_study_system_attr(self.study._study_id, DRIVER_PREFIX + self.id, record)
+        self.storage.set_study_system_attr(self.study_id, DRIVER_PREFIX + self.id, record)
 
     def _run(self) -> None:
         while not self._stop.wait(self.heartbeat):
@@ -116,6 +118,8 @@ class Liveness:
 
     def __init__(self, study: optuna.Study, driver: Driver | None = None, grace: float = GRACE_S) -> None:
         self.study, self.driver, self.grace = study, driver, grace
+        self.storage = storage_of(study)
+        self.study_id = driver.study_id if driver is not None else study_id(study)
         self.me = driver.id if driver is not None else ""
         self.host = socket.gethostname()
         self._records: dict[str, Any] = {}
@@ -165,7 +169,7 @@ class Liveness:
         """Driver records by id, read again when older than a second."""
         now = time.time()
         if now - self._read_at > 1.0:
-            attrs = self.study._storage.get_study_system_attrs(self.study._study_id)
+            attrs = self.storage.get_study_system_attrs(self.study_id)
             self._records = {k.removeprefix(DRIVER_PREFIX): v for k, v in attrs.items()
                              if k.startswith(DRIVER_PREFIX)}
             self._read_at = now
@@ -213,7 +217,7 @@ class Ledger:
         meanwhile (its result is ``done[arch_id]``), else why the claim was withdrawn.
         """
         driver.claim(trial, arch_id)
-        batching.flush(study._storage)  # other drivers, and the check below, must see the claim
+        batching.flush(storage_of(study))  # other drivers, and the check below, must see the claim
         self.confirm(study, skip=trial.number)
         if arch_id in self.done:
             return EVALUATED
@@ -308,14 +312,14 @@ class Ledger:
             self.claims.setdefault(claim["arch_id"], trial.number)
 
     def _fail_stale(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        storage = study._storage
+        storage, tid = storage_of(study), trial_id(trial)
         try:
-            storage.set_trial_user_attr(trial._trial_id, "info", {"counted": False, "error": INTERRUPTED})
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(tid, "info", {"counted": False, "error": INTERRUPTED})
+            storage.set_trial_state_values(tid, TrialState.FAIL)
         except UpdateFinishedTrialError:  # its driver (or another one) finished it meanwhile
             return
         log.info("trial %d was left running by a stopped driver: marked failed", trial.number)
-        self.stale.append(storage.get_trial(trial._trial_id))
+        self.stale.append(storage.get_trial(tid))
 
     def requeue(self, study: optuna.Study) -> list[str]:
         """Queue again the architectures of interrupted evaluations not evaluated since (each once:

@@ -15,26 +15,25 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
 
 from nas.ledger import batching
-from nas.controllers import make_sampler
-from nas.controllers.history import GenotypeSampler
 from nas.evaluator import COMPLETE, PRUNED, Job, Result
 from nas.executors import Executor, StudyLink
+from nas.ledger._optuna import storage_of, trial_id
 from nas.ledger.shared import ELAPSED_ATTR, EVALUATED, Driver, Ledger
 from nas.search.objectives import cheap_metrics, constraint_values, derived_metrics, load_latency_table
 from nas.search.progress import Progress
-from nas.search.pruners import make_pruner
+from nas.search.study import create_study, record
 from nas.search.summary import TIE_METRIC
 from nas.search.spec import RunSpec
+
+__all__ = ["Outcome", "Search", "create_study"]  # create_study lives in nas.search.study; callers import it here too
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +53,6 @@ class Outcome:
     message: str = ""
 
 
-def create_study(spec: RunSpec, storage: Any, load_if_exists: bool = True, stream: str = "") -> optuna.Study:
-    """The run's study with the spec's controller (sampler), pruner and directions.
-
-    ``stream`` names where the sampler's random stream continues: "" for a new run (the spec's seed
-    as is); e.g. ``"trials:120"`` on resume, so a resumed run does not replay its first proposals,
-    or a driver's id when it joins a shared study. Samplers that seed each proposal by trial number
-    (ours) already continue and keep the spec's seed.
-    """
-    space = registry.make_space(spec.space["name"], spec.space_options())
-    sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, spec.seed,
-                           len(spec.objectives))
-    if stream and not isinstance(sampler, GenotypeSampler):
-        seed = random.Random(f"{spec.seed}:{stream}").randrange(2**31)
-        sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, seed,
-                               len(spec.objectives))
-    return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
-                               pruner=make_pruner(spec.pruner), directions=spec.directions,
-                               load_if_exists=load_if_exists)
-
-
 class Search:
     """Runs a spec's search on a study through an executor.
 
@@ -83,11 +62,14 @@ class Search:
         executor: where evaluations run (not yet started).
         storage_url: the study's storage URL, for remote workers' pruning ("" if in-memory).
         progress: progress display; None for silence.
+        clock: wall-clock seconds (``time.time``; tests inject their own): ``max_time`` and the
+            cumulative elapsed time read it.
     """
 
     def __init__(self, spec: RunSpec, study: optuna.Study, executor: Executor, storage_url: str = "",
-                 progress: Progress | None = None) -> None:
-        self.spec, self.study, self.executor = spec, study, executor
+                 progress: Progress | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.spec, self.study, self.executor, self.clock = spec, study, executor, clock
+        self.storage = storage_of(study)
         self.storage_url, self.progress = storage_url, progress
         self.space = registry.make_space(spec.space["name"], spec.space_options())
         self.task = registry.lookup("evaluators", spec.evaluator["name"], declaration=True).task_for(
@@ -113,9 +95,9 @@ class Search:
         try:
             self.ledger = Ledger.load(self.study, self.driver)
             self.ledger.requeue(self.study)
-            batching.install(self.study._storage)
+            batching.install(self.storage)
             self._seed_best()
-            self.started = time.time()
+            self.started = self.clock()
             self._last_elapsed_write = self.started
             pruner = self.study.pruner if self.spec.pruner["name"] != "none" else None
             link = StudyLink(self.study, self.storage_url, self.spec.name, pruner)
@@ -147,7 +129,7 @@ class Search:
         while True:
             while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
                    and not self._time_up() and self._room()):
-                with batching.deferred(self.study._storage):  # one journal sync for the trial's attributes
+                with batching.deferred(self.storage):  # one journal sync for the trial's attributes
                     self._ask_one()
             if self.executor.in_flight() == 0:
                 if not self._others_at_work():
@@ -155,7 +137,7 @@ class Search:
                 time.sleep(POLL_S)
                 continue
             for job, result in self.executor.collect(timeout=1.0):
-                with batching.deferred(self.study._storage):
+                with batching.deferred(self.storage):
                     self._tell(job, result)
             self._show()
         self._show(final=True)
@@ -185,7 +167,7 @@ class Search:
 
     def _time_up(self) -> bool:
         limit = self.spec.run["max_time"]
-        return bool(limit) and self.ledger.elapsed + time.time() - self.started >= limit
+        return bool(limit) and self.ledger.elapsed + self.clock() - self.started >= limit
 
     # ----- ask -----------------------------------------------------------------------------------
     def _ask_one(self) -> None:
@@ -265,11 +247,11 @@ class Search:
         self.infeasible_streak = 0
         if not self._claim(trial, arch_id):  # cheap checks first: an infeasible candidate needs no claim
             return
-        job = Job(trial.number, trial._trial_id, genotype.to_json(), arch_id, self.spec.trial_budget,
+        job = Job(trial.number, trial_id(trial), genotype.to_json(), arch_id, self.spec.trial_budget,
                   self.spec.seed)
         self.trials[trial.number] = (trial, cheap)
         self.in_flight_arch[arch_id] = trial.number
-        batching.flush(self.study._storage)  # the trial's params and attributes, before a worker sees it
+        batching.flush(self.storage)  # the trial's params and attributes, before a worker sees it
         self.executor.submit(job)
 
     def _enqueue_unseen(self) -> None:
@@ -327,23 +309,9 @@ class Search:
 
     def _finish(self, trial: optuna.Trial, metrics: dict[str, float], info: dict[str, Any],
                 state: TrialState, values: list[float] | None = None) -> FrozenTrial:
-        """Write a trial's metrics and info, then tell it."""
+        """Write a trial's metrics and info, then tell it (see :func:`nas.search.study.record`)."""
         try:
-            trial.set_user_attr("metrics", metrics)
-            trial.set_user_attr("info", _plain(info))
-            if state == TrialState.PRUNED:  # Optuna reads a pruned trial's last intermediate value back
-                batching.flush(self.study._storage)
-            # Otherwise the held attributes go to the journal with the state, in one append: no sampler's
-            # after_trial reads a trial's user attributes (Optuna's read params, values and constraints).
-            _tell_with_warning(self.study, trial, values, state)  # study.tell without its deep copy of the trial
-            return self.study._storage.get_trial(trial._trial_id)  # stored trials are replaced, never changed
-        except (UpdateFinishedTrialError, ValueError):
-            stored = batching.stored(self.study._storage, trial._trial_id)
-            if not stored.state.is_finished():
-                raise
-            # another driver judged this one gone and failed the trial: keep its verdict
-            log.warning("trial %d was failed by another driver while this one ran it", trial.number)
-            return stored
+            return record(self.study, trial, metrics, info, state, values)
         finally:
             self.driver.mine.discard(trial.number)
 
@@ -402,7 +370,7 @@ class Search:
 
     def _write_elapsed(self, force: bool = False) -> None:
         """Persist the search's cumulative wall time (for ``max_time`` across resumes), every 30 s."""
-        now = time.time()
+        now = self.clock()
         if force or now - self._last_elapsed_write > 30:
             self.study.set_user_attr(ELAPSED_ATTR, self.ledger.elapsed + now - self.started)
             self._last_elapsed_write = now
@@ -417,20 +385,5 @@ class Search:
                              final=final)
 
 
-def _without_name(table: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in table.items() if k != "name"}
-
-
 def _short(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-
-
-def _plain(data: Any) -> Any:
-    """JSON-safe copy (tuples to lists, non-finite floats to strings)."""
-    if isinstance(data, dict):
-        return {str(k): _plain(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_plain(v) for v in data]
-    if isinstance(data, float) and not math.isfinite(data):
-        return str(data)
-    return data

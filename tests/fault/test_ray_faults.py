@@ -15,11 +15,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.storages.journal._storage import (
-    JournalOperation,  # op codes of journal lines
-)
 from optuna.trial import TrialState
 
+from nas.ledger._optuna import journal_op_code
 from nas.search.summary import evaluated_trials
 from nas.ledger.store import open_storage
 from tests.conftest import run_nas, write_spec
@@ -65,14 +63,15 @@ def journal_ops(journal: Path) -> list[dict]:
     return ops
 
 
-def count(ops: list[dict], op: JournalOperation) -> int:
-    return sum(o.get("op_code") == op.value for o in ops)
+def count(ops: list[dict], op: str) -> int:
+    """How many of ``ops`` are journal operation ``op`` (e.g. ``"SET_TRIAL_STATE_VALUES"``)."""
+    return sum(o.get("op_code") == journal_op_code(op) for o in ops)
 
 
 def arch_ids(ops: list[dict]) -> dict[int, str]:
     """Trial id -> arch id, for the trials proposed so far."""
     return {o["trial_id"]: o["user_attr"]["arch_id"] for o in ops
-            if o.get("op_code") == JournalOperation.SET_TRIAL_USER_ATTR.value and "arch_id" in o["user_attr"]}
+            if o.get("op_code") == journal_op_code("SET_TRIAL_USER_ATTR") and "arch_id" in o["user_attr"]}
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -103,7 +102,7 @@ def test_sigkilled_driver_with_a_parked_repeat_resumes_to_its_budget(tmp_path, c
         # trials 0 (A, submitted), 1 (A again: parked behind 0) and 2 (B, submitted); none finished yet
         wait_for(lambda: len(arch_ids(journal_ops(journal))) >= 3, 120, "three proposed trials")
         ops = journal_ops(journal)
-        assert count(ops, JournalOperation.SET_TRIAL_STATE_VALUES) == 0, "a trial finished before the kill"
+        assert count(ops, "SET_TRIAL_STATE_VALUES") == 0, "a trial finished before the kill"
         arch = arch_ids(ops)
         assert arch[0] == arch[1] != arch[2]
     finally:
@@ -134,7 +133,7 @@ def test_a_worker_node_leaving_mid_search_loses_and_repeats_nothing(tmp_path, cl
     driver = subprocess.Popen([sys.executable, "-m", "nas", "search", str(spec), "--ray-address", cluster.address,
                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: count(journal_ops(journal), JournalOperation.SET_TRIAL_STATE_VALUES) >= 4, 180,
+        wait_for(lambda: count(journal_ops(journal), "SET_TRIAL_STATE_VALUES") >= 4, 180,
                  "four finished trials")
         per_node, driver_node = _worker_nodes_with_workers(cluster)
         leaving = [n for n in cluster.worker_nodes if per_node.get(n.node_id) and n.node_id != driver_node]

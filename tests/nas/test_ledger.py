@@ -34,10 +34,10 @@ def evaluate(study, driver, ledger, arch_id):
     trial.set_user_attr("arch_id", arch_id)
     assert ledger.claim(study, driver, trial, arch_id, budget=10) == ""
     trial.set_user_attr("info", {"counted": True})
-    study.tell(trial, 1.0)
+    frozen = study.tell(trial, 1.0)
     driver.mine.discard(trial.number)
     del ledger.claims[arch_id]
-    ledger.index(study._storage.get_trial(trial._trial_id))
+    ledger.index(frozen)
 
 
 def test_a_driver_alone_checks_its_claims_without_reading_the_study_again(tmp_path):

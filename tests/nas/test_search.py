@@ -134,9 +134,13 @@ def test_median_pruner_stops_unpromising_trials():
 
 
 def test_wall_clock_budget_stops_the_search():
-    study, outcome = run_in_memory(synthetic_spec(evaluator={"seconds": 0.05}, run={"budget": 1000, "max_time": 1}))
+    """A clock that advances one second per trial asked: ``max_time = 5`` stops the search after 5."""
+    spec = parse_spec(synthetic_spec(run={"budget": 1000, "max_time": 5}), Path("."))
+    study = create_study(spec, optuna.storages.InMemoryStorage())
+    outcome = Search(spec, study, InlineExecutor(), "", None,
+                     clock=lambda: float(len(study.get_trials(deepcopy=False)))).run()
     assert outcome.reason == "time"
-    assert 3 <= len(evaluated_trials(study)) < 40
+    assert len(evaluated_trials(study)) == 5
 
 
 def test_two_objectives_give_a_pareto_set(tmp_path, nb201_table):
@@ -211,9 +215,10 @@ def test_a_failed_executor_start_still_marks_the_driver_stopped(tmp_path, nb201_
     table.write_bytes(Path(nb201_table).read_bytes())
     spec = parse_spec(nb201_spec(table), tmp_path)
     table.unlink()  # the evaluator's data is gone by the time the executor starts
-    study = create_study(spec, optuna.storages.InMemoryStorage())
+    storage = optuna.storages.InMemoryStorage()
+    study = create_study(spec, storage)
     with pytest.raises(FileNotFoundError, match="table not found"):
         Search(spec, study, InlineExecutor(), "", None).run()
-    attrs = study._storage.get_study_system_attrs(study._study_id)
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
     records = [v for k, v in attrs.items() if k.startswith("nas:driver:")]
     assert len(records) == 1 and records[0]["stopped"] is True
