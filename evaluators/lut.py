@@ -1,14 +1,15 @@
 """Build and validate per-block latency lookup tables (``nas latency build-lut`` / ``validate``).
 
 Build: every block key of the space's universe (``SearchSpace.latency_universe``) is built alone
-(``latency_module``) and as :data:`COPIES` chained (or side-by-side) copies, both timed in
+(``latency_module``) and as ``COPIES`` chained (or side-by-side) copies, both timed in
 interleaved rounds with their group; the block's entry is the time each extra copy adds, i.e. its
 own work inside a graph without the per-call cost (feeds, outputs, layout conversions at the
-graph's edges) that a network pays once. Then ``fit`` sampled whole networks are measured and the
-correction ``measured ~ scale * sum(blocks) + offset [+ costs per block, per kind or per block
-key]`` fitted (``nas.latency.table.choose_correction``, the form chosen by leave-one-out error). A build of several block groups
-re-times a few blocks of the first group with every later group and rescales that group's entries
-by their speed ratio (the machine's speed drifts within minutes).
+graph's edges) that a network pays once (:mod:`evaluators.block_timing`). Then ``fit`` sampled whole
+networks are measured and the correction ``measured ~ scale * sum(blocks) + offset [+ costs per
+block, per kind or per block key]`` fitted (``nas.latency.fit.choose_correction``, the form chosen
+by leave-one-out error). A build of several block groups re-times a few blocks of the first group
+with every later group and rescales that group's entries by their speed ratio (the machine's speed
+drifts within minutes).
 
 Validate: sampled networks (other seeds than the fit's) measured whole, all in one set of
 interleaved rounds when memory allows (:func:`network_groups`), and compared with the table's
@@ -23,53 +24,34 @@ the samples alike). Validate reports the calibrated and the uncalibrated figures
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import csv
 import json
-import logging
 import random
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from evaluators.latency import (LatencyCache, Measurement, Settings, measure, measure_many, pinned,
-                                prepare_call, time_rounds)
-from nas.latency.table import (FIT_NETWORKS, LatencyTable, accuracy_stats, choose_correction, kendall_tau, parse_key, speed_ratio,
-                         versions)
+from evaluators.block_timing import BLOCK_POLICY, block_entries
+from evaluators.latency import LatencyCache, measure, measure_many, quiet_logs
+from evaluators.timing import Measurement, Settings
+from nas.latency.fit import choose_correction
+from nas.latency.table import FIT_NETWORKS, LatencyTable, accuracy_stats, kendall_tau, speed_ratio, versions
 from nas.config import SpecError
 from nas.space import Task
 
-log = logging.getLogger(__name__)
-
-BLOCK_POLICY = {"warmup": 3, "min_repeats": 5, "rounds": 5, "round_seconds": 0.01, "max_seconds": 0.2}
 NETWORK_POLICY = {"warmup": 3, "min_repeats": 7, "rounds": 7, "round_seconds": 0.03, "max_seconds": 1.5}
-BLOCK_GROUP = 64  # blocks held at once and timed in interleaved rounds
 # Whole networks are timed in as few interleaved groups as memory allows: the machine's drift over
 # the minutes a validation takes then falls on every network alike (groups of 20 left drift of up to
 # 48% between groups, which the references could only partly take out).
 NETWORK_GROUP = 128  # most networks held at once
 NETWORK_GROUP_PARAMS = 400_000_000  # most parameters held at once (about 1.6 GB of fp32 weights)
 REFERENCES = 6  # fit networks re-measured in every validation group (and by calibrate_table): the speed now
-REFERENCE_BLOCKS = 4  # blocks of the first group re-timed in every later group of a build
 FIT_SEED = 1_000_003  # sampling seed of the correction's networks (validate uses its own seeds)
-
-
-@contextlib.contextmanager
-def quiet_logs() -> Iterator[None]:
-    """ONNX Runtime's quantizer logs advice on the root logger at WARNING: keep it off the console."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 class ConstantOutput(nn.Module):
@@ -82,129 +64,6 @@ class ConstantOutput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.value.clone()
-
-
-def is_noop(module: nn.Module) -> bool:
-    """A block that computes nothing (identity): free in an exported graph."""
-    return isinstance(module, nn.Identity) or (isinstance(module, nn.Sequential) and len(module) == 0)
-
-
-COPIES = 4  # copies of a block in its repeated form
-NO_CSE = ("CommonSubexpressionElimination",)  # parallel weightless copies must not be merged
-
-
-class Repeated(nn.Module):
-    """``copies`` copies of a block with distinct weights: chained when the block keeps the shape of
-    its first input (the others are read by every copy), else side by side on the same inputs."""
-
-    def __init__(self, block: nn.Module, copies: int, chain: bool) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList([block] + [copy.deepcopy(block) for _ in range(copies - 1)])
-        with torch.no_grad():
-            for i, b in enumerate(self.blocks):
-                for p in b.parameters():
-                    p.mul_(1.0 + 1e-3 * i)  # distinct initializers: nothing for a compiler to share
-        self.chain = chain
-
-    def forward(self, *xs: torch.Tensor) -> Any:
-        if not self.chain:
-            return tuple(b(*xs) for b in self.blocks)
-        y = xs[0]
-        for b in self.blocks:
-            y = b(y, *xs[1:])
-        return y
-
-
-def repeated(block: nn.Module, shapes: Sequence[Sequence[int]], copies: int = COPIES) -> Repeated:
-    """The repeated form of ``block`` (chained if its output has the shape of its first input)."""
-    block = block.eval()
-    with torch.no_grad():
-        out = block(*(torch.zeros(1, *s) for s in shapes))
-    chain = isinstance(out, torch.Tensor) and tuple(out.shape[1:]) == tuple(shapes[0])
-    return Repeated(block, copies, chain).eval()
-
-
-def _block_calls(space: Any, key: str, settings: Settings) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
-    """The timed calls of one block alone and repeated (None: free in an exported graph)."""
-    module = space.latency_module(key)
-    if settings.backend != "torch" and is_noop(module):
-        return None
-    _, _, shapes = parse_key(key)
-    many = repeated(module, shapes)
-    try:
-        return prepare_call(module, shapes, settings, NO_CSE), prepare_call(many, shapes, settings, NO_CSE)
-    except Exception as err:  # int8 quantization of glue-only graphs (a lone Add) may be refused
-        if settings.backend != "onnxruntime-int8":
-            raise
-        log.info("block %s: int8 quantization failed (%s); measured in fp32", key, err)
-        fp32 = replace(settings, backend="onnxruntime")
-        return prepare_call(module, shapes, fp32, NO_CSE), prepare_call(many, shapes, fp32, NO_CSE)
-
-
-def _time_blocks(space: Any, keys: Sequence[str], settings: Settings,
-                 stat: str) -> tuple[dict[str, float], dict[str, float]]:
-    """(entry, time of the repeated form) of each key, all timed in one set of interleaved rounds
-    (entries of free blocks are 0 and they have no time)."""
-    with pinned(settings.threads, settings.cpus):
-        calls = {key: _block_calls(space, key, settings) for key in keys}
-        live = [key for key, pair in calls.items() if pair is not None]
-        timed = time_rounds([c for key in live for c in calls[key]], settings) if live else []
-    entries = {key: 0.0 for key in keys}
-    many_ms = {}
-    for i, key in enumerate(live):
-        alone, many = timed[2 * i].stat(stat), timed[2 * i + 1].stat(stat)
-        entries[key] = max(0.0, (many - alone) / (COPIES - 1))
-        many_ms[key] = many
-    return entries, many_ms
-
-
-def _reference_blocks(many_ms: dict[str, float], count: int = REFERENCE_BLOCKS) -> list[str]:
-    """``count`` blocks spread over the upper three quarters of the repeated forms' times (the
-    smallest are the noisiest to re-time)."""
-    ordered = sorted(many_ms, key=many_ms.__getitem__)[len(many_ms) // 4:]
-    if not ordered:
-        return []
-    count = min(count, len(ordered))
-    return list(dict.fromkeys(ordered[round(j * (len(ordered) - 1) / max(1, count - 1))] for j in range(count)))
-
-
-def measure_blocks(space: Any, keys: Sequence[str], settings: Settings, stat: str = "median",
-                   progress: Callable[[int, int], None] | None = None,
-                   drift: list[float] | None = None) -> dict[str, float]:
-    """What each block adds to a network (ms, from the ``stat`` of the timed runs).
-
-    A block is timed alone and as :data:`COPIES` copies (:class:`Repeated`), in interleaved
-    rounds with its group; its entry is the difference per extra copy, ``(T_k - T_1) / (k - 1)``:
-    the block's own work without the per-call cost of the runtime (feeding inputs, fetching
-    outputs, layout conversions at the graph's edges) that a network pays once, not per block.
-
-    With more than one group, :data:`REFERENCE_BLOCKS` blocks of the first group are timed again
-    in every later group's rounds, and that group's entries are divided by their speed ratio (how
-    much slower the machine ran then than during the first group; appended to ``drift``), so that
-    every entry holds for the machine as fast as during the first group.
-    """
-    out: dict[str, float] = {}
-    references: list[str] = []
-    base: list[float] = []
-    with quiet_logs(), torch.no_grad():
-        for start in range(0, len(keys), BLOCK_GROUP):
-            group = list(keys[start:start + BLOCK_GROUP])
-            entries, many_ms = _time_blocks(space, group + [k for k in references if k not in group], settings, stat)
-            factor = speed_ratio([many_ms[k] for k in references], base) if references else 1.0
-            out.update({key: entries[key] / factor for key in group})
-            if references and drift is not None:
-                drift.append(factor)
-            if start == 0 and len(keys) > BLOCK_GROUP:
-                references = _reference_blocks(many_ms)
-                base = [many_ms[k] for k in references]
-            if progress:
-                progress(min(start + BLOCK_GROUP, len(keys)), len(keys))
-    return out
-
-
-def measure_block(space: Any, key: str, settings: Settings, stat: str = "median") -> float:
-    """Latency (ms, the ``stat`` of the timed runs) of one block alone."""
-    return measure_blocks(space, [key], settings, stat)[key]
 
 
 def _build(space: Any, genotype: Any, task: Task | None) -> nn.Module:
@@ -289,7 +148,7 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     Args:
         space: a space implementing the latency-block protocol (see ``nas.space.SearchSpace``).
         settings: the measurement (backend, device, batch, threads); blocks and networks use the
-            repeat policies :data:`BLOCK_POLICY` and :data:`NETWORK_POLICY`.
+            repeat policies ``BLOCK_POLICY`` and :data:`NETWORK_POLICY`.
         task: input shape and classes (None: the space's preset).
         fit: whole networks measured for the correction (0: none, scale 1 and offset 0; a space
             with fewer than twice as many networks gives half of them, the rest are left to validate on).
@@ -297,10 +156,9 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         stat: ``median`` (of the round medians) or ``min`` of each measurement's timed runs.
     """
     started = time.perf_counter()
-    keys = space.latency_universe(task)
-    block_settings = replace(settings, **BLOCK_POLICY)
     block_drift: list[float] = []
-    blocks = measure_blocks(space, keys, block_settings, stat, progress, block_drift)
+    blocks = block_entries(space, space.latency_universe(task), replace(settings, **BLOCK_POLICY), stat, progress,
+                           block_drift)
     default = task or space.default_task()
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
@@ -308,10 +166,18 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     if settings.backend != "torch":
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)
-    genotypes = fit_genotypes(space, fit)
+    _fit_correction(table, space, fit_genotypes(space, fit), task, replace(settings, **NETWORK_POLICY), block_drift)
+    table.build_seconds = time.perf_counter() - started
+    return table
+
+
+def _fit_correction(table: LatencyTable, space: Any, genotypes: list[Any], task: Task | None, settings: Settings,
+                    block_drift: list[float]) -> None:
+    """Measure ``genotypes`` whole and set the table's correction and its ``fit`` record (with the
+    build's ``block_drift``) from them."""
     network_keys = [table.network_keys(space, g, task) for g in genotypes]
     parts = [table.parts(k) for k in network_keys]
-    measured = [m.stat(stat) for m in measure_networks(space, genotypes, task, replace(settings, **NETWORK_POLICY))]
+    measured = [m.stat(table.stat) for m in measure_networks(space, genotypes, task, settings)]
     raw, live = [p[0] for p in parts], [p[1] for p in parts]
     kept = [i for i in range(len(raw)) if live[i]]  # a network folded to a constant is predicted as floor_ms
     correction = choose_correction([raw[i] for i in kept], [measured[i] for i in kept], [live[i] for i in kept],
@@ -321,8 +187,6 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
     table.fit = {"networks": len(raw), "raw_ms": raw, "blocks": live, "measured_ms": measured,
                  "genotypes": [g.to_dict() for g in genotypes], "block_drift": block_drift,
                  "form": correction.form, "loo_error": correction.loo}
-    table.build_seconds = time.perf_counter() - started
-    return table
 
 
 def measure_with_references(table: LatencyTable, space: Any, genotypes: Sequence[Any], task: Task | None,
@@ -380,11 +244,7 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     settings = replace(Settings(table.backend, table.device, table.batch, table.threads), **NETWORK_POLICY)
     task = task or table.task()
     table = replace(table, speed=1.0)  # the table as built; calibration is this function's own
-    fitted = {space.from_dict(d).arch_id for d in table.fit.get("genotypes", [])}  # never validation samples
-    genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
-    if not genotypes:
-        raise SpecError(f"latency table ({table.describe()}): every network of the space is one of its "
-                        f"{len(fitted)} fit networks; nothing is left to validate on")
+    genotypes = _validation_samples(table, space, samples, seed)
     started = time.perf_counter()
     raw = [table.predict(space, g, task) for g in genotypes]
     predict_us = (time.perf_counter() - started) / max(1, len(genotypes)) * 1e6
@@ -399,15 +259,30 @@ def validate_table(table: LatencyTable, space: Any, samples: int, seed: int = 0,
     report: dict[str, Any] = {**accuracy_stats(predicted, measured), "flops_kendall_tau": kendall_tau(flops, measured),
                               "predict_us": predict_us, "lut": table.describe()}
     if calibrate and table.references(REFERENCES):
-        report["uncalibrated"] = {k: v for k, v in accuracy_stats(raw, measured).items() if k != "samples"}
-        report["calibration"] = {"references": len(table.references(REFERENCES)),
-                                 "group_ratios": list(dict.fromkeys(ratios))}
-        report["drift"] = statistics.median(ratios)
+        report.update(_calibration_stats(raw, measured, ratios, len(table.references(REFERENCES))))
     if twice:
         report.update(_repeat_stats(predicted[:twice], measured[:twice], again))
     if out is not None:
         _write(Path(out), report, genotypes, raw, predicted, measured, flops)
     return report
+
+
+def _validation_samples(table: LatencyTable, space: Any, samples: int, seed: int) -> list[Any]:
+    """``samples`` distinct sampled genotypes (seed ``seed``), none of them one of the table's fit networks."""
+    fitted = {space.from_dict(d).arch_id for d in table.fit.get("genotypes", [])}  # never validation samples
+    genotypes = [g for g in sample_unique(space, samples + len(fitted), seed) if g.arch_id not in fitted][:samples]
+    if not genotypes:
+        raise SpecError(f"latency table ({table.describe()}): every network of the space is one of its "
+                        f"{len(fitted)} fit networks; nothing is left to validate on")
+    return genotypes
+
+
+def _calibration_stats(raw: list[float], measured: list[float], ratios: list[float],
+                       references: int) -> dict[str, Any]:
+    """The uncalibrated table's figures, the groups' speed ratios and their median (``drift``)."""
+    return {"uncalibrated": {k: v for k, v in accuracy_stats(raw, measured).items() if k != "samples"},
+            "calibration": {"references": references, "group_ratios": list(dict.fromkeys(ratios))},
+            "drift": statistics.median(ratios)}
 
 
 def _repeat_stats(predicted: list[float], measured: list[float], again: list[float]) -> dict[str, Any]:

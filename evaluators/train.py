@@ -92,7 +92,8 @@ class TrainEvaluator(TrainOptions):
 
     def _measure_latency(self, model: torch.nn.Module, result: Result) -> None:
         """Add ``latency_ms`` (median) and the measurement's details to a completed result."""
-        from evaluators.latency import Settings, measure
+        from evaluators.latency import measure
+        from evaluators.timing import Settings
 
         o = self.options
         settings = Settings(o["latency_backend"], o["latency_device"], o["latency_batch"], o["latency_threads"],

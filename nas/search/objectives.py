@@ -70,8 +70,8 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
     from nas.latency.table import LatencyTable
 
     if latency.get("build", True) and not Path(path).exists():
-        from evaluators.latency import Settings
         from evaluators.lut import build_table
+        from evaluators.timing import Settings
 
         log.info("building the latency table %s on this machine", path)
         settings = Settings(latency["backend"], latency["device"], latency["batch"], latency["threads"])

@@ -12,6 +12,11 @@ Run (one pinned core, as the figures in BENCHMARKS.md were taken)::
 
 Each prints one JSON line. Targets (issue 11): >= 90% within +-10% and Kendall tau >= 0.85 per space
 and backend; repeatability <= 5%; prediction <= 1 ms per architecture; table build <= 15 min.
+Figures of this machine that the tests leave alone (they check the logic on fake clocks): ``accuracy``
+also reports ``drift`` (the fit networks' speed now against at build time, near 1 right after the
+build), ``block_drift`` (a long build's later block groups against the first) and ``zero_blocks``
+(entries where a block's copies added no time: fewer than half of the blocks, and no ``vit_attn``
+block, on an idle machine).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from nas.latency.table import FIT_NETWORKS
@@ -33,9 +39,10 @@ PUBLISHED = [("nasnet", "cifar", "nasnet-a"), ("nasnet", "cifar", "amoebanet-a")
 def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, repeat: int, fit: int,
                    options: dict, out: str | None = None) -> dict:
     """Build a table, then validate it on ``samples`` sampled networks."""
-    from evaluators.latency import Settings
     from evaluators.lut import build_table, validate_table
+    from evaluators.timing import Settings
     from nas import registry
+    from nas.block_keys import parse_key
 
     space = registry.make_space(space_name, {"preset": preset, **options})
     table = build_table(space, Settings(backend=backend), None, fit)
@@ -43,15 +50,17 @@ def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, rep
         Path(out).mkdir(parents=True, exist_ok=True)
         table.save(Path(out) / "lut.json")
     report = validate_table(table, space, samples, seed=7, repeat=repeat, out=out)
+    zero = Counter(parse_key(k)[0] for k, v in table.blocks.items() if v <= 0)
     return {"space": space_name, "preset": preset, "backend": backend, "blocks": len(table.blocks),
+            "zero_blocks": sum(zero.values()), "zero_blocks_by_kind": dict(sorted(zero.items())),
             "build_seconds": round(table.build_seconds, 1), "form": table.fit.get("form"),
             "loo_error": table.fit.get("loo_error"), "block_drift": table.fit.get("block_drift"), **report}
 
 
 def bench_int8() -> dict:
     """Median latency of int8 vs fp32 ONNX Runtime (1 thread, batch 1) for published architectures."""
-    from evaluators.latency import Settings
     from evaluators.lut import measure_network
+    from evaluators.timing import Settings
     from nas import registry
 
     rows = []
@@ -114,8 +123,8 @@ def bench_quantized_accuracy(genotype_path: str, epochs: int) -> dict:
 def bench_pareto(run_dir: str, count: int) -> dict:
     """Measured latency (torch and ONNX Runtime, 1 thread, batch 1) of ``count`` members of a run's
     Pareto set, spread along its predicted latency."""
-    from evaluators.latency import Settings
     from evaluators.lut import measure_network
+    from evaluators.timing import Settings
     from nas import registry
     from nas.search.spec import load_spec
 

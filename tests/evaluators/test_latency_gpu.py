@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.latency import Settings, measure
+from evaluators.latency import measure
+from evaluators.timing import Settings
 from tests.conftest import need
 
 pytestmark = pytest.mark.gpu

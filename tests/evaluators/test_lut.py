@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 
 import pytest
 import torch
 
 from nas import registry
-from nas.latency.table import LatencyTable, fit_correction, kendall_tau, parse_key, strip_dead
+from nas.block_keys import parse_key, strip_dead
+from nas.latency.fit import fit_correction
+from nas.latency.table import LatencyTable, kendall_tau
 from tests.conftest import run_nas
 
 SPACES = [("nasnet", {"preset": "proxy"}), ("nasnet", {"preset": "proxy", "vocabulary": "darts"}),
@@ -107,15 +110,18 @@ def test_build_lut_and_validate_end_to_end(nb201_lut, tmp_path):
     table = LatencyTable.load(nb201_lut)
     assert table.space == "nb201" and table.preset == "proxy" and table.backend == "torch" and table.threads == 1
     assert len(table.blocks) == len(registry.make_space("nb201", {"preset": "proxy"}).latency_universe())
-    assert all(v >= 0 for v in table.blocks.values()) and sum(v > 0 for v in table.blocks.values()) > len(table.blocks) / 2
-    assert table.fit["networks"] == 3
+    assert all(v >= 0 for v in table.blocks.values())  # how many come out above 0: bench_latency.py accuracy
+    assert table.fit["networks"] == 3 and len(table.fit["measured_ms"]) == len(table.fit["genotypes"]) == 3
     proc = run_nas("latency", "validate", "--lut", str(nb201_lut), "--samples", "6", "--repeat", "2", "--out",
                    str(tmp_path / "v"), "--json", check=True, timeout=300)
     report = json.loads(proc.stdout)
     assert {"samples", "within_10pct", "mape", "kendall_tau", "flops_kendall_tau"} <= set(report)
     assert report["samples"] == 6 and 0 <= report["within_10pct"] <= 1 and report["mape"] >= 0
-    assert 0.2 < report["drift"] < 5 and set(report["uncalibrated"]) == {"within_10pct", "mape", "kendall_tau"}
-    assert 0 <= report["repeatability"] < 1 and len(report["repeated_ms"]) == 2
+    # one interleaved group holding the 3 fit networks: one speed ratio, the drift (its size: bench_latency.py)
+    assert report["calibration"] == {"references": 3, "group_ratios": [report["drift"]]} and report["drift"] > 0
+    assert set(report["uncalibrated"]) == {"within_10pct", "mape", "kendall_tau"}
+    assert len(report["repeated_ms"]) == 2 and report["repeatability"] == pytest.approx(
+        statistics.median(abs(a - b) / ((a + b) / 2) for a, b in report["repeated_ms"]))
     for name in ("validation.json", "samples.csv", "scatter.png"):
         assert (tmp_path / "v" / name).is_file()
 
@@ -191,7 +197,6 @@ def test_vit_table_builds_and_validates_end_to_end(tmp_path):
     space = registry.make_space("vit", {"preset": "proxy", "dims": [16, 32], "heads": [2], "mlp_ratios": [2.0],
                                         "token_dims": [8], "expansions": [2], "kernels": [3]})
     assert len(table.blocks) == len(space.latency_universe()) and all(v >= 0 for v in table.blocks.values())
-    assert all(v > 0 for k, v in table.blocks.items() if parse_key(k)[0] == "vit_attn")
     assert {parse_key(k)[0] for k in table.blocks} >= {"vit_attn", "vit_mixer", "mbconv", "vit_entry"}
     report = json.loads(run_nas("latency", "validate", "--lut", str(path), "--samples", "4", "--json",
                                 check=True, timeout=300).stdout)

@@ -1,5 +1,10 @@
 """Calibrating a latency table to the machine's speed: reference networks in validate, the speed
-factor before a search, and the reference blocks that keep a long build's groups on one scale."""
+factor before a search, and the reference blocks that keep a long build's groups on one scale.
+
+No test here times anything: whole networks are "measured" by :class:`Machine` (latencies from the
+network's blocks and a slowdown the test sets) and blocks are timed on a :class:`FakeClock`, so each
+test asserts the exact outcome of the calibration logic, whatever this machine's speed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,10 @@ import json
 import types
 
 import pytest
+from torch import nn
 
-from evaluators import lut
-from evaluators.latency import Settings
+from evaluators import block_timing, lut
+from evaluators.timing import Measurement, Settings
 from nas import registry
 from nas.latency.table import LatencyTable, speed_ratio
 from nas.search.objectives import load_latency_table
@@ -60,71 +66,103 @@ def space():
     return registry.make_space("nb201", {"preset": "proxy"})
 
 
+BLOCK_MS, CALL_MS = 0.01, 0.2  # the fake machine's time per block and per call of a whole network
+
+
+class Machine:
+    """Stands in for this machine when whole networks are measured: a network takes :data:`CALL_MS`
+    plus :data:`BLOCK_MS` per block, times ``slowdown`` (how much slower it runs than at build time).
+    ``groups`` records the arch ids of every set of networks measured together."""
+
+    def __init__(self, space) -> None:
+        self.space, self.slowdown, self.groups = space, 1.0, []
+
+    def latency(self, genotype, slowdown: float = 1.0) -> float:
+        return (CALL_MS + BLOCK_MS * len(self.space.latency_blocks(genotype))) * slowdown
+
+    def measure_networks(self, space, genotypes, task, settings, grouped=True) -> list[Measurement]:
+        self.groups.append([g.arch_id for g in genotypes])
+        return [Measurement(*[self.latency(g, self.slowdown)] * 3, 0.0, 1, self.latency(g, self.slowdown))
+                for g in genotypes]
+
+
 @pytest.fixture(scope="module")
 def table(space):
-    return lut.build_table(space, Settings(), None, fit=4)
+    """A table built on the fake machine (every block's entry :data:`BLOCK_MS`) with 4 fit networks:
+    its correction fits the machine exactly, so its predictions are exact at build-time speed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lut, "measure_networks", Machine(space).measure_networks)
+        patch.setattr(lut, "block_entries", lambda space_, keys, *args: {key: BLOCK_MS for key in keys})
+        return lut.build_table(space, Settings(), None, fit=4)
 
 
-# The table is built once per module and measured again later, while other tests may load the machine
-# differently (CI runs two test processes): the true speed ratio moves by tens of percent around 1, so a
-# table "built" 4 times faster must come out between 2 and 8, where an undetected difference gives ~1.
-FACTOR, LOW, HIGH = 4.0, 2.0, 8.0
+@pytest.fixture
+def machine(space, monkeypatch):
+    """The fake machine, measuring every network the calibration asks for (as fast as at build time
+    until a test sets ``slowdown``)."""
+    fake = Machine(space)
+    monkeypatch.setattr(lut, "measure_networks", fake.measure_networks)
+    return fake
 
 
-def slower_build(table, factor):
-    """The table as if built on a machine ``factor`` times faster than this one."""
-    fit = {**table.fit, "measured_ms": [m / factor for m in table.fit["measured_ms"]]}
-    return dataclasses.replace(table, blocks={k: v / factor for k, v in table.blocks.items()},
-                               offset=table.offset / factor, floor_ms=table.floor_ms / factor, fit=fit)
+def test_the_table_predicts_the_machine_it_was_built_on(space, table):
+    for genotype in lut.sample_unique(space, 5, seed=3):
+        assert table.predict(space, genotype) == pytest.approx(Machine(space).latency(genotype))
 
 
-def test_validate_measures_references_with_the_samples_and_reports_both(space, table, tmp_path):
-    fast = slower_build(table, FACTOR)
-    report = lut.validate_table(fast, space, 6, seed=3, out=tmp_path)
-    assert LOW < report["drift"] < HIGH, report["calibration"]  # the machine runs 4x slower than "at build"
+def test_validate_measures_references_with_the_samples_and_reports_both(space, table, machine, tmp_path):
+    machine.slowdown = 4.0  # the machine runs 4x slower than when the table was built
+    report = lut.validate_table(table, space, 6, seed=3, out=tmp_path)
+    assert report["drift"] == pytest.approx(4.0) and report["calibration"]["group_ratios"] == [report["drift"]]
     assert report["calibration"]["references"] == 4 and set(report["uncalibrated"]) == {"within_10pct", "mape",
                                                                                           "kendall_tau"}
     rows = list(csv.DictReader((tmp_path / "samples.csv").open()))
+    references = [space.from_dict(table.fit["genotypes"][i]).arch_id for i in table.references(lut.REFERENCES)]
+    assert machine.groups == [references + [row["arch_id"] for row in rows]]  # one set of interleaved rounds
     for row in rows:  # calibrated = uncalibrated x the group's ratio; uncalibrated = the table as built
         genotype = space.from_json(row["genotype"])
-        assert float(row["uncalibrated_ms"]) == pytest.approx(fast.predict(space, genotype), rel=1e-4)
-        assert float(row["predicted_ms"]) == pytest.approx(float(row["uncalibrated_ms"]) * report["drift"], rel=1e-3)
+        assert float(row["uncalibrated_ms"]) == pytest.approx(table.predict(space, genotype), rel=1e-4)
+        assert float(row["predicted_ms"]) == pytest.approx(float(row["uncalibrated_ms"]) * 4.0, rel=1e-4)
+        assert float(row["measured_ms"]) == pytest.approx(machine.latency(genotype, 4.0), rel=1e-4)
     fitted = {space.from_dict(d).arch_id for d in table.fit["genotypes"]}
     assert len(rows) == 6 and not fitted & {row["arch_id"] for row in rows}  # references never validate
-    assert report["mape"] < report["uncalibrated"]["mape"]  # quartered predictions are off by ~75%
-    plain = lut.validate_table(fast, space, 2, seed=3, calibrate=False)
+    assert report["mape"] == pytest.approx(0.0, abs=1e-9) and report["within_10pct"] == 1.0
+    assert report["uncalibrated"]["mape"] == pytest.approx(0.75)  # predictions for a 4x faster machine
+    plain = lut.validate_table(table, space, 2, seed=3, calibrate=False)
     assert "uncalibrated" not in plain and "drift" not in plain
+    assert plain["mape"] == pytest.approx(0.75) and machine.groups[-1] == [row["arch_id"] for row in rows[:2]]
 
 
-def test_groups_each_hold_the_references(space, table, monkeypatch):
-    calls = []
-    real = lut.measure_networks
+def test_groups_each_hold_the_references(space, table, machine, monkeypatch):
+    measure = machine.measure_networks
 
-    def spy(space_, genotypes, task, settings, grouped=True):
-        calls.append([g.arch_id for g in genotypes])
-        return real(space_, genotypes, task, settings, grouped)
+    def drifting(*args, **kwargs):  # the machine runs 1.5x slower during the first group, 2.5x during the second
+        machine.slowdown = (1.5, 2.5)[len(machine.groups)]
+        return measure(*args, **kwargs)
 
-    monkeypatch.setattr(lut, "measure_networks", spy)
+    monkeypatch.setattr(lut, "measure_networks", drifting)
     monkeypatch.setattr(lut, "NETWORK_GROUP", 6)
     genotypes = lut.sample_unique(space, 5, seed=11)
-    quick = Settings(**{**lut.NETWORK_POLICY, "max_seconds": 0.2, "rounds": 5})
-    times, ratios = lut.measure_with_references(table, space, genotypes, None, quick, 3)
+    times, ratios = lut.measure_with_references(table, space, genotypes, None, Settings(), 3)
     references = [space.from_dict(table.fit["genotypes"][i]).arch_id for i in table.references(3)]
-    assert [c[:3] for c in calls] == [references] * 2 and [len(c) for c in calls] == [6, 5]
-    assert len(times) == 5 and all(t > 0 for t in times) and len(set(ratios)) <= 2 and all(0.3 < r < 3 for r in ratios)
+    assert [c[:3] for c in machine.groups] == [references] * 2 and [len(c) for c in machine.groups] == [6, 5]
+    assert ratios == pytest.approx([1.5] * 3 + [2.5] * 2)  # each network gets its own group's ratio
+    assert times == pytest.approx([machine.latency(g, s) for g, s in zip(genotypes, [1.5] * 3 + [2.5] * 2)])
 
 
-def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, tmp_path):
-    fast = slower_build(table, FACTOR)
+def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, machine, tmp_path):
+    machine.slowdown = 4.0
+    built = dataclasses.replace(table)  # calibrate_table sets the speed of the table it is given
     genotype = lut.sample_unique(space, 1, seed=5)[0]
-    before = fast.predict(space, genotype)
-    speed = lut.calibrate_table(fast, space)
-    assert LOW < speed < HIGH and fast.predict(space, genotype) == pytest.approx(before * speed)
+    before = built.predict(space, genotype)
+    speed = lut.calibrate_table(built, space)
+    assert speed == pytest.approx(4.0) and built.predict(space, genotype) == pytest.approx(before * speed)
+    assert machine.groups == [[space.from_dict(d).arch_id for d in table.fit["genotypes"]]]  # all 4 fit networks
     path = tmp_path / "lut.json"
-    slower_build(table, FACTOR).save(path)
+    table.save(path)
     spec = types.SimpleNamespace(latency={"lut": str(path), "build": False, "backend": "torch", "calibrate": True})
     loaded = load_latency_table(spec, space, space.default_task())
-    assert LOW < loaded.speed < HIGH
+    assert loaded.speed == pytest.approx(4.0)
     assert json.loads(path.read_text())["speed"] == 1.0  # the file is left as built
     spec.latency["calibrate"] = False
     assert load_latency_table(spec, space, space.default_task()).speed == 1.0
@@ -133,36 +171,67 @@ def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, tmp_pa
         lut.calibrate_table(bare, space)
 
 
+class FakeClock:
+    """Seconds that pass only when the fake machine works: a block's run takes its time, and every
+    reading of the clock a call's cost apart from its blocks (so every timed run includes one),
+    both times ``slowdown``."""
+
+    def __init__(self, per_call_ms: float) -> None:
+        self.now, self.slowdown, self.per_call_ms = 0.0, 1.0, per_call_ms
+
+    def __call__(self) -> float:
+        self.now += self.per_call_ms * self.slowdown / 1e3
+        return self.now
+
+    def __deepcopy__(self, memo) -> FakeClock:
+        return self  # the copies of a repeated block run on the one clock
+
+    def work(self, ms: float) -> None:
+        self.now += ms * self.slowdown / 1e3
+
+
+class Sleeper(nn.Module):
+    """A block that computes nothing and takes ``ms`` on the fake clock."""
+
+    def __init__(self, clock: FakeClock, ms: float) -> None:
+        super().__init__()
+        self.clock, self.ms = clock, ms
+
+    def forward(self, x, *others):
+        self.clock.work(self.ms)
+        return x
+
+
 def test_later_block_groups_are_rescaled_by_their_reference_blocks(space, monkeypatch):
     keys = space.latency_universe()[:10]
-    settings = Settings(**lut.BLOCK_POLICY)
-    real = lut._time_blocks
-    seen = []
+    block_ms = {key: 0.1 * (i + 1) for i, key in enumerate(keys)}
+    clock = FakeClock(per_call_ms=0.05)
+    blocks = types.SimpleNamespace(latency_module=lambda key: Sleeper(clock, block_ms[key]))
+    timed = []
+    real = block_timing._time_group
 
-    def slower_later(space_, group, settings_, stat):  # the machine "runs 2x slower" after the first group
-        entries, many = real(space_, group, settings_, stat)
-        if seen:
-            entries, many = {k: 2 * v for k, v in entries.items()}, {k: 2 * v for k, v in many.items()}
-        seen.append((list(group), entries))
-        return entries, many
+    def spy(space_, group, *args):
+        timed.append(list(group))
+        return real(space_, group, *args)
 
-    monkeypatch.setattr(lut, "_time_blocks", slower_later)
-    monkeypatch.setattr(lut, "BLOCK_GROUP", 4)
+    def slower_later(done: int, total: int) -> None:  # the machine runs 2x, then 3x slower after each group
+        clock.slowdown = {4: 2.0, 8: 3.0}.get(done, clock.slowdown)
+
+    monkeypatch.setattr(block_timing, "_time_group", spy)
+    monkeypatch.setattr(block_timing, "BLOCK_GROUP", 4)
     drift: list[float] = []
-    out = lut.measure_blocks(space, keys, settings, drift=drift)
-    assert set(out) == set(keys) and len(seen) == 3 and len(drift) == 2
-    assert all(1.6 < d < 2.5 for d in drift), drift
-    assert all(len(group) > 4 for group, _ in seen[1:])  # the first group's reference blocks are timed again
-    for (group, entries), d in zip(seen[1:], drift):
-        for key in group:
-            if key in keys[:4]:  # a reference block keeps the first group's entry
-                assert out[key] == seen[0][1][key]
-            else:  # brought back to the first group's speed
-                assert out[key] == pytest.approx(entries[key] / d)
+    out = block_timing.block_entries(blocks, keys, Settings(**block_timing.BLOCK_POLICY), progress=slower_later,
+                                     drift=drift, clock=clock)
+    assert drift == pytest.approx([2.0, 3.0])  # the reference blocks' speed ratios
+    # the first group's 3 slowest blocks (the fastest quarter is left out) are timed again with each later group
+    assert timed == [keys[:4], keys[4:8] + keys[1:4], keys[8:] + keys[1:4]]
+    # each entry is (4 copies - 1 copy) / 3: the block's own time, without the call's, at the first group's speed
+    assert out == pytest.approx(block_ms)
 
 
 def test_the_kinds_form_recovers_per_kind_costs_and_predicts_with_them():
-    from nas.latency.table import choose_correction, kind_of
+    from nas.block_keys import kind_of
+    from nas.latency.fit import choose_correction
 
     assert kind_of("~op:sep_conv_3x3:1@16x8x8") == "op:sep_conv_3x3" and kind_of("sum:2@16x8x8;16x8x8") == "sum"
     # measured = 1.2 x sum + 0.5 ms per 'sum' block + 0.1 ms per skip + 2 ms; the other forms cannot say that
