@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from nas import registry
 
 from nas.export import archfile
 from nas.space import Task
 from tests.conftest import run_nas
-
-torch = pytest.importorskip("torch")
 
 FAST = ["--epochs", "3", "--train-limit", "128", "--valid-limit", "128", "--batch-size", "32", "--ema", "0.9"]
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import torch
 
 from tests.conftest import run_nas
 from tests.evaluators.test_fulltrain import arch  # noqa: F401  (the module-scoped arch.json fixture)
-
-torch = pytest.importorskip("torch")
 
 OPTIONS = {"epochs": 1, "train_limit": 128, "valid_limit": 128, "batch_size": 32}
 

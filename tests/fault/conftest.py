@@ -16,7 +16,7 @@ from tests.fault.pg import PostgresServer, free_port, pg_bin
 
 def need_postgres() -> None:
     need(pg_bin("initdb") is not None and pg_bin("pg_ctl") is not None,
-         "PostgreSQL server programs not found (Debian package 'postgresql')")
+         "PostgreSQL server programs not found (Debian package 'postgresql': .ci/system-deps installs it)")
     need(importlib.util.find_spec("psycopg") is not None, "psycopg (PostgreSQL driver) not installed")
 
 

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from nas import registry
 
 from nas.export import archfile
 from tests.bench.bench_export import scramble
-
-torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
 # every space at its proxy preset, the nasnet space with each vocabulary; scaling's B0 has SE and swish

@@ -4,32 +4,69 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nas import registry
 from nas.space import SearchSpace
 
-# every registered space, plus the nasnet space's other op vocabularies ("name:vocabulary")
-SPACES = registry.names("spaces") + ["nasnet:amoebanet", "nasnet:darts"]
 
-
-def small(name: str) -> SearchSpace:
-    """The space at its smallest preset (fast to build and run)."""
-    name, _, vocabulary = name.partition(":")
+def smallest_preset(name: str) -> str:
+    """The preset the full checks run at: ``proxy`` where the space has one (fast to build and run)."""
     cls = registry.lookup("spaces", name)
-    preset = "proxy" if "proxy" in cls.PRESETS else cls.DEFAULT_PRESET
+    return "proxy" if "proxy" in cls.PRESETS else cls.DEFAULT_PRESET
+
+
+# every preset of every registered space ("name@preset"), plus the nasnet space's other op
+# vocabularies at its smallest preset ("name:vocabulary@preset")
+PRESETS = [f"{name}@{preset}" for name in registry.names("spaces")
+           for preset in registry.lookup("spaces", name).PRESETS]
+CASES = PRESETS + [f"nasnet:{vocabulary}@{smallest_preset('nasnet')}" for vocabulary in ("amoebanet", "darts")]
+GOLDEN_DIR = Path(__file__).parent  # each space's golden costs: <space>/golden.json
+
+
+def make(case: str) -> SearchSpace:
+    """The space of a case id ``name[:vocabulary]@preset``."""
+    name, _, preset = case.partition("@")
+    name, _, vocabulary = name.partition(":")
     return registry.make_space(name, {"preset": preset, **({"vocabulary": vocabulary} if vocabulary else {})})
 
 
-@pytest.fixture(params=SPACES)
+def at_smallest_preset(space: SearchSpace) -> bool:
+    """Whether ``space`` is at the preset the full build checks run at."""
+    return space.preset == smallest_preset(space.name)
+
+
+@pytest.fixture(params=CASES)
 def space(request) -> SearchSpace:
-    return small(request.param)
+    return make(request.param)
 
 
 def samples(space: SearchSpace, n: int = 8) -> list:
     rng = random.Random(0)
     return [space.sample(rng) for _ in range(n)] + list(space.known().values())
+
+
+def golden_entry(golden: dict[str, Any], preset: str, name: str) -> dict[str, Any] | None:
+    """A golden file's entry for a known architecture at a preset: ``{preset: {name: ...}}`` or
+    ``{"name@preset": ...}`` (nasnet's layout)."""
+    return golden.get(preset, {}).get(name) or golden.get(f"{name}@{preset}")
+
+
+@pytest.mark.parametrize("case", PRESETS)
+def test_known_costs_match_the_golden_file(case):
+    space = make(case)
+    path = GOLDEN_DIR / space.name / "golden.json"
+    assert path.is_file(), f"{path}: every space pins the params and FLOPs of its KNOWN genotypes"
+    golden = json.loads(path.read_text())
+    for name, genotype in space.known().items():
+        entry = golden_entry(golden, space.preset, name)
+        assert entry is not None, f"{path}: no entry for {name!r} at preset {space.preset!r}"
+        cost = space.cost(genotype)
+        assert (cost.params, cost.flops) == (entry["params"], entry["flops"]), f"{name}@{space.preset}"
+        assert entry.get("arch_id", genotype.arch_id) == genotype.arch_id, name
 
 
 def test_json_round_trip(space):
@@ -100,13 +137,21 @@ def test_invalid_genotype_data_raises_value_error(space):
 
 
 def test_builds_runs_forward_and_cost_matches_module(space):
-    torch = pytest.importorskip("torch")
+    """At the smallest preset: samples and every known architecture; at the others (up to ImageNet
+    size) the cheapest of a few samples, so that each preset's macro network is built and counted."""
+    import torch
     from evaluators.cost import count_macs, count_params
 
     task = space.default_task()
-    for genotype in samples(space, 3):
+    if at_smallest_preset(space):
+        genotypes = samples(space, 3)
+    else:
+        rng = random.Random(0)
+        genotypes = [min((space.sample(rng) for _ in range(8)), key=lambda g: space.cost(g, task).flops)]
+    for genotype in genotypes:
         model = space.build(genotype, task)
-        out = model(torch.randn(2, *task.input_shape))
+        with torch.no_grad():
+            out = model(torch.randn(2, *task.input_shape))
         assert out.shape == (2, task.num_classes)
         cost = space.cost(genotype, task)
         assert cost.params == count_params(model)

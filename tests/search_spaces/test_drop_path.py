@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from nas import registry
 from nas.space import Task
-
-torch = pytest.importorskip("torch")
 
 SPACES = {  # space options, a genotype with droppable paths
     "nasnet": ({"preset": "proxy"}, "darts-v2"),

@@ -9,7 +9,8 @@ import dataclasses
 import pytest
 
 from nas import registry
-from nas.latency.table import GRAPH, LatencyTable
+from nas.block_keys import GRAPH
+from nas.latency.table import LatencyTable
 from search_spaces.nb201.kernels import graph_terms
 
 CASES = [

@@ -250,7 +250,7 @@ def test_paper_notation_out_of_range_is_an_error_not_clipped(text, message):
 
 # ----- model ---------------------------------------------------------------------------------------
 def test_forward_at_proxy_size_trains_the_aggregation_weights():
-    torch = pytest.importorskip("torch")
+    import torch
     space = RandWireSpace(preset="proxy")
     model = space.build(space.get_known("er-0.2"))
     out = model(torch.randn(4, 1, 8, 8))
@@ -261,7 +261,6 @@ def test_forward_at_proxy_size_trains_the_aggregation_weights():
 
 
 def test_stage_inputs_stride_and_change_channels():
-    pytest.importorskip("torch")
     space = RandWireSpace(preset="small")
     genotype = space.get_known("ws-4-0.75")
     stage = space.build(genotype).stages[1]  # 78 -> 156 channels
@@ -273,7 +272,7 @@ def test_stage_inputs_stride_and_change_channels():
 
 
 def test_maps_never_shrink_below_one_pixel():
-    torch = pytest.importorskip("torch")
+    import torch
     space = RandWireSpace(preset="proxy")
     task = Task((1, 1, 1), 3)
     model = space.build(space.get_known("ws-4-0.75"), task)

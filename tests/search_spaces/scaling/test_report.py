@@ -129,7 +129,7 @@ def test_baseline_report_lists_the_best_stage_tables(tmp_path):
 
 
 def test_bn_momentum_reaches_the_built_model():
-    torch = pytest.importorskip("torch")
+    import torch
     for momentum in (0.01, 0.1):
         model = space_of(bn_momentum=momentum).build(B0)
         norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -147,7 +147,6 @@ def digits_spec(name: str, space: dict, controller: dict, objectives: list) -> d
 
 
 def test_coefficient_grid_run_on_digits_end_to_end(tmp_path):
-    pytest.importorskip("torch")
     data = digits_spec("grid", {"search": "coefficients", **TINY, "final_phi": 2.0}, {"name": "grid"},
                        [{"metric": "accuracy"}])
     proc = run_nas("search", str(write_spec(tmp_path / "grid.toml", data)), "--json", timeout=600)
@@ -170,7 +169,6 @@ def test_coefficient_grid_run_on_digits_end_to_end(tmp_path):
 
 
 def test_baseline_search_with_the_mnasnet_reward_on_digits_end_to_end(tmp_path):
-    pytest.importorskip("torch")
     reward = {"accuracy": "accuracy", "cost": "flops", "target": 1.5e7, "w": -0.07}
     data = digits_spec("base", {"search": "baseline"}, {"name": "evolution", "population": 2, "sample": 2},
                        [{"metric": "reward", "reward": reward}])

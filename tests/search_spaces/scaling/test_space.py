@@ -52,7 +52,7 @@ def test_imagenet_params_equal_the_reference_implementation_and_flops_agree():
 
 # ----- cost equals the built module ------------------------------------------------------------------
 def _check_module(space: ScalingSpace, genotype, task=None) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     from evaluators.cost import count_macs, count_params
 
     task = task or space.task_for(genotype)
@@ -100,7 +100,7 @@ def test_proxy_accepts_small_inputs_and_scales_resolution_from_them(shape):
 
 
 def test_model_structure_follows_the_reference():
-    torch = pytest.importorskip("torch")
+    import torch
     from torch import nn
 
     space = ScalingSpace(preset="proxy")
@@ -119,7 +119,7 @@ def test_model_structure_follows_the_reference():
 
 
 def test_drop_connect_drops_whole_examples_in_training_only():
-    torch = pytest.importorskip("torch")
+    import torch
     from search_spaces.scaling.build import drop_connect
 
     torch.manual_seed(0)
@@ -254,7 +254,6 @@ def test_cli_describe_b3_at_imagenet():
 
 
 def test_draw_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
     path = tmp_path / "b0.png"
     ScalingSpace(preset="proxy", search="baseline").draw(KNOWN["efficientnet-b0"], str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

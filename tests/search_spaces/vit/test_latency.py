@@ -9,7 +9,7 @@ import torch
 
 from nas import registry
 from nas.config import SpecError
-from nas.latency.table import parse_key
+from nas.block_keys import parse_key
 
 
 def test_blocks_chain_shape_by_shape_into_the_network():

@@ -38,7 +38,6 @@ def test_spec_takes_the_space_training_defaults_unless_it_sets_them():
 @pytest.mark.parametrize("controller", [{"name": "evolution", "population": 3, "sample": 2},
                                         {"name": "tpe", "n_startup_trials": 3}], ids=["evolution", "tpe"])
 def test_short_search_on_digits(controller):
-    pytest.importorskip("torch")
     spec = parse_spec(digits_spec(controller), Path("."))
     study = create_study(spec, optuna.storages.InMemoryStorage())
     outcome = Search(spec, study, InlineExecutor(), "", None).run()
@@ -62,7 +61,6 @@ def test_search_cli_writes_the_stage_type_report(tmp_path):
 
     from tests.conftest import run_nas, write_spec
 
-    pytest.importorskip("torch")
     data = digits_spec({"name": "random"}, budget=4, evaluator={"budget": {"steps": 2}})
     proc = run_nas("search", str(write_spec(tmp_path / "vit.toml", data)), "--json", timeout=600)
     assert proc.returncode == 0, proc.stderr
