@@ -7,7 +7,9 @@ The ``arch`` column holds the space's text form (``SearchSpace.label``), e.g. NA
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import random
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,6 +17,7 @@ from nas.config import Field, SpecError
 from nas.evaluator import COMPLETE, Evaluator, Reporter, Result
 from nas.space import SearchSpace
 
+log = logging.getLogger(__name__)
 
 _LOADED: dict[tuple[str, int, int], Table] = {}  # Table.load's tables by (path, mtime, size)
 
@@ -22,8 +25,10 @@ _LOADED: dict[tuple[str, int, int], Table] = {}  # Table.load's tables by (path,
 class Table:
     """Rows of a benchmark table: arch text -> {metric: value}."""
 
-    def __init__(self, path: str, rows: dict[str, dict[str, float]], columns: tuple[str, ...]) -> None:
+    def __init__(self, path: str, rows: dict[str, dict[str, float]], columns: tuple[str, ...],
+                 lines: dict[str, int] | None = None) -> None:
         self.path, self.rows, self.columns = path, rows, columns
+        self.lines = lines or {}  # arch text -> its line in the file (1: the header)
 
     @classmethod
     def read(cls, path: str | Path) -> Table:
@@ -38,6 +43,7 @@ class Table:
                 raise SpecError(f"{path}: expected a header 'arch,<metric>,...', got {header!r}")
             columns = tuple(h.strip() for h in header[1:])
             rows: dict[str, dict[str, float]] = {}
+            lines: dict[str, int] = {}
             for line, record in enumerate(reader, start=2):
                 if not record:
                     continue
@@ -48,9 +54,10 @@ class Table:
                 except ValueError:
                     raise SpecError(f"{path}:{line}: non-numeric metric in {record[1:]!r}") from None
                 rows[record[0].strip()] = dict(zip(columns, values))
+                lines.setdefault(record[0].strip(), line)
         if not rows:
             raise SpecError(f"{path}: the table has no rows")
-        return cls(str(path), rows, columns)
+        return cls(str(path), rows, columns, lines)
 
     @classmethod
     def load(cls, path: str | Path) -> Table:
@@ -67,10 +74,39 @@ class Table:
             _LOADED[key] = cls.read(path)
         return _LOADED[key]
 
+    def check_archs(self, space: SearchSpace) -> None:
+        """Require every row to hold an architecture of ``space`` in its text form (``label``, read
+        back by the space's ``parse``); ``SpecError`` names the file and line of the first that does not.
+
+        A space whose ``parse`` does not read its labels back cannot be checked (a warning says so).
+        """
+        parse = getattr(space, "parse", None)
+        if parse is None or not _reads_labels(space, parse):
+            log.warning("%s: rows not checked: space %r cannot read its text form back", self.path, space.name)
+            return
+        for text, line in sorted(self.lines.items(), key=lambda item: item[1]):
+            try:
+                again = space.label(parse(text))
+            except ValueError as err:
+                raise SpecError(f"{self.path}:{line}: {text!r} is not an architecture of space "
+                                f"{space.name!r}: {err}") from None
+            if again != text:
+                raise SpecError(f"{self.path}:{line}: {text!r} is not in {space.name}'s text form "
+                                f"(expected {again!r}); the evaluator would never find it")
+
     def best(self, column: str, maximize: bool = True) -> float:
         """The optimum of ``column`` over the table."""
         values = [row[column] for row in self.rows.values() if math.isfinite(row[column])]
         return max(values) if maximize else min(values)
+
+
+def _reads_labels(space: SearchSpace, parse: Any) -> bool:
+    """Whether ``parse`` reads back the labels of ``space`` (tried on one seeded sample)."""
+    label = space.label(space.sample(random.Random(0)))
+    try:
+        return space.label(parse(label)) == label
+    except ValueError:
+        return False
 
 
 def read_header(path: str) -> tuple[str, ...]:

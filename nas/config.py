@@ -31,8 +31,12 @@ class SpecError(ValueError):
 
 @contextlib.contextmanager
 def input_errors(prefix: str = "") -> Iterator[None]:
-    """Treat ``ValueError``/``KeyError`` raised inside as bad input (``SpecError``), at a boundary
-    where everything validated comes from the user (a spec's options, a genotype file)."""
+    """Treat ``ValueError``/``KeyError`` raised inside as bad input (``SpecError``).
+
+    Wrap only a validation step whose whole job is to judge the user's input (e.g. a space's
+    ``check_options``), never a constructor or other working code: there, those errors are bugs
+    and must reach the CLI as such (traceback, exit status 1).
+    """
     try:
         yield
     except SpecError:

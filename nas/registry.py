@@ -83,7 +83,23 @@ def lookup(kind: str, name: str, path: str | None = None, declaration: bool = Fa
 
 
 def make_space(name: str, options: dict[str, Any] | None = None, path: str = "space.name") -> Any:
-    """An instance of the space ``name`` with its options validated."""
+    """An instance of the space ``name`` with its options validated.
+
+    The options are checked first (``SearchSpace.check_options``: bad input, ``SpecError``); the
+    constructor runs on checked options only, so anything it raises is a bug and propagates as is.
+    """
     cls = lookup("spaces", name, path)
-    with input_errors("space: "):  # a space's own checks of its options raise ValueError
-        return cls(**(options or {}))
+    options = dict(options or {})
+    with input_errors("space: "):  # a plugin's check may raise ValueError/KeyError naming the option
+        cls.check_options(options)
+    return cls(**options)
+
+
+# Torch-free declarations that the core needs before anything runs (the CLI's flags come from them).
+DECLARED: dict[str, str] = {"recipe": "evaluators.recipe:RECIPE"}
+
+
+def declared(name: str) -> Any:
+    """A torch-free declaration of the evaluators by name (``DECLARED``), e.g. ``nas train``'s recipe fields."""
+    module_name, _, attr = DECLARED[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas import registry
 from nas.config import SpecError
 from nas.executors.inline import InlineExecutor
 from nas.search.loop import Search, create_study
@@ -27,6 +28,7 @@ from nas.search.spec import RunSpec, parse_spec
 from nas.ledger.store import open_storage
 
 CHECKPOINTS = (50, 100, 200, 300)
+LOOP_SPACE = "nb201"  # the space of the loop benchmark's table (its rows are NAS-Bench-201 strings)
 
 
 def parse_controller(text: str) -> dict[str, Any]:
@@ -92,6 +94,7 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     from evaluators.tabular import Table
 
     rows = Table.load(table)
+    rows.check_archs(registry.make_space(space, path="--space"))
     metric = metric or rows.columns[0]
     if metric not in rows.columns:
         raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
@@ -153,6 +156,7 @@ def run_loop(table: str, controllers: list[str], trials: int = 1000, rounds: int
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = Table.load(table)
+    rows.check_archs(registry.make_space(LOOP_SPACE))
     metric = rows.columns[0]
     bare = "optuna-journal (bare loop)"
     runs: dict[str, list[float]] = {bare: []}
@@ -174,7 +178,7 @@ def run_loop(table: str, controllers: list[str], trials: int = 1000, rounds: int
 
 def _search_rate(table: str, metric: str, controller: str, trials: int, folder: str) -> float:
     """Trials/s of one ``Search.run`` on a fresh journal in ``folder`` (repeats and skips included)."""
-    spec = table_spec(table, "nb201", metric, controller, 0, trials)
+    spec = table_spec(table, LOOP_SPACE, metric, controller, 0, trials)
     url = f"journal:{folder}/{controller}.journal"
     study = create_study(spec, open_storage(url))
     started = time.time()
@@ -185,15 +189,13 @@ def _search_rate(table: str, metric: str, controller: str, trials: int, folder: 
 
 def _bare_optuna(rows: Any, metric: str, url: str, trials: int) -> float:
     """Trials/s of a plain ask/tell loop with Optuna's random sampler on the NB201 params."""
-    from search_spaces.nb201.space import NB201Space
-
-    space = NB201Space()
+    space = registry.make_space(LOOP_SPACE)
     study = optuna.create_study(storage=open_storage(url), sampler=optuna.samplers.RandomSampler(seed=0),
                                 direction="maximize")
     started = time.time()
     for _ in range(trials):
         trial = study.ask(space.distributions())
-        study.tell(trial, rows.rows[space.from_params(trial.params).to_string()][metric])
+        study.tell(trial, rows.rows[space.label(space.from_params(trial.params))][metric])
     return round(trials / (time.time() - started), 1)
 
 

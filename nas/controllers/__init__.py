@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Mapping
 
-from nas.config import Field, input_errors, validate
+from nas.config import Field, validate
 from nas.space import SearchSpace
 
 
@@ -36,5 +36,6 @@ def make_sampler(name: str, options: Mapping[str, Any], space: SearchSpace, seed
     from nas import registry
 
     cls = registry.lookup("controllers", name, "controller.name")
-    with input_errors():  # a sampler's own checks of its options raise ValueError
-        return cls(space, options, seed, n_objectives).sampler()
+    # options are checked by ``Controller.__init__`` and cross-option checks raise SpecError; any
+    # other error while making the sampler is a bug and propagates as is
+    return cls(space, options, seed, n_objectives).sampler()

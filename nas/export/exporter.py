@@ -128,7 +128,9 @@ def export(run: str | Path, out: str | Path, which: str = "best", formats: tuple
            weights: bool = False) -> list[dict[str, Any]]:
     """Export the chosen trials of the run in ``run`` to ``out`` (one folder each when several).
 
-    Returns one summary per trial: folder, trial number, arch id, files written and the ONNX check.
+    Returns one summary per trial: folder, trial number, arch id, files written, the ONNX/pt2
+    checks and ``weights``: ``"trained"`` (the search's kept weights, with ``weights``) or
+    ``"untrained"`` (no weights file: ``model.onnx``/``model.pt2`` hold the initial weights).
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
@@ -162,9 +164,13 @@ def _export_one(ledger: Ledger, trial: FrozenTrial, rank: int, folder: Path, for
     data = arch_data(ledger, trial, rank)
     chain = lineage(ledger, trial)
     data["source"]["lineage"] = chain
+    weights_file = folder / "weights.safetensors"
     if artifact_id is not None:
-        (folder / "weights.safetensors").write_bytes(read_weights(ledger.run_dir.path, artifact_id))
+        weights_file.write_bytes(read_weights(ledger.run_dir.path, artifact_id))
         data["weights"] = {"from": "search", "trial": trial.number, "artifact_id": artifact_id}
+    elif weights_file.is_file():  # an earlier export's: it would be loaded beside this arch.json
+        weights_file.unlink()
+        log.warning("removed %s of an earlier export: this export has no weights", weights_file)
     arch_path = folder / "arch.json"
     arch_path.write_text(json.dumps(data, indent=2) + "\n")
     written = ["arch.json"] + (["weights.safetensors"] if artifact_id else [])
@@ -180,7 +186,7 @@ def _export_one(ledger: Ledger, trial: FrozenTrial, rank: int, folder: Path, for
                           curve=trial.user_attrs.get("info", {}).get("curve") or [], spec_text=spec.to_toml())
     log.info("exported trial %d (%s) to %s", trial.number, data["arch_id"], folder)
     return {"dir": str(folder), "trial": trial.number, "rank": rank, "arch_id": data["arch_id"],
-            "files": written, "checks": checks}
+            "files": written, "checks": checks, "weights": "trained" if artifact_id else "untrained"}
 
 
 def arch_data(ledger: Ledger, trial: FrozenTrial, rank: int) -> dict[str, Any]:

@@ -226,10 +226,11 @@ def _with_latency_measured(evaluator: dict[str, Any], objectives: Any) -> dict[s
 def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -> None:
     """``latency.lut`` must load and fit the run's space, preset, options, input shape and backend
     (a missing file is fine when ``latency.build`` will build it)."""
-    from nas.latency.table import LatencyTable, require_support
+    from nas.latency.table import LatencyTable
+    from nas.space import require_latency_support
 
     try:
-        require_support(space, "latency.lut")
+        require_latency_support(space, "latency.lut")
     except ValueError as err:
         raise SpecError(str(err)) from None
     if latency["build"] and not Path(latency["lut"]).exists():
@@ -291,14 +292,8 @@ def _validate_controller(table: dict[str, Any], space: Any, seed: int, n_objecti
     cls = registry.lookup("controllers", name, "controller.name")
     if n_objectives > 1 and not cls.MULTI_OBJECTIVE:
         raise SpecError(f"controller.name: {name!r} handles one objective; use nsga2 for several")
-    try:
-        controller = cls(space, _without(table, "name"), seed, n_objectives)
-        controller.sampler()
-    except SpecError:
-        raise
-    except ValueError as err:
-        message = str(err)
-        raise SpecError(message if message.startswith("controller") else f"controller: {message}") from None
+    controller = cls(space, _without(table, "name"), seed, n_objectives)  # options checked here: SpecError
+    controller.sampler()  # anything raised here is a bug (traceback, exit 1), not bad input
     return {"name": name, **controller.options}
 
 

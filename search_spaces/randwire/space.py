@@ -103,17 +103,25 @@ class RandWireSpace(SearchSpace[RandWireGenotype]):
         preset = self.PRESETS[self.preset]
         self.channels: int = self.options["channels"] or preset["channels"]
         self.nodes: int = self.options["nodes"] or preset["nodes"]
-        if self.nodes < MIN_NODES:
-            raise SpecError(f"space.nodes: expected 0 or an integer >= {MIN_NODES}, got {self.nodes}")
         self.kinds = tuple(self.options["kinds"])
-        if not self.kinds or not set(self.kinds) <= set(KINDS):
-            raise SpecError(f"space.kinds: expected a non-empty list of {', '.join(KINDS)}, got {list(self.kinds)}")
         self.shared = self.options["share"] == "all"
         self.macro = Macro.from_preset(preset, self.channels, self.nodes)
         self._fractions = tuple(frac for frac, _, _ in preset["stages"])
         self._groups = self._param_groups()
         self._distributions = self._make_distributions()
         self._known: dict[str, RandWireGenotype] | None = None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields, then ``nodes`` (at least ``MIN_NODES``) and ``kinds`` (known generators)."""
+        checked = super().check_options(options)
+        nodes = checked["nodes"] or cls.PRESETS[checked["preset"]]["nodes"]
+        if nodes < MIN_NODES:
+            raise SpecError(f"space.nodes: expected 0 or an integer >= {MIN_NODES}, got {nodes}")
+        kinds = checked["kinds"]
+        if not kinds or not set(kinds) <= set(KINDS):
+            raise SpecError(f"space.kinds: expected a non-empty list of {', '.join(KINDS)}, got {list(kinds)}")
+        return checked
 
     # ----- params --------------------------------------------------------------------------------
     def _param_groups(self) -> list[tuple[str, tuple[int, ...], int]]:

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 from nas.config import Field, SpecError
 from nas.space import Cost, SearchSpace, Task
+from search_spaces.scaling.compound import coefficient_grid
 from search_spaces.scaling.genotype import B0_STAGES, KNOWN, ScalingGenotype, format_stage
 from search_spaces.scaling.layout import Macro, NetworkPlan, plan_cost, plan_network, run_size
 from search_spaces.scaling.modes import DROPOUTS, MODES
@@ -71,12 +72,22 @@ class ScalingSpace(SearchSpace[ScalingGenotype]):
         self.macro = Macro(preset["base_size"], preset["stem_stride"], preset["max_reductions"])
         self.baseline = _baseline(self.options["baseline"])
         self.search: str = self.options["search"]
-        if self.search == "coefficients" and self.options["phi"] == 0:
-            raise SpecError("space.phi: must be > 0 for the coefficients search")
-        try:
-            self.mode = MODES[self.search](self.baseline, self.options)
-        except ValueError as err:
-            raise SpecError(f"space: {err}") from None
+        self.mode = MODES[self.search](self.baseline, self.options)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields, then the baseline, and for the coefficients search ``phi`` > 0 and a
+        non-empty coefficient grid."""
+        checked = super().check_options(options)
+        _baseline(checked["baseline"])
+        if checked["search"] == "coefficients":
+            if checked["phi"] == 0:
+                raise SpecError("space.phi: must be > 0 for the coefficients search")
+            grid = coefficient_grid(checked["grid_step"], checked["grid_tolerance"], checked["grid_target"])
+            if not any(max(point) <= checked["coefficient_max"] for point in grid):
+                raise SpecError("space.grid_tolerance: the coefficient grid is empty; raise grid_tolerance "
+                                "or coefficient_max")
+        return checked
 
     def known(self) -> dict[str, ScalingGenotype]:
         """EfficientNet-B0 to B7 (the reference's width, depth, resolution and dropout over B0)."""

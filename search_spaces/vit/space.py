@@ -87,14 +87,19 @@ class VitSpace(SearchSpace[VitGenotype]):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        grid = _GRID[self.preset]
-        self.grid: dict[str, tuple[Any, ...]] = {key: tuple(self.options[key] or grid[key]) for key in _LISTS}
-        self.grid["pools"] = tuple(self.options["pools"])
-        self.max_stages: int = self.options["max_stages"] or grid["max_stages"]
+        self.grid: dict[str, tuple[Any, ...]] = _grid_of(self.options)
+        self.max_stages: int = self.options["max_stages"] or _GRID[self.preset]["max_stages"]
         self.se: float = self.options["se"]
-        _check_grid(self.grid)
         self.grid["stems"] = tuple(format_stem(parse_stem(stem)) for stem in self.grid["stems"])  # canonical
         self._distributions = self._make_distributions()
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields, then the searched values (the preset's where an option is empty): each must
+        make a valid stage (``SpecError`` names the option)."""
+        checked = super().check_options(options)
+        _check_grid(_grid_of(checked))
+        return checked
 
     def evaluator_defaults(self, evaluator: str) -> dict[str, Any]:
         """AdamW with weight decay 0.05 and a 10% warm-up; lr 1e-3 (1e-2 at the proxy preset)."""
@@ -310,6 +315,14 @@ def scale_width(genotype: VitGenotype, width: int) -> VitGenotype:
     if stem.kind == "conv":
         stem = replace(stem, channels=scaled(stem.channels))
     return VitGenotype(stages, format_stem(stem), genotype.pool)
+
+
+def _grid_of(options: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The searched values: each list option, or the preset's values where it is empty; and ``pools``."""
+    preset = _GRID[options["preset"]]
+    grid = {key: tuple(options[key] or preset[key]) for key in _LISTS}
+    grid["pools"] = tuple(options["pools"])
+    return grid
 
 
 def _check_grid(grid: Mapping[str, tuple[Any, ...]]) -> None:

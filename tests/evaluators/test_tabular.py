@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from evaluators.tabular import Table, TabularEvaluator
@@ -9,6 +11,7 @@ from nas.config import SpecError
 from nas.evaluator import COMPLETE, FAILED, NullReporter
 from search_spaces.nb201.genotype import NB201Genotype
 from search_spaces.nb201.space import NB201Space
+from tests.conftest import run_nas
 
 A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 B = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -78,3 +81,36 @@ def test_load_reads_a_table_once_until_the_file_changes(table):
     assert again is not first and again.rows[A] == {"test_acc": 50.0}
     with pytest.raises(FileNotFoundError, match="table not found"):
         Table.load(table.parent / "nope.csv")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("foo", r"t.csv:3: 'foo' is not an architecture of space 'nb201': nb201 string"),
+    (A.replace("nor_conv_1x1", "conv_7x7"), r"t.csv:3: .* is not an architecture of space 'nb201'"),
+    (f" {A.replace('|+|', '| + |')}", r"t.csv:3: .* is not in nb201's text form \(expected '\|nor_conv_3x3~0\|\+"),
+])
+def test_rows_that_are_not_architectures_of_the_space_name_file_and_line(tmp_path, bad, message):
+    path = tmp_path / "t.csv"
+    path.write_text(f"arch,acc\n{B},10\n{bad},50\nbar,60\n")
+    table = Table.read(path)
+    with pytest.raises(SpecError, match=message):
+        table.check_archs(NB201Space())
+
+
+def test_the_real_table_holds_only_architectures_of_the_space(nb201_table):
+    Table.load(nb201_table).check_archs(NB201Space())
+
+
+def test_bench_controllers_on_a_table_of_other_rows_exits_2_naming_the_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(f"arch,test_acc\n{A},94.37\n{B},10.0\nfoo,99.0\n")
+    proc = run_nas("bench", "controllers", "--table", str(path), "--seeds", "1", "--budget", "5",
+                   "--controllers", "random", "--json")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and proc.stderr.strip().splitlines() == [
+        f"nas: error: {path}:4: 'foo' is not an architecture of space 'nb201': nb201 string: expected 3 "
+        "'+'-separated nodes, got 'foo'"]
+    path.write_text(f"arch,test_acc\n{A},94.37\n{B},10.0\n")  # the same table without the bad row runs
+    proc = run_nas("bench", "controllers", "--table", str(path), "--seeds", "1", "--budget", "5",
+                   "--controllers", "random", "--json", "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["optimum"] == 94.37

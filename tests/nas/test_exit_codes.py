@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 import pytest
@@ -56,6 +57,48 @@ def test_bad_genotype_and_space_options_are_input_errors(tmp_path):
     path.write_text(json.dumps({"space": "nb201", "ops": [1, 2]}))
     proc = run_nas("describe", "--space", "nb201", "--arch-file", str(path))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+FAULTY_SPACE = "tests.nas.faulty_space:FaultySpace"
+
+
+def test_a_bug_in_a_space_constructor_is_a_bug_not_bad_input(tmp_path, nb201_table):
+    spec = write_spec(tmp_path / "s.toml", nb201_spec(nb201_table, space={"name": FAULTY_SPACE}))
+    proc = run_nas("search", str(spec), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback (most recent call last)" in proc.stderr and "KeyError: 'stem_width'" in proc.stderr
+    assert "a bug in nasforge" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"stem": "pixel"}, r"^nas: error: space.stem: expected one of 'conv', 'patch', got 'pixel'$"),
+    ({"channels": -1}, r"^nas: error: space.channels: expected an integer >= 0, got -1$"),
+])
+def test_a_bad_option_of_that_space_is_still_bad_input(tmp_path, nb201_table, option, message):
+    spec = write_spec(tmp_path / "s.toml", nb201_spec(nb201_table, space={"name": FAULTY_SPACE, **option}))
+    proc = run_nas("search", str(spec), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_plugin_space_check_raising_value_error_is_bad_input(monkeypatch):
+    from nas import registry
+    from search_spaces.nb201.space import NB201Space
+
+    class Strict(NB201Space):
+        @classmethod
+        def check_options(cls, options):
+            checked = super().check_options(options)
+            if checked["cells"] == 3:
+                raise ValueError("cells: 3 is unlucky")
+            return checked
+
+    monkeypatch.setattr(registry, "lookup", lambda *args, **kwargs: Strict)
+    with pytest.raises(SpecError, match=r"^space: cells: 3 is unlucky$"):
+        registry.make_space("strict", {"cells": 3})
+    assert registry.make_space("strict", {"cells": 2}).cells == 2
 
 
 @pytest.mark.parametrize("name, hinted", [("search", True), ("resume", True), ("report", False), ("export", False)])

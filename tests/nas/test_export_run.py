@@ -97,6 +97,26 @@ def test_exported_weights_reproduce_the_searched_accuracy(run, tmp_path):
     assert accuracy == pytest.approx(data["metrics"]["accuracy"], abs=1e-6)
 
 
+def test_export_says_whether_its_weights_are_trained(run, tmp_path):
+    out = tmp_path / "o"
+    proc = run_nas("export", str(run), "--format", "json,onnx", "--weights", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["weights"] == "trained" and (out / "weights.safetensors").is_file()
+    # again into the same folder without --weights: the earlier weights file must not be taken for this one's
+    proc = run_nas("export", str(run), "--format", "json,onnx", "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)[0]
+    assert result["weights"] == "untrained" and "weights.safetensors" not in result["files"]
+    assert not (out / "weights.safetensors").exists()
+    assert "weights" not in json.loads((out / "arch.json").read_text())
+    proc = run_nas("export", str(run), "--format", "json,onnx", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if line.strip().startswith("weights:"))
+    assert "model.onnx holds untrained (initial) weights" in line and "--weights" in line, proc.stdout
+    proc = run_nas("export", str(run), "--weights", "--out", str(tmp_path / "w"))
+    assert "weights: trained" in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--trial", "top:0"], "--trial"),
     (["--trial", "999"], "no trial #999"),
