@@ -4,7 +4,7 @@
 :func:`block_key` writes them and :func:`parse_key` reads them. A key prefixed with ``~``
 (:data:`DEAD`) is a block eager PyTorch runs but whose result never reaches the output; a key
 prefixed with ``^`` (:data:`GRAPH`) is a kernel a graph runtime's optimizer leaves across blocks.
-Spaces write keys (``latency_blocks``), tables price them (:mod:`nas.latency.table`).
+Spaces write keys (``SearchSpace.latency_blocks``), tables price them (:mod:`nas.latency.table`).
 """
 
 from __future__ import annotations

@@ -51,12 +51,12 @@ class SearchSpace(ABC, Generic[G]):
     supports them by implementing, conventionally in its folder's ``latency.py``:
 
     - ``latency_blocks(genotype, task) -> list[str]`` (torch-free): the blocks the network is made
-      of, one key per occurrence, at their real input shapes (``nas.latency.table.block_key``:
+      of, one key per occurrence, at their real input shapes (``nas.block_keys.block_key``:
       ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
       A block eager torch computes but whose result never reaches the output is prefixed with
-      ``~`` (``nas.latency.table.DEAD``): exported graphs drop it, so only torch tables count it.
+      ``~`` (``nas.block_keys.DEAD``): exported graphs drop it, so only torch tables count it.
     - ``latency_graph_terms(genotype, task) -> list[str]`` (optional, torch-free): the kernels a
-      graph runtime's optimizer leaves, as ``^`` keys (``nas.latency.table.GRAPH``; see
+      graph runtime's optimizer leaves, as ``^`` keys (``nas.block_keys.GRAPH``; see
       ``search_spaces/graph_kernels.py``), which only graph-runtime tables ask for and price.
     - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
       genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
@@ -80,10 +80,23 @@ class SearchSpace(ABC, Generic[G]):
     DEPTH_OPTION: ClassVar[str] = ""  # the option that repeats cells/blocks per stage, the genotype unchanged ("": none)
 
     def __init__(self, **options: Any) -> None:
-        fields = {"preset": Field(str, default=self.DEFAULT_PRESET, choices=tuple(self.PRESETS)),
-                  **self.OPTIONS}
-        self.options = validate(options, fields, "space", ignore=("name",))
+        self.options = self.check_options(options)
         self.preset: str = self.options["preset"]
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``[space]`` options checked, defaults filled: ``preset`` and ``OPTIONS`` field by field.
+
+        A space whose options constrain one another (e.g. a value that must suit the preset)
+        overrides this, calls ``super().check_options`` and raises ``SpecError`` naming the field.
+        ``nas.registry.make_space`` calls it before the constructor, so whatever the constructor
+        raises afterwards is a bug, not bad input.
+
+        Raises:
+            SpecError: the message starts with the dotted path of the wrong option.
+        """
+        fields = {"preset": Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS)), **cls.OPTIONS}
+        return validate(options, fields, "space", ignore=("name",))
 
     # ----- identity and data ---------------------------------------------------------------
     def from_json(self, text: str) -> G:
@@ -104,6 +117,10 @@ class SearchSpace(ABC, Generic[G]):
         if name not in known:
             raise KeyError(f"unknown {self.name} architecture {name!r}; known: {', '.join(sorted(known)) or '(none)'}")
         return known[name]
+
+    def baselines(self) -> dict[str, G]:
+        """Hand-designed networks expressed in this space (``nas compare``'s ``baseline`` arms) by name."""
+        return {}
 
     def evaluator_defaults(self, evaluator: str) -> dict[str, Any]:
         """Options the space's networks want from evaluator ``evaluator`` unless a spec sets them."""
@@ -193,7 +210,7 @@ class SearchSpace(ABC, Generic[G]):
 
     def latency_graph_terms(self, genotype: G, task: Task | None = None) -> list[str]:
         """The kernels a graph runtime runs for ``genotype``'s network beyond what its blocks say
-        (``nas.latency.table.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
+        (``nas.block_keys.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
         return []
 
     def latency_cover(self) -> Iterable[G]:
@@ -203,7 +220,7 @@ class SearchSpace(ABC, Generic[G]):
     def latency_universe(self, task: Task | None = None) -> list[str]:
         """Every block key the space can produce (the cover's, and those of the published architectures
         the space contains)."""
-        from nas.latency.table import strip_dead
+        from nas.block_keys import strip_dead
 
         keys: dict[str, None] = {}
         for genotype in self.latency_cover():
@@ -247,7 +264,27 @@ def check_params(params: Mapping[str, Any], distributions: Mapping[str, Any]) ->
             raise ValueError(f"params: {key}={params[key]!r} outside [{low}, {high}]")
 
 
-def spec_error_from(err: Exception, path: str) -> SpecError:
-    """Wrap a component's ValueError/KeyError as a SpecError at ``path``."""
-    message = err.args[0] if err.args else str(err)
-    return SpecError(f"{path}: {message}")
+def width_of(space: SearchSpace) -> int:
+    """The width a space instance builds at (its option, else its preset's value)."""
+    knob = space.WIDTH_OPTION
+    if not knob:
+        return 0
+    macro = getattr(space, "macro", None)
+    from_macro = macro.get(knob, 0) if isinstance(macro, dict) else 0
+    return int(space.options.get(knob) or from_macro or getattr(space, knob, 0) or getattr(space, "channels", 0))
+
+
+def depth_of(space: SearchSpace) -> int:
+    """The depth a space instance builds at (its depth option, else its preset's; 0: it has none)."""
+    knob = space.DEPTH_OPTION
+    if not knob:
+        return 0
+    macro = getattr(space, "macro", None)
+    return int(space.options.get(knob) or (macro.get(knob, 0) if isinstance(macro, dict) else 0))
+
+
+def require_latency_support(space: SearchSpace, where: str) -> None:
+    """``SpecError`` naming ``where`` unless ``space`` implements the latency-block protocol."""
+    if type(space).latency_blocks is SearchSpace.latency_blocks:
+        raise SpecError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
+                        "table (see the protocol in nas.space.SearchSpace)")

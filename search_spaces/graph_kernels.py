@@ -7,7 +7,7 @@ addend is in the blocked layout) and then a ReLU that alone reads it; and convol
 run in a blocked (NCHWc) layout, with a reorder wherever a tensor meets a kernel of the other
 layout. A space walks its network into a :class:`Graph` (its kernels before fusion), and
 :func:`graph_terms` lists what is left after fusion, per kernel kind and input shape, as
-``nas.latency.table.GRAPH`` terms that the correction of a graph-runtime table prices.
+``nas.block_keys.GRAPH`` terms that the correction of a graph-runtime table prices.
 
 The layout rules, as ONNX Runtime 1.32 applies them with a block of 16 channels (AVX-512; 8 on
 AVX2), read off its saved optimized graphs of single layers: a convolution with fewer input
@@ -26,7 +26,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
-from nas.latency.table import GRAPH, block_key
+from nas.block_keys import GRAPH, block_key
 
 Shape = tuple[int, int, int]
 CONST = "const"  # prefix of a folded constant (every one distinct: they do not merge)
@@ -216,7 +216,7 @@ def known_layouts(g: Graph, block: int) -> bool:
 
 
 def graph_terms(g: Graph | None, block: int | None = None) -> tuple[str, ...]:
-    """The ``nas.latency.table.GRAPH`` terms of a walked network (none for a constant one, None, or one
+    """The ``nas.block_keys.GRAPH`` terms of a walked network (none for a constant one, None, or one
     whose layouts the rules do not cover, :func:`known_layouts`): one per
     kernel left after fusion other than the convolutions (``kernel_relu``, ``kernel_add``, ...) and
     per layout reorder (``reorder_in``, ``reorder_out``), at its input shape."""

@@ -1,4 +1,4 @@
-"""Torch modules for the block keys spaces share (``nas.latency.table.block_key``): ops of the registry,
+"""Torch modules for the block keys spaces share (``nas.block_keys.block_key``): ops of the registry,
 plain layers and the glue between blocks (sums, concatenations, means, classifier heads).
 
 Kinds (arguments after the kind, input shapes after ``@``):
@@ -24,7 +24,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from nas.latency.table import parse_key
+from nas.block_keys import parse_key
 from search_spaces.ops import FactorizedReduce, ReLUConvBN, make_op
 
 

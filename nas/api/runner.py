@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from nas import registry
 from nas.config import SpecError
 from nas.search.progress import Progress
-from nas.report.view import write_run_report
+from nas.report.page import write_run_report
 from nas.search.loop import Outcome, Search, create_study
 from nas.search.summary import evaluated_trials, ranked_trials, summarize, trial_record
 from nas.search.spec import RunSpec, load_spec

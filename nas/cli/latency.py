@@ -72,13 +72,13 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
               threads: int, batch: int, input_shape: str | None, classes: int | None, fit: int, stat: str,
               out: str) -> None:
     """Measure every block configuration of a space on this machine into a lookup table."""
-    from evaluators.latency import Settings
     from evaluators.lut import build_table
+    from evaluators.timing import Settings
     from nas import registry
-    from nas.latency.table import require_support
+    from nas.space import require_latency_support
 
     space = registry.make_space(space_name, _space_options(preset, options), path="--space")
-    require_support(space, "--space")
+    require_latency_support(space, "--space")
     task = _task(input_shape, classes, space)
     total = len(space.latency_universe(task))
     click.echo(f"measuring {total} blocks of {space_name}/{space.preset} ({backend}, {device}, "

@@ -25,7 +25,7 @@ def report(run_dir: str, out: str | None, top: int) -> None:
     the verdicts, the plot) and every arm x seed trial. A run's page gets a Comparisons section when a
     comparison folder next to it trains the run's best (an arm with run = RUN_DIR)."""
     from nas.config import SpecError
-    from nas.report.view import write_report
+    from nas.report.page import write_report
 
     if top < 1:
         raise SpecError(f"--top: expected an integer >= 1, got {top}")

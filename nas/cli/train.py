@@ -14,9 +14,11 @@ from typing import Any, Callable
 
 import click
 
+from nas import registry
 from nas.cli.base import handle_errors, main, sigterm_as_interrupt
 from nas.config import SpecError
-from evaluators.recipe import RECIPE
+
+RECIPE = registry.declared("recipe")  # the recipe's fields (torch-free), one flag each
 
 _CLICK_TYPES = {int: int, float: float, str: str, bool: bool}
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from nas.config import SpecError
 from nas.latency.table import LatencyTable
+from nas.space import width_of
 
 WIDTH = "{width}"
 
@@ -51,7 +52,6 @@ class LatencyTables:
             width = int(table.space_options.get(knob) or 0) if knob else 0
             if not width:
                 from nas import registry
-                from nas.compare.plan import width_of
 
                 width = width_of(registry.make_space(table.space, dict(table.space_options)))
             return {width: pattern}

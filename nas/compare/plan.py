@@ -19,7 +19,8 @@ from typing import Any, Callable
 from nas import registry
 from nas.compare.spec import ArmSpec, CompareSpec
 from nas.config import SpecError
-from nas.space import Cost, SearchSpace, Task
+from nas.compare.latency import LatencyTables
+from nas.space import Cost, SearchSpace, Task, depth_of, width_of
 
 PROTOCOL_KEYS_IGNORED = ("threads", "device", "data_dir")  # how, not what, is trained
 
@@ -67,8 +68,6 @@ def plan(spec: CompareSpec) -> tuple[list[Planned], dict[str, Any]]:
     metric = spec.match["metric"]
     tables = None
     if spec.match["lut"]:
-        from nas.compare.latency import LatencyTables
-
         tables = LatencyTables(spec.match["lut"], task)
         for i, arm in enumerate(spec.arms):  # every arm has a fitting table before any arm is matched
             where = f"arms[{i}] ({arm.name})"
@@ -126,25 +125,6 @@ def _with_width(space: SearchSpace, width: int) -> dict[str, Any]:
 
 def _cost(space: SearchSpace, genotype: Any, task: Task) -> Cost:
     return space.cost(genotype, task)
-
-
-def width_of(space: SearchSpace) -> int:
-    """The width a space instance builds at (its option, else its preset's value)."""
-    knob = space.WIDTH_OPTION
-    if not knob:
-        return 0
-    macro = getattr(space, "macro", None)
-    from_macro = macro.get(knob, 0) if isinstance(macro, dict) else 0
-    return int(space.options.get(knob) or from_macro or getattr(space, knob, 0) or getattr(space, "channels", 0))
-
-
-def depth_of(space: SearchSpace) -> int:
-    """The depth a space instance builds at (its depth option, else its preset's; 0: it has none)."""
-    knob = space.DEPTH_OPTION
-    if not knob:
-        return 0
-    macro = getattr(space, "macro", None)
-    return int(space.options.get(knob) or (macro.get(knob, 0) if isinstance(macro, dict) else 0))
 
 
 def _fixed(space: SearchSpace, genotype: Any, task: Task, width: int, where: str) -> tuple[int, Cost]:
@@ -249,13 +229,7 @@ def match_width(space: SearchSpace, genotype: Any, meter: Meter, target: float, 
 
     widths = meter.widths(space, match["max_width"])
     if widths is None:
-        low, high = 1, match["max_width"]
-        if value(high) < target:
-            low = high
-        while low < high:  # smallest width reaching the target
-            middle = (low + high) // 2
-            low, high = (middle + 1, high) if value(middle) < target else (low, middle)
-        widths = [w for w in (low - 1, low, low + 1) if 1 <= w <= match["max_width"]]
+        widths = _around_target(value, target, match["max_width"])
         reach = (_narrowest(measured, match["max_width"]), match["max_width"])
     else:
         reach = (min(widths), max(widths)) if widths else None
@@ -270,6 +244,18 @@ def match_width(space: SearchSpace, genotype: Any, meter: Meter, target: float, 
         raise _unmatched(meter, space, target, match, index, (lo, hi), (values[0], values[-1]), (best, value(best)))
     cost, matched = measured(best)  # type: ignore[misc]
     return best, cost, matched
+
+
+def _around_target(value: Callable[[int], float], target: float, max_width: int) -> list[int]:
+    """The smallest width in 1..max_width whose value reaches ``target`` (bisection: values grow with
+    the width) and its two neighbours."""
+    low, high = 1, max_width
+    if value(high) < target:
+        low = high
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if value(middle) < target else (low, middle)
+    return [w for w in (low - 1, low, low + 1) if 1 <= w <= max_width]
 
 
 def _unmatched(meter: Meter, space: SearchSpace, target: float, match: dict[str, Any], index: int,
@@ -354,14 +340,13 @@ def _sample_arm(arm: ArmSpec, where: str) -> Callable[[int], tuple[SearchSpace, 
 
 
 def _baseline_arm(arm: ArmSpec, where: str) -> Callable[[int], tuple[SearchSpace, Any]]:
-    from search_spaces.nasnet.baselines import BASELINES
-
-    if arm.value not in BASELINES:
-        raise SpecError(f"{where}.baseline: unknown baseline {arm.value!r}; known: {', '.join(BASELINES)}")
-    if arm.space != "nasnet":
-        raise SpecError(f"{where}.space: baselines are built in the nasnet skeleton, got {arm.space!r}")
     space = _space(arm, where)
-    return lambda index: (space, BASELINES[arm.value])
+    baselines = space.baselines()
+    if not baselines:
+        raise SpecError(f"{where}.space: space {arm.space!r} has no hand-designed baselines (nasnet has)")
+    if arm.value not in baselines:
+        raise SpecError(f"{where}.baseline: unknown baseline {arm.value!r}; known: {', '.join(baselines)}")
+    return lambda index: (space, baselines[arm.value])
 
 
 def _run_arm(arm: ArmSpec, where: str) -> Callable[[int], tuple[SearchSpace, Any]]:

@@ -126,7 +126,6 @@ class CompareSpec:
 def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> CompareSpec:
     """Read and check a comparison spec; ``overrides``: ``seeds``, ``epochs``, ``data``, ``executor``,
     ``workers``. ``SpecError`` names the bad field (``arms[2].generator: ...``)."""
-    from evaluators.recipe import make_recipe
     from nas.executors import validate_executor
 
     path = Path(path).resolve()
@@ -145,24 +144,8 @@ def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
                         "a path, or a table of paths by space or arm name, each may hold {width}")
     if "seeds" in overrides:
         head["seeds"] = _positive(overrides["seeds"], "--seeds")
-    train = {"aux_weight": 0.0, "drop_path": 0.0, "data": "digits", **raw.get("train", {})}
-    if "data" in overrides and overrides["data"] != train.get("data"):
-        train.update(data=overrides["data"], size=-1, data_dir="")  # the spec's size and folder were for its data
-    if "epochs" in overrides:
-        train["epochs"] = overrides["epochs"]
-    if "epochs" in overrides:
-        _positive(overrides["epochs"], "--epochs")
-    recipe = make_recipe(train)
-    if recipe["data_dir"]:
-        folder = Path(recipe["data_dir"]).expanduser()
-        recipe["data_dir"] = str(folder if folder.is_absolute() else (path.parent / folder).resolve())
-    executor_table = dict(raw.get("executor", {}))
-    for key in ("name", "workers"):
-        if overrides.get(f"executor.{key}") is not None:
-            executor_table[key] = overrides[f"executor.{key}"]
-    if overrides.get("executor.name") == "inline" and overrides.get("executor.workers") is None:
-        executor_table["workers"] = 1  # --executor inline runs one trial at a time whatever the spec says
-    executor = validate_executor(executor_table)
+    recipe = _recipe(raw.get("train", {}), overrides, path.parent)
+    executor = validate_executor(_executor_table(raw.get("executor", {}), overrides))
     spaces = raw.get("spaces", {})
     if not isinstance(spaces, dict) or not all(isinstance(v, dict) for v in spaces.values()):
         raise SpecError("spaces: expected tables of space options, e.g. [spaces.nasnet]")
@@ -176,6 +159,33 @@ def load_compare_spec(path: str | Path, overrides: Mapping[str, Any] | None = No
     match["arm"] = "" if match["target"] else (match["arm"] or reference)
     return CompareSpec(path, head["name"] or path.stem, head["seeds"], reference, head["alpha"], head["seed"],
                        match, recipe, executor, arms)
+
+
+def _recipe(train_table: Mapping[str, Any], overrides: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The training recipe of every arm: the spec's ``[train]`` with ``--data``/``--epochs`` applied."""
+    from evaluators.recipe import make_recipe
+
+    train = {"aux_weight": 0.0, "drop_path": 0.0, "data": "digits", **train_table}
+    if "data" in overrides and overrides["data"] != train.get("data"):
+        train.update(data=overrides["data"], size=-1, data_dir="")  # the spec's size and folder were for its data
+    if "epochs" in overrides:
+        train["epochs"] = _positive(overrides["epochs"], "--epochs")
+    recipe = make_recipe(train)
+    if recipe["data_dir"]:
+        folder = Path(recipe["data_dir"]).expanduser()
+        recipe["data_dir"] = str(folder if folder.is_absolute() else (base / folder).resolve())
+    return recipe
+
+
+def _executor_table(table: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec's ``[executor]`` with ``--executor``/``--workers`` applied."""
+    table = dict(table)
+    for key in ("name", "workers"):
+        if overrides.get(f"executor.{key}") is not None:
+            table[key] = overrides[f"executor.{key}"]
+    if overrides.get("executor.name") == "inline" and overrides.get("executor.workers") is None:
+        table["workers"] = 1  # --executor inline runs one trial at a time whatever the spec says
+    return table
 
 
 def _lut_field(value: Any, base: Path) -> str | dict[str, str]:

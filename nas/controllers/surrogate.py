@@ -1,4 +1,4 @@
-"""A small Gaussian-process surrogate over a space's flat params (numpy only, no torch).
+"""A small Gaussian-process surrogate over a space's flat params (numpy and SciPy, no torch).
 
 Architectures are compared through their Optuna params: the distance between two is the number of
 categorical params that differ plus the range-normalised gaps of numeric ones, and the kernel is
@@ -10,14 +10,13 @@ The lengthscale and noise are chosen by marginal likelihood on a small grid.
 from __future__ import annotations
 
 import math
-from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy import special
 
 _LENGTHSCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
 _NOISES = (1e-3, 1e-2, 0.05, 0.2)
-_NORMAL = NormalDist()
 
 
 class ParamEncoder:
@@ -54,7 +53,7 @@ def normal_scores(values: Sequence[float]) -> np.ndarray:
     for value in np.unique(y):  # average ranks of ties
         tied = y == value
         ranks[tied] = ranks[tied].mean()
-    return np.array([_NORMAL.inv_cdf((r + 0.5) / len(y)) for r in ranks])
+    return special.ndtri((ranks + 0.5) / len(y))
 
 
 class GP:
@@ -100,20 +99,10 @@ class GP:
         return mean, np.sqrt(var)
 
 
-def normal_cdf(z: np.ndarray) -> np.ndarray:
-    """Standard normal CDF (Abramowitz-Stegun 7.1.26 erf, error < 1.5e-7)."""
-    x = np.abs(z) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    erf = 1.0 - poly * np.exp(-x * x)
-    return 0.5 * (1.0 + np.sign(z) * erf)
-
-
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.01) -> np.ndarray:
     """EI of maximisation over ``best``."""
     z = (mean - best - xi) / std
-    pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    return (mean - best - xi) * normal_cdf(z) + std * pdf
+    return (mean - best - xi) * special.ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
 MAX_FIT = 300  # members the GP is fitted to at most: the best half and the most recent half

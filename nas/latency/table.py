@@ -21,65 +21,21 @@ threads and library versions it was measured with; :meth:`LatencyTable.check` re
 
 from __future__ import annotations
 
-import functools
 import json
-import math
+import statistics
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from nas.config import SpecError
-from nas.latency.fit import choose_correction, fit_correction  # noqa: F401  (re-exported)
+from nas.block_keys import DEAD, GRAPH, kind_of
 
 FIT_NETWORKS = 100  # whole networks a table's correction is fitted on (the kinds form needs several per kind)
 
 LUT_FORMAT = "nasforge-lut/1"
 # space options that do not change the network as measured (inference, batch 1)
 IGNORED_OPTIONS = frozenset({"drop_path", "auxiliary", "bn_momentum", "final_phi", "dropout"})
-
-
-def block_key(kind: str, args: Sequence[Any], shapes: Sequence[Sequence[int]]) -> str:
-    """``kind:arg:...@CxHxW;...``: one block at its input shapes."""
-    head = ":".join([kind, *(str(a) for a in args)])
-    return head + "@" + ";".join("x".join(str(int(d)) for d in s) for s in shapes)
-
-
-DEAD = "~"  # prefix of a block eager execution computes but whose result never reaches the output
-GRAPH = "^"  # prefix of a graph-runtime term: a kernel the runtime's optimizer leaves (no table entry)
-
-
-def strip_dead(key: str) -> str:
-    """The block key without the dead-code marker."""
-    return key[1:] if key.startswith(DEAD) else key
-
-
-def parse_key(key: str) -> tuple[str, list[str], list[tuple[int, ...]]]:
-    """(kind, args as strings, input shapes) of a block key."""
-    head, sep, tail = strip_dead(key).partition("@")
-    if not sep:
-        raise ValueError(f"block key {key!r}: expected 'kind:args@CxHxW'")
-    kind, *args = head.split(":")
-    shapes = [tuple(int(d) for d in part.split("x")) for part in tail.split(";") if part]
-    return kind, args, shapes
-
-
-@functools.lru_cache(maxsize=65536)  # networks share their keys: a prediction looks each up
-def kind_of(key: str) -> str:
-    """A block key's kind for the correction's per-kind costs: ``op:NAME`` for an op of the shared
-    registry, else the block's kind (``sum``, ``mbconv``, ``vit_attn``...)."""
-    head = strip_dead(key).partition("@")[0]
-    kind, _, rest = head.partition(":")
-    return f"op:{rest.partition(':')[0]}" if kind == "op" and rest else kind
-
-
-def require_support(space: Any, where: str) -> None:
-    """``ValueError`` unless ``space`` implements the latency-block protocol (``nas.space.SearchSpace``)."""
-    from nas.space import SearchSpace
-
-    if type(space).latency_blocks is SearchSpace.latency_blocks:
-        raise SpecError(f"{where}: space {space.name!r} does not list latency blocks, so it has no lookup "
-                         "table (see the protocol in nas.space.SearchSpace)")
 
 
 def versions() -> dict[str, str]:
@@ -275,32 +231,17 @@ class LatencyTable:
 def speed_ratio(now: Sequence[float], then: Sequence[float]) -> float:
     """How much slower the machine runs now than then: the median of ``now / then`` over the
     reference networks (1.0 without any)."""
-    ratios = sorted(a / b for a, b in zip(now, then) if a > 0 and b > 0)
-    if not ratios:
-        return 1.0
-    mid = len(ratios) // 2
-    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    ratios = [a / b for a, b in zip(now, then) if a > 0 and b > 0]
+    return statistics.median(ratios) if ratios else 1.0
 
 
 def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-b of two equally long sequences (nan when undefined)."""
-    n = len(a)
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
-    return (concordant - discordant) / denominator if denominator else float("nan")
+    """Kendall's tau-b of two equally long sequences (nan when undefined), by SciPy."""
+    from scipy.stats import kendalltau  # imported here: ``nas`` starts without SciPy
+
+    if len(a) < 2:
+        return float("nan")
+    return float(kendalltau(a, b).statistic)
 
 
 def accuracy_stats(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:

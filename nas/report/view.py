@@ -11,9 +11,7 @@ nothing but the report file itself is written (see :func:`nas.ledger.store.open_
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -24,11 +22,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
-from nas.config import SpecError
 from nas.controllers.history import PARENTS_ATTR
-from nas.report.html import page
 from nas.report.plots import Node, Point
-from nas.search.summary import _kind, evaluated_trials, summarize
+from nas.search.summary import _kind, evaluated_trials
 from nas.search.spec import RunSpec, load_spec
 from nas.ledger.store import RunDir, open_study_readonly
 
@@ -61,69 +57,6 @@ def open_run(path: str | Path) -> RunView:
     space = registry.make_space(spec.space["name"], spec.space_options())
     trials = study.get_trials(deepcopy=False)
     return RunView(folder.path, spec, study, space, trials, evaluated_trials(study))
-
-
-def write_report(path: str | Path, out: str | Path | None = None, top: int = TOP_K) -> Path:
-    """Write the report of the run in ``path`` to ``out`` (default ``<run>/report.html``); its path.
-
-    ``path`` may also be a ``nas compare`` folder: the page is then the comparison's
-    (:mod:`nas.report.comparison`). The file is replaced atomically, so a browser never reads half a report.
-    """
-    from nas.report.comparison import is_comparison, render_comparison
-
-    folder = Path(path)
-    comparison = not (folder / "spec.toml").is_file() and is_comparison(folder)
-    run = None if comparison else open_run(path)
-    target = Path(out) if out else (folder if comparison else run.path) / REPORT_NAME  # type: ignore[union-attr]
-    if target.is_dir():
-        raise SpecError(f"--out: {target} is a folder; give a file name")
-    if not target.parent.is_dir():
-        raise FileNotFoundError(f"--out: {target.parent}: no such folder")
-    text = render_comparison(folder.resolve()) if comparison else render(run, top)  # type: ignore[arg-type]
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target.resolve()
-
-
-def write_run_report(path: str | Path) -> str | None:
-    """The report at the end of ``nas search``/``nas resume``: its path, or None (logged) if it failed."""
-    try:
-        return str(write_report(path))
-    except Exception:  # like the best's picture: never fail a finished search over it
-        log.warning("could not write the run's report", exc_info=True)
-        return None
-
-
-def render(run: RunView, top: int = TOP_K) -> str:
-    """The whole page as HTML text."""
-    from nas.report.sections import (
-        curves_section,
-        failures_section,
-        lineage_section,
-        objectives_section,
-        outputs_section,
-        progress_section,
-        run_section,
-        top_section,
-    )
-
-    summary = summarize(run.spec, run.study, str(run.path), top)
-    from nas.report.comparison import comparisons_section
-
-    sections = [run_section(run, summary), progress_section(run), objectives_section(run),
-                top_section(run, summary), curves_section(run, summary), lineage_section(run, summary),
-                failures_section(run), outputs_section(run)]
-    compared = comparisons_section(run.path)  # comparisons next to the run that train its best
-    if compared:
-        sections.append(compared)
-    return page(f"nas report: {run.spec.name}", run_subtitle(run), sections)
 
 
 def run_subtitle(run: RunView) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
-from nas.latency.table import block_key
+from nas.block_keys import block_key
 from nas.space import Task
 from search_spaces.nasnet.genotype import Block, NASNetGenotype
 from search_spaces.nasnet.macro import (CellPlan, Layer, adapt_pp, cells_of, concat_adapters, layer_cost,

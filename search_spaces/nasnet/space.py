@@ -64,6 +64,12 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
     def known(self) -> dict[str, NASNetGenotype]:
         return dict(KNOWN)
 
+    def baselines(self) -> dict[str, NASNetGenotype]:
+        """ResNet- and VGG-style cells in the NASNet skeleton (``search_spaces.nasnet.baselines``)."""
+        from search_spaces.nasnet.baselines import BASELINES
+
+        return dict(BASELINES)
+
     def contains(self, genotype: NASNetGenotype) -> bool:
         """Whether the flat params can express ``genotype`` (blocks, ops, concatenation rule)."""
         return (genotype.blocks == self.blocks and genotype.ops() <= set(self.vocabulary)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.latency.table import DEAD, block_key
+from nas.block_keys import DEAD, block_key
 from nas.space import Task
 from search_spaces.nb201.genotype import EDGES, OPS, NB201Genotype
 

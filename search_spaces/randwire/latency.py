@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from nas.latency.table import block_key
+from nas.block_keys import block_key
 from nas.space import Task
 from search_spaces.randwire.genotype import RandWireGenotype
 from search_spaces.randwire.macro import Macro, out_size

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.latency.table import block_key
+from nas.block_keys import block_key
 from search_spaces.scaling.genotype import ScalingGenotype
 from search_spaces.scaling.layout import NetworkPlan
 

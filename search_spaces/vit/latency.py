@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from nas.config import SpecError
-from nas.latency.table import block_key
+from nas.block_keys import block_key
 from search_spaces.vit.genotype import Stage
 from search_spaces.vit.layout import NetworkPlan, StagePlan, _ceil_half, _conv_blocks, _stem_layout
 
@@ -139,7 +139,7 @@ def module(key: str) -> Any:
     """Torch module of a vit block key (imports torch)."""
     from torch import nn
 
-    from nas.latency.table import parse_key
+    from nas.block_keys import parse_key
     from search_spaces.scaling.layout import BlockPlan
     from search_spaces.vit import build as vb
     from search_spaces.vit.genotype import parse_stem

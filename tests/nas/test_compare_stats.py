@@ -70,11 +70,3 @@ def test_bootstrap_ci_by_hand():
     assert high == pytest.approx(0.5 + 1.96 * 0.5 / math.sqrt(40), abs=0.03)
     assert cs.bootstrap_ci(values, seed=1) == (low, high)
     assert cs.bootstrap_ci([7.0]) == (7.0, 7.0) and cs.bootstrap_ci([]) is None
-
-
-def test_percentile_matches_numpy_linear():
-    import numpy as np
-
-    values = sorted([3.0, 1.0, 4.0, 1.5, 9.0, 2.6])
-    for q in (0.0, 0.025, 0.5, 0.975, 1.0):
-        assert cs.percentile(values, q) == pytest.approx(float(np.quantile(values, q)))

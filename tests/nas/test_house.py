@@ -32,9 +32,9 @@ def import_graph() -> tuple[dict[str, set[str]], list[str]]:
                 continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            else:
+            else:  # ``from pkg import mod`` depends on pkg.mod; ``from mod import name`` on mod
                 base = node.module or ""
-                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
             for target in targets:
                 if id(node) in top and target.startswith(("evaluators", "search_spaces")):
                     upward.append(f"{name} imports {target} at module level")
