@@ -139,3 +139,36 @@ def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: 
                f"{r['archs']} {r['space']}/{r['preset']} architectures on {r['data']}: Kendall tau "
                f"{r['kendall_tau']:.3f} between {r['epochs']:g} and {r['epochs'] * r['factor']:g} epochs; "
                f"cost ratio {r['cost_ratio']:.3f}")
+
+
+@bench.command("proxies")
+@click.option("--space", "space_name", default="nb201", show_default=True, help="Search space of the architectures.")
+@click.option("--preset", default="", help="The space's preset (default: the space's own default preset).")
+@click.option("--table", default="", type=click.Path(dir_okay=False),
+              help="Benchmark table CSV (arch,metric...) holding the true accuracies.")
+@click.option("--truth", "truth_run", default="", type=click.Path(file_okay=False),
+              help="Or a search run folder: its trained accuracies are the truth (read-only).")
+@click.option("--metric", help="Column of the table, or metric of the run (default: the first / the objective).")
+@click.option("--archs", type=int, default=100, show_default=True, help="Architectures sampled (seeded) from the truth.")
+@click.option("--proxies", default="synflow", show_default=True,
+              help="Comma-separated proxies (synflow, naswot, jacob_cov, snip, grad_norm, grasp, fisher, zico, "
+                   "meco, params, flops); with several, their rank-average 'vote' is reported too.")
+@click.option("--data", default="fashion-mnist", show_default=True,
+              help="Data set of the minibatch the data-reading proxies get (resized to the networks' input).")
+@click.option("--data-dir", default="", help="Folder of the data set (default: where its loader looks).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images in that minibatch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sample, the batch and the initial weights.")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Processes, one thread each.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def bench_proxies(space_name: str, preset: str, table: str, truth_run: str, metric: str | None, archs: int,
+                  proxies: str, data: str, data_dir: str, batch_size: int, seed: int, jobs: int, as_json: bool) -> None:
+    """Zero-cost proxies: rank correlation with a table's or a run's accuracy, seconds per network."""
+    from evaluators.proxies.bench import format_proxies, run_proxies
+
+    if archs < 3 or batch_size < 2 or jobs < 1:
+        raise SpecError("--archs/--batch-size/--jobs: expected at least 3 architectures, 2 images and 1 job")
+    names = [p.strip() for p in proxies.split(",") if p.strip()]
+    result = run_proxies(space_name, preset, table, truth_run, archs, names, metric, data, data_dir, batch_size,
+                         seed, jobs)
+    click.echo(json.dumps(result, indent=2) if as_json else format_proxies(result))

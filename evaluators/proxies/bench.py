@@ -1,0 +1,191 @@
+"""``nas bench proxies``: how well zero-cost proxies rank architectures.
+
+The truth is a tabular benchmark's accuracy (``--table``: NAS-Bench-201's CIFAR-10 table, say) or the
+trained accuracies of a search run (``--truth RUN_DIR``, read-only). A seeded sample of architectures
+is built at initialisation (the same network for every proxy: one ``torch.manual_seed`` per
+architecture), each proxy scores it, and the report gives each proxy's Spearman and Kendall rank
+correlation with the truth over the networks it scored, the share it failed on, and its seconds
+per network. With several proxies, ``vote`` (their rank average) is one more row.
+
+Proxies that read data get one minibatch of the data set named by ``data``, drawn once with the
+seed, resized to the networks' input size and repeated to their channel count, labels taken modulo
+their class count. For NAS-Bench-201's CIFAR networks that is Fashion-MNIST at 32x32 in 3 channels
+by default, which is *not* the papers' setting (CIFAR-10 images): say so next to any figure.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from evaluators.proxies import PROXIES, score, vote
+from nas import registry
+from nas.config import SpecError
+from nas.space import Task
+
+log = logging.getLogger(__name__)
+
+
+def truth_from_table(space: Any, path: str, metric: str | None, archs: int, seed: int) -> list[tuple[Any, float]]:
+    """``archs`` rows of a benchmark table, drawn with ``seed``: (genotype, value of ``metric``)."""
+    from evaluators.tabular import Table
+
+    table = Table.load(path)
+    column = metric or table.columns[0]
+    if column not in table.columns:
+        raise SpecError(f"--metric: {column!r} is not a column of {path}; columns: {', '.join(table.columns)}")
+    texts = sorted(t for t, row in table.rows.items() if math.isfinite(row[column]))
+    chosen = random.Random(seed).sample(texts, min(archs, len(texts)))
+    out = []
+    for text in chosen:
+        try:
+            out.append((space.parse(text), table.rows[text][column]))
+        except (ValueError, AttributeError) as err:
+            raise SpecError(f"{path}:{table.lines.get(text, '?')}: {text!r} is not an architecture of "
+                            f"space {space.name!r}: {err}") from None
+    return out
+
+
+def truth_from_run(space: Any, run: str, metric: str | None, archs: int, seed: int) -> list[tuple[Any, float]]:
+    """Up to ``archs`` completed trials of a run (read-only), drawn with ``seed``: (genotype, metric)."""
+    from nas.export.exporter import open_ledger
+    from nas.search.summary import evaluated_trials
+
+    ledger = open_ledger(run)
+    name = metric or ledger.spec.objectives[0]["metric"]
+    rows = [(t.user_attrs["genotype"], t.user_attrs.get("metrics", {}).get(name))
+            for t in evaluated_trials(ledger.study) if "genotype" in t.user_attrs]
+    rows = [(g, v) for g, v in rows if isinstance(v, (int, float)) and math.isfinite(v)]
+    if len(rows) < 3:
+        raise SpecError(f"--truth: {run} has {len(rows)} completed trials with {name!r}; need at least 3")
+    chosen = random.Random(seed).sample(rows, min(archs, len(rows)))
+    return [(space.from_dict(g), float(v)) for g, v in chosen]
+
+
+def proxy_batch(task: Task, data: str, data_dir: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One minibatch of ``data`` fitted to ``task``: resized to its height and width, channels
+    repeated (or averaged) to its count, labels modulo its classes."""
+    from evaluators.data import load
+
+    splits = load(data, data_dir, seed=seed, train_limit=max(batch_size, 1))
+    index = np.random.default_rng(seed).permutation(len(splits.x_train))[:batch_size]
+    x = torch.from_numpy(splits.x_train[index].copy())
+    y = torch.from_numpy(splits.y_train[index].copy()) % task.num_classes
+    channels, height, width = task.input_shape
+    if x.shape[-2:] != (height, width):
+        x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    if x.shape[1] != channels:
+        x = x.mean(dim=1, keepdim=True).expand(-1, channels, -1, -1).contiguous()
+    return x, y
+
+
+def _score_job(args: tuple) -> list[tuple[int, dict[str, tuple[float | None, str | None, float]]]]:
+    """Score the networks at ``indices`` with every proxy, in one process on one thread."""
+    space_name, space_options, genotypes, indices, proxies, batch, seed = args
+    torch.set_num_threads(1)
+    space = registry.make_space(space_name, space_options)
+    task = space.default_task()
+    out = []
+    for i in indices:
+        torch.manual_seed(seed * 1_000_003 + i)  # the same initial weights for every proxy
+        net = space.build(space.from_json(genotypes[i]), task)
+        row = {}
+        for name in proxies:
+            options = _options(name, space, genotypes[i], task)
+            result = score(name, net, batch if PROXIES[name].needs_data else None, seed=seed, **options)
+            row[name] = (result.value, result.error, result.seconds)
+        out.append((i, row))
+    return out
+
+
+def _options(name: str, space: Any, genotype_json: str, task: Task) -> dict[str, Any]:
+    """What a data-free proxy takes instead of a batch: the input shape, and for flops the space's cost."""
+    accepted = inspect.signature(PROXIES[name].function).parameters
+    options: dict[str, Any] = {}
+    if "input_shape" in accepted:
+        options["input_shape"] = task.input_shape
+    if "cost" in accepted:
+        options["cost"] = space.cost(space.from_json(genotype_json), task)
+    return options
+
+
+def correlations(values: Sequence[float | None], truth: Sequence[float]) -> dict[str, Any]:
+    """Spearman and Kendall tau (SciPy) over the networks with a value; the share that failed."""
+    from scipy import stats
+
+    pairs = [(v, t) for v, t in zip(values, truth) if v is not None]
+    failed = 1.0 - len(pairs) / len(truth) if truth else 0.0
+    if len(pairs) < 3:
+        return {"spearman": None, "kendall": None, "scored": len(pairs), "failed_share": round(failed, 4)}
+    a, b = zip(*pairs)
+    return {"spearman": round(float(stats.spearmanr(a, b).statistic), 4),
+            "kendall": round(float(stats.kendalltau(a, b).statistic), 4),
+            "scored": len(pairs), "failed_share": round(failed, 4)}
+
+
+def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: str = "", archs: int = 100,
+                proxies: Sequence[str] = ("synflow",), metric: str | None = None, data: str = "fashion-mnist",
+                data_dir: str = "", batch_size: int = 64, seed: int = 0, jobs: int = 0) -> dict[str, Any]:
+    """Rank correlation of each proxy (and of their vote) with the truth over ``archs`` architectures."""
+    unknown = [p for p in proxies if p not in PROXIES]
+    if unknown:
+        raise SpecError(f"--proxies: unknown proxy {unknown[0]!r}; known: {', '.join(PROXIES)}")
+    if bool(table) == bool(truth_run):
+        raise SpecError("--table/--truth: give exactly one source of true accuracies")
+    space_options = {"preset": preset} if preset else {}
+    space = registry.make_space(space_name, space_options, path="--space")
+    pairs = (truth_from_table(space, table, metric, archs, seed) if table
+             else truth_from_run(space, truth_run, metric, archs, seed))
+    task = space.default_task()
+    batch = proxy_batch(task, data, data_dir, batch_size, seed) if any(PROXIES[p].needs_data for p in proxies) else None
+    genotypes = [g.to_json() for g, _ in pairs]
+    jobs = max(1, min(jobs or 1, len(genotypes)))
+    work = [(space_name, space_options, genotypes, list(range(len(genotypes)))[k::jobs], list(proxies), batch, seed)
+            for k in range(jobs)]
+    started = time.perf_counter()
+    if jobs == 1:
+        rows = _score_job(work[0])
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            rows = [r for part in pool.map(_score_job, work) for r in part]
+    rows.sort(key=lambda r: r[0])
+    truth = [t for _, t in pairs]
+    report: dict[str, Any] = {}
+    for name in proxies:
+        values = [row[name][0] for _, row in rows]
+        errors = sorted({row[name][1] for _, row in rows if row[name][1]})
+        report[name] = {**correlations(values, truth),
+                        "seconds_per_network": round(sum(row[name][2] for _, row in rows) / len(rows), 4),
+                        "errors": errors[:3]}
+    if len(proxies) > 1:
+        voted = vote({name: [row[name][0] for _, row in rows] for name in proxies})
+        report["vote"] = {**correlations(voted, truth),
+                          "seconds_per_network": round(sum(report[p]["seconds_per_network"] for p in proxies), 4),
+                          "errors": []}
+    return {"space": space_name, "preset": space.options.get("preset", preset), "archs": len(pairs),
+            "source": table or truth_run, "metric": metric or "", "data": data if batch is not None else "",
+            "batch_size": batch_size if batch is not None else 0, "seed": seed, "jobs": jobs,
+            "wall_seconds": round(time.perf_counter() - started, 1), "proxies": report}
+
+
+def format_proxies(result: dict[str, Any]) -> str:
+    """The benchmark as a small text table."""
+    lines = [f"{result['archs']} {result['space']}/{result['preset']} architectures vs {result['source']}"
+             + (f" (data proxies on one batch of {result['batch_size']} {result['data']} images)" if result["data"] else ""),
+             f"{'proxy':<10} {'spearman':>9} {'kendall':>8} {'failed':>7} {'s/network':>10}"]
+    for name, row in result["proxies"].items():
+        lines.append(f"{name:<10} {_num(row['spearman']):>9} {_num(row['kendall']):>8} "
+                     f"{row['failed_share']:>7.1%} {row['seconds_per_network']:>10.3f}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
