@@ -24,6 +24,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "tabular": "evaluators.tabular:TabularEvaluator",
         "synthetic": "evaluators.synthetic:SyntheticEvaluator",
         "train": "evaluators.train:TrainEvaluator",
+        "zero-cost": "evaluators.zerocost:ZeroCostEvaluator",
     },
     "controllers": {
         "random": "nas.controllers.optuna_samplers:RandomController",
@@ -44,7 +45,8 @@ BUILTIN: dict[str, dict[str, str]] = {
 # Torch-free classes that declare what a built-in accepts (OPTIONS, BUDGET, metrics, task) for
 # validating specs; the full class, which imports torch, is only needed to evaluate.
 DECLARATIONS: dict[str, dict[str, str]] = {
-    "evaluators": {"train": "evaluators.train_options:TrainOptions"},
+    "evaluators": {"train": "evaluators.train_options:TrainOptions",
+                   "zero-cost": "evaluators.zerocost_options:ZeroCostOptions"},
 }
 
 _SINGULAR = {"spaces": "space", "evaluators": "evaluator", "controllers": "controller", "executors": "executor"}

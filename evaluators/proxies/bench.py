@@ -15,7 +15,6 @@ by default, which is *not* the papers' setting (CIFAR-10 images): say so next to
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
@@ -23,13 +22,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from evaluators.proxies import PROXIES, score, vote
+from evaluators.proxies.inputs import proxy_batch, proxy_options
 from nas import registry
 from nas.config import SpecError
-from nas.space import Task
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +68,6 @@ def truth_from_run(space: Any, run: str, metric: str | None, archs: int, seed: i
     return [(space.from_dict(g), float(v)) for g, v in chosen]
 
 
-def proxy_batch(task: Task, data: str, data_dir: str, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One minibatch of ``data`` fitted to ``task``: resized to its height and width, channels
-    repeated (or averaged) to its count, labels modulo its classes."""
-    from evaluators.data import load
-
-    splits = load(data, data_dir, seed=seed, train_limit=max(batch_size, 1))
-    index = np.random.default_rng(seed).permutation(len(splits.x_train))[:batch_size]
-    x = torch.from_numpy(splits.x_train[index].copy())
-    y = torch.from_numpy(splits.y_train[index].copy()) % task.num_classes
-    channels, height, width = task.input_shape
-    if x.shape[-2:] != (height, width):
-        x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-    if x.shape[1] != channels:
-        x = x.mean(dim=1, keepdim=True).expand(-1, channels, -1, -1).contiguous()
-    return x, y
-
-
 def _score_job(args: tuple) -> list[tuple[int, dict[str, tuple[float | None, str | None, float]]]]:
     """Score the networks at ``indices`` with every proxy, in one process on one thread."""
     space_name, space_options, genotypes, indices, proxies, batch, seed = args
@@ -99,22 +80,11 @@ def _score_job(args: tuple) -> list[tuple[int, dict[str, tuple[float | None, str
         net = space.build(space.from_json(genotypes[i]), task)
         row = {}
         for name in proxies:
-            options = _options(name, space, genotypes[i], task)
+            options = proxy_options(name, space, space.from_json(genotypes[i]), task)
             result = score(name, net, batch if PROXIES[name].needs_data else None, seed=seed, **options)
             row[name] = (result.value, result.error, result.seconds)
         out.append((i, row))
     return out
-
-
-def _options(name: str, space: Any, genotype_json: str, task: Task) -> dict[str, Any]:
-    """What a data-free proxy takes instead of a batch: the input shape, and for flops the space's cost."""
-    accepted = inspect.signature(PROXIES[name].function).parameters
-    options: dict[str, Any] = {}
-    if "input_shape" in accepted:
-        options["input_shape"] = task.input_shape
-    if "cost" in accepted:
-        options["cost"] = space.cost(space.from_json(genotype_json), task)
-    return options
 
 
 def correlations(values: Sequence[float | None], truth: Sequence[float]) -> dict[str, Any]:
