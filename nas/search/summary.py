@@ -157,6 +157,8 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, (int, float)):
+        if abs(value) >= 1e12:  # beyond G (a proxy's score): scientific notation, no suffix
+            return f"{value:.3g}"
         if abs(value) >= 1e9:
             return f"{value / 1e9:.3g}G"
         if abs(value) >= 1e6:

@@ -222,3 +222,10 @@ def test_a_failed_executor_start_still_marks_the_driver_stopped(tmp_path, nb201_
     attrs = storage.get_study_system_attrs(storage.get_study_id_from_name(study.study_name))
     records = [v for k, v in attrs.items() if k.startswith("nas:driver:")]
     assert len(records) == 1 and records[0]["stopped"] is True
+
+
+def test_numbers_print_short_and_large_scores_without_a_suffix():
+    from nas.search.summary import _fmt
+
+    assert [_fmt(v) for v in (94.37, 1.07e6, 5e9, 2.2e18, -3.1e13, None)] == \
+        ["94.37", "1.07M", "5G", "2.2e+18", "-3.1e+13", "-"]
