@@ -87,6 +87,14 @@ def _score_job(args: tuple) -> list[tuple[int, dict[str, tuple[float | None, str
     return out
 
 
+def _score_all(work: list[tuple]) -> list[tuple[int, dict[str, tuple[float | None, str | None, float]]]]:
+    """Every network's scores, in network order: one chunk of ``work`` per process (in this one if a single)."""
+    if len(work) == 1:
+        return _score_job(work[0])
+    with ProcessPoolExecutor(max_workers=len(work)) as pool:
+        return sorted((r for part in pool.map(_score_job, work) for r in part), key=lambda r: r[0])
+
+
 def correlations(values: Sequence[float | None], truth: Sequence[float]) -> dict[str, Any]:
     """Spearman and Kendall tau (SciPy) over the networks with a value; the share that failed."""
     from scipy import stats
@@ -118,15 +126,9 @@ def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: s
     batch = proxy_batch(task, data, data_dir, batch_size, seed) if any(PROXIES[p].needs_data for p in proxies) else None
     genotypes = [g.to_json() for g, _ in pairs]
     jobs = max(1, min(jobs or 1, len(genotypes)))
-    work = [(space_name, space_options, genotypes, list(range(len(genotypes)))[k::jobs], list(proxies), batch, seed)
-            for k in range(jobs)]
     started = time.perf_counter()
-    if jobs == 1:
-        rows = _score_job(work[0])
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            rows = [r for part in pool.map(_score_job, work) for r in part]
-    rows.sort(key=lambda r: r[0])
+    rows = _score_all([(space_name, space_options, genotypes, list(range(len(genotypes)))[k::jobs], list(proxies),
+                        batch, seed) for k in range(jobs)])
     truth = [t for _, t in pairs]
     report: dict[str, Any] = {}
     for name in proxies:

@@ -224,8 +224,7 @@ def match_width(space: SearchSpace, genotype: Any, meter: Meter, target: float, 
         return cache[width]
 
     def value(width: int) -> float:
-        m = measured(width)
-        return float("-inf") if m is None else m[1]
+        return float("-inf") if measured(width) is None else measured(width)[1]  # type: ignore[index]
 
     widths = meter.widths(space, match["max_width"])
     if widths is None:

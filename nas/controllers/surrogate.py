@@ -5,6 +5,11 @@ categorical params that differ plus the range-normalised gaps of numeric ones, a
 ``exp(-distance / lengthscale)``. Targets are rank-transformed to normal scores, which makes the
 model indifferent to the metric's scale and to outliers (collapsed networks at 10% accuracy).
 The lengthscale and noise are chosen by marginal likelihood on a small grid.
+
+Written here rather than with scikit-learn's ``GaussianProcessRegressor``: its kernels take numeric
+vectors, and this distance over mixed categorical and numeric params (with the refits pinned to
+member counts, so that a resumed run chooses as an uninterrupted one) would need a custom kernel
+class of about the same size; the linear algebra is numpy's and the normal CDF SciPy's.
 """
 
 from __future__ import annotations

@@ -117,3 +117,22 @@ def test_private_optuna_names_live_only_in_the_adapter():
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
     assert PRIVATE.search(ADAPTER.read_text())  # the pattern does match what the adapter holds
+
+
+MAX_FUNCTION_LINES = 40
+
+
+def test_functions_stay_short():
+    """Functions of nas/, evaluators/ and search_spaces/ under ~40 lines (their docstrings not counted)."""
+    long = []
+    for folder in ("nas", "evaluators", "search_spaces"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    first = node.body[0]
+                    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                        lines -= first.end_lineno - first.lineno + 1
+                    if lines > MAX_FUNCTION_LINES:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
