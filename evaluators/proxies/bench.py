@@ -1,7 +1,9 @@
 """``nas bench proxies``: how well zero-cost proxies rank architectures.
 
-The truth is a tabular benchmark's accuracy (``--table``: NAS-Bench-201's CIFAR-10 table, say) or the
-trained accuracies of a search run (``--truth RUN_DIR``, read-only). A seeded sample of architectures
+The truth is a tabular benchmark's accuracy (``--table``: NAS-Bench-201's CIFAR-10 table, say), with
+networks built at the preset's input size, or the trained accuracies of a search run (``--truth
+RUN_DIR``, read-only), with networks built as the run built them (its space, options and the input
+shape of its evaluator's data). A seeded sample of architectures
 is built at initialisation (the same network for every proxy: one ``torch.manual_seed`` per
 architecture), each proxy scores it, and the report gives each proxy's Spearman and Kendall rank
 correlation with the truth over the networks it scored, the share it failed on, and its seconds
@@ -28,6 +30,7 @@ from evaluators.proxies import PROXIES, score, vote
 from evaluators.proxies.inputs import proxy_batch, proxy_options
 from nas import registry
 from nas.config import SpecError
+from nas.space import Task
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +55,32 @@ def truth_from_table(space: Any, path: str, metric: str | None, archs: int, seed
     return out
 
 
-def truth_from_run(space: Any, run: str, metric: str | None, archs: int, seed: int) -> list[tuple[Any, float]]:
-    """Up to ``archs`` completed trials of a run (read-only), drawn with ``seed``: (genotype, metric)."""
+def truth_from_run(run: str, metric: str | None, archs: int, seed: int) -> tuple[str, dict[str, Any], Task, list[tuple[Any, float]]]:
+    """The run's space (name, options), the task its evaluator built networks for, and up to ``archs``
+    of its completed trials drawn with ``seed`` as (genotype, metric); read-only."""
     from nas.export.exporter import open_ledger
     from nas.search.summary import evaluated_trials
 
     ledger = open_ledger(run)
-    name = metric or ledger.spec.objectives[0]["metric"]
+    spec = ledger.spec
+    space = registry.make_space(spec.space["name"], spec.space_options())
+    task = registry.lookup("evaluators", spec.evaluator["name"], declaration=True).task_for(
+        spec.evaluator_spec().options, space)
+    name = metric or spec.objectives[0]["metric"]
     rows = [(t.user_attrs["genotype"], t.user_attrs.get("metrics", {}).get(name))
             for t in evaluated_trials(ledger.study) if "genotype" in t.user_attrs]
     rows = [(g, v) for g, v in rows if isinstance(v, (int, float)) and math.isfinite(v)]
     if len(rows) < 3:
         raise SpecError(f"--truth: {run} has {len(rows)} completed trials with {name!r}; need at least 3")
     chosen = random.Random(seed).sample(rows, min(archs, len(rows)))
-    return [(space.from_dict(g), float(v)) for g, v in chosen]
+    return spec.space["name"], spec.space_options(), task, [(space.from_dict(g), float(v)) for g, v in chosen]
 
 
 def _score_job(args: tuple) -> list[tuple[int, dict[str, tuple[float | None, str | None, float]]]]:
     """Score the networks at ``indices`` with every proxy, in one process on one thread."""
-    space_name, space_options, genotypes, indices, proxies, batch, seed = args
+    space_name, space_options, task, genotypes, indices, proxies, batch, seed = args
     torch.set_num_threads(1)
     space = registry.make_space(space_name, space_options)
-    task = space.default_task()
     out = []
     for i in indices:
         torch.manual_seed(seed * 1_000_003 + i)  # the same initial weights for every proxy
@@ -118,17 +125,19 @@ def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: s
         raise SpecError(f"--proxies: unknown proxy {unknown[0]!r}; known: {', '.join(PROXIES)}")
     if bool(table) == bool(truth_run):
         raise SpecError("--table/--truth: give exactly one source of true accuracies")
-    space_options = {"preset": preset} if preset else {}
-    space = registry.make_space(space_name, space_options, path="--space")
-    pairs = (truth_from_table(space, table, metric, archs, seed) if table
-             else truth_from_run(space, truth_run, metric, archs, seed))
-    task = space.default_task()
+    if truth_run:  # the run's own space, options and input shape (--space and --preset are not used)
+        space_name, space_options, task, pairs = truth_from_run(truth_run, metric, archs, seed)
+    else:
+        space_options = {"preset": preset} if preset else {}
+        space = registry.make_space(space_name, space_options, path="--space")
+        task = space.default_task()
+        pairs = truth_from_table(space, table, metric, archs, seed)
     batch = proxy_batch(task, data, data_dir, batch_size, seed) if any(PROXIES[p].needs_data for p in proxies) else None
     genotypes = [g.to_json() for g, _ in pairs]
     jobs = max(1, min(jobs or 1, len(genotypes)))
     started = time.perf_counter()
-    rows = _score_all([(space_name, space_options, genotypes, list(range(len(genotypes)))[k::jobs], list(proxies),
-                        batch, seed) for k in range(jobs)])
+    rows = _score_all([(space_name, space_options, task, genotypes, list(range(len(genotypes)))[k::jobs],
+                        list(proxies), batch, seed) for k in range(jobs)])
     truth = [t for _, t in pairs]
     report: dict[str, Any] = {}
     for name in proxies:
@@ -142,7 +151,7 @@ def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: s
         report["vote"] = {**correlations(voted, truth),
                           "seconds_per_network": round(sum(report[p]["seconds_per_network"] for p in proxies), 4),
                           "errors": []}
-    return {"space": space_name, "preset": space.options.get("preset", preset), "archs": len(pairs),
+    return {"space": space_name, "preset": space_options.get("preset", preset), "input_shape": list(task.input_shape), "archs": len(pairs),
             "source": table or truth_run, "metric": metric or "", "data": data if batch is not None else "",
             "batch_size": batch_size if batch is not None else 0, "seed": seed, "jobs": jobs,
             "wall_seconds": round(time.perf_counter() - started, 1), "proxies": report}

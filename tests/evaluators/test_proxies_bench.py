@@ -66,6 +66,8 @@ def test_a_run_folder_is_the_truth(tmp_path, nb201_table):
                   "--archs", "6", "--proxies", "params", "--json", check=True)
     result = load_json(out.stdout)
     assert result["archs"] == 6 and result["proxies"]["params"]["scored"] == 6
+    # built as the run built them: the tabular evaluator's task is the preset's
+    assert result["input_shape"] == list(registry.make_space("nb201", {"preset": "proxy"}).default_task().input_shape)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before  # read-only
 
 
@@ -78,3 +80,15 @@ def test_bad_input_exits_2_naming_the_option(small_table, args, field):
     out = run_nas("bench", "proxies", "--space", "nb201", "--preset", "proxy", "--table", str(small_table), *args)
     assert out.returncode == 2
     assert field in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_s_networks_are_built_for_its_data(tmp_path):
+    from tests.evaluators.test_zerocost import zero_cost_spec
+
+    spec = write_spec(tmp_path / "s.toml", zero_cost_spec(["params"], budget=5))  # digits: 1 x 8 x 8
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    out = run_nas("bench", "proxies", "--truth", str(tmp_path / "run"), "--archs", "5", "--proxies", "params",
+                  "--metric", "proxy_params", "--json", check=True)
+    result = load_json(out.stdout)
+    assert result["input_shape"] == [1, 8, 8] and result["space"] == "nb201"
+    assert result["proxies"]["params"]["spearman"] == pytest.approx(1.0)  # params against itself
