@@ -90,6 +90,8 @@ def jacob_cov(net: nn.Module, batch: Batch, *, seed: int = 0, k: float = 1e-5) -
     with seeded(seed, device):
         out = logits(model, x)
         out.backward(torch.ones_like(out))
+    if x.grad is None:  # e.g. a cell whose every path to the output is 'none': the logits ignore the input
+        raise NotApplicable("the network's output does not depend on its input")
     jacobian = x.grad.reshape(x.shape[0], -1).double().cpu()  # (N, C*H*W)
     corr = torch.corrcoef(jacobian)
     if not torch.isfinite(corr).all():

@@ -310,3 +310,20 @@ def test_every_proxy_scores_a_network_of_every_space(space_name):
         result = score(name, net, batch, cost=space.cost(genotype, task)) if name == "flops" else \
             score(name, net, batch)
         assert result.value is not None, result.error  # every built-in space has ReLU, GELU or SiLU modules
+
+
+class _IgnoresInput(nn.Module):
+    """Logits from a parameter only: what an nb201 cell whose every path is 'none' amounts to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.ones(x.shape[0], 3))
+
+
+def test_jacob_cov_says_when_the_output_ignores_the_input():
+    batch = (torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 0, 1]))
+    result = score("jacob_cov", _IgnoresInput(), batch)
+    assert result.value is None and result.error == "jacob_cov: the network's output does not depend on its input"
