@@ -8,6 +8,7 @@ raises :class:`SpecError` whose message starts with the dotted path of the offen
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,14 @@ def validate(table: Any, fields: Mapping[str, Field], path: str, base_dir: Path 
 def _join(path: str, key: str) -> str:
     """Dotted path of a key inside a table."""
     return f"{path}.{key}" if path else key
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-safe copy: tuples to lists, keys to strings and non-finite floats to strings, recursively."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

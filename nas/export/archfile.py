@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from nas.config import SpecError
+from nas.config import SpecError, json_safe
 from nas.genotype import Genotype
 from nas.space import SearchSpace, Task
 
@@ -113,15 +113,15 @@ def make(space: SearchSpace, genotype: Genotype, task: Task, *, normalization: M
     cost = space.cost(genotype, task)
     data = {
         "format": FORMAT,
-        "space": {"name": space.name, "options": _json_safe(space.options)},
+        "space": {"name": space.name, "options": json_safe(space.options)},
         "genotype": genotype.to_dict(),
         "arch_id": genotype.arch_id,
         "task": {**task.to_dict(), "data": data_name, "size": size,
                  "normalization": dict(normalization) if normalization else None},
         "cost": {"params": cost.params, "flops": cost.flops},
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)},
-        "source": _json_safe(dict(source)),
-        "training": _json_safe(dict(training)),
+        "source": json_safe(dict(source)),
+        "training": json_safe(dict(training)),
         "versions": versions(),
     }
     parse(json.loads(json.dumps(data)))
@@ -267,14 +267,3 @@ def _no_constant(name: str) -> Any:
 
 def _message(err: Exception) -> str:
     return str(err.args[0]) if err.args else str(err)
-
-
-def _json_safe(value: Any) -> Any:
-    """Tuples to lists and non-finite floats to strings, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

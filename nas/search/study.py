@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import random
 from typing import Any
 
@@ -12,6 +11,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import registry
+from nas.config import json_safe
 from nas.controllers import make_sampler
 from nas.controllers.history import GenotypeSampler
 from nas.ledger import batching
@@ -51,7 +51,7 @@ def record(study: optuna.Study, trial: optuna.Trial, metrics: dict[str, float], 
     storage = storage_of(study)
     try:
         trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("info", plain(info))
+        trial.set_user_attr("info", json_safe(info))
         if state == TrialState.PRUNED:  # Optuna reads a pruned trial's last intermediate value back
             batching.flush(storage)
         # Otherwise the held attributes go to the journal with the state, in one append: no sampler's
@@ -63,17 +63,6 @@ def record(study: optuna.Study, trial: optuna.Trial, metrics: dict[str, float], 
             raise
         log.warning("trial %d was failed by another driver while this one ran it", trial.number)
         return stored
-
-
-def plain(data: Any) -> Any:
-    """JSON-safe copy (tuples to lists, non-finite floats to strings)."""
-    if isinstance(data, dict):
-        return {str(k): plain(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [plain(v) for v in data]
-    if isinstance(data, float) and not math.isfinite(data):
-        return str(data)
-    return data
 
 
 def _without_name(table: dict[str, Any]) -> dict[str, Any]:
