@@ -24,6 +24,7 @@ from nas.space import SearchSpace, Task
 log = logging.getLogger(__name__)
 
 COMPLETE, FAILED, PRUNED = "complete", "failed", "pruned"
+SCREEN = "screen"  # a job's ``budget["stage"]`` when it asks for the pre-screen's score, not a training
 
 
 @dataclass
@@ -95,21 +96,27 @@ class EvaluatorSpec:
     space: str
     space_options: Mapping[str, Any]
     base_dir: str = "."
+    screen: EvaluatorSpec | None = None  # the pre-screen's evaluator, for jobs of stage SCREEN
 
     def make(self, shared: Any = None) -> Evaluator:
-        """The space and evaluator instance described here."""
+        """The space and evaluator instance described here (with a screen: both, as one :class:`Staged`)."""
         from nas import registry
 
         space = registry.make_space(self.space, dict(self.space_options))
         cls = registry.lookup("evaluators", self.name, "evaluator.name")
-        return cls(space, dict(self.options), shared=shared)
+        if self.screen is None:
+            return cls(space, dict(self.options), shared=shared)
+        own, screens = shared if shared is not None else (None, None)
+        return Staged(cls(space, dict(self.options), shared=own), self.screen.make(screens))
 
     def load_shared(self) -> Any:
-        """Data the evaluator wants loaded once per run (e.g. a data set), or None."""
+        """Data the evaluator wants loaded once per run (e.g. a data set), or None; with a screen, the
+        pair (this evaluator's, the screen's)."""
         from nas import registry
 
         cls = registry.lookup("evaluators", self.name, "evaluator.name", declaration=True)
-        return cls.load_shared(dict(self.options))
+        own = cls.load_shared(dict(self.options))
+        return own if self.screen is None else (own, self.screen.load_shared())
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,23 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, genotype_json: str, budget: Mapping[str, Any], reporter: Reporter) -> Result:
         """Score one architecture within ``budget`` (the ``BUDGET`` fields, plus the run's ``seed``)."""
+
+
+class Staged(Evaluator):
+    """The run's evaluator and its pre-screen's, built once per worker: a job whose budget says
+    ``stage = "screen"`` goes to the screen (which never prunes), any other to the evaluator."""
+
+    def __init__(self, main: Evaluator, screen: Evaluator) -> None:  # noqa: D107 (no options of its own)
+        self.main, self.screen, self.space, self.options = main, screen, main.space, main.options
+
+    def metrics(self) -> tuple[str, ...]:
+        return self.main.metrics()
+
+    def evaluate(self, genotype_json: str, budget: Mapping[str, Any], reporter: Reporter) -> Result:
+        if budget.get("stage") == SCREEN:
+            rest = {k: v for k, v in budget.items() if k != "stage"}
+            return self.screen.evaluate(genotype_json, rest, NullReporter())
+        return self.main.evaluate(genotype_json, budget, reporter)
 
 
 def worker_name() -> str:

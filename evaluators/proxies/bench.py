@@ -118,8 +118,14 @@ def correlations(values: Sequence[float | None], truth: Sequence[float]) -> dict
 
 def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: str = "", archs: int = 100,
                 proxies: Sequence[str] = ("synflow",), metric: str | None = None, data: str = "fashion-mnist",
-                data_dir: str = "", batch_size: int = 64, seed: int = 0, jobs: int = 0) -> dict[str, Any]:
-    """Rank correlation of each proxy (and of their vote) with the truth over ``archs`` architectures."""
+                data_dir: str = "", batch_size: int = 64, seed: int = 0, jobs: int = 0,
+                scores: str = "") -> dict[str, Any]:
+    """Rank correlation of each proxy (and of their vote) with the truth over ``archs`` architectures.
+
+    With ``scores`` (a CSV path), every network's scores are written there too, one row per
+    architecture (``arch`` in the space's text form, then one column per proxy, empty where it
+    failed): a table that ``nas bench controllers --proxy-scores`` reads.
+    """
     unknown = [p for p in proxies if p not in PROXIES]
     if unknown:
         raise SpecError(f"--proxies: unknown proxy {unknown[0]!r}; known: {', '.join(PROXIES)}")
@@ -139,6 +145,17 @@ def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: s
     rows = _score_all([(space_name, space_options, task, genotypes, list(range(len(genotypes)))[k::jobs],
                         list(proxies), batch, seed) for k in range(jobs)])
     truth = [t for _, t in pairs]
+    if scores:
+        write_scores(scores, registry.make_space(space_name, space_options), [g for g, _ in pairs], rows, proxies)
+    report = _report(rows, truth, proxies)
+    return {"space": space_name, "preset": space_options.get("preset", preset), "input_shape": list(task.input_shape), "archs": len(pairs),
+            "source": table or truth_run, "metric": metric or "", "data": data if batch is not None else "",
+            "batch_size": batch_size if batch is not None else 0, "seed": seed, "jobs": jobs,
+            "wall_seconds": round(time.perf_counter() - started, 1), "proxies": report}
+
+
+def _report(rows: list[tuple[int, dict]], truth: list[float], proxies: Sequence[str]) -> dict[str, Any]:
+    """Each proxy's correlations, seconds per network and first errors; their vote's with several."""
     report: dict[str, Any] = {}
     for name in proxies:
         values = [row[name][0] for _, row in rows]
@@ -151,10 +168,20 @@ def run_proxies(space_name: str, preset: str = "", table: str = "", truth_run: s
         report["vote"] = {**correlations(voted, truth),
                           "seconds_per_network": round(sum(report[p]["seconds_per_network"] for p in proxies), 4),
                           "errors": []}
-    return {"space": space_name, "preset": space_options.get("preset", preset), "input_shape": list(task.input_shape), "archs": len(pairs),
-            "source": table or truth_run, "metric": metric or "", "data": data if batch is not None else "",
-            "batch_size": batch_size if batch is not None else 0, "seed": seed, "jobs": jobs,
-            "wall_seconds": round(time.perf_counter() - started, 1), "proxies": report}
+    return report
+
+
+def write_scores(path: str, space: Any, genotypes: list[Any], rows: list[tuple[int, dict]], proxies: Sequence[str]) -> None:
+    """Each network's proxy scores as CSV (``arch`` = the space's label, or the arch id)."""
+    import csv
+
+    label = getattr(space, "label", None)
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["arch", *proxies])
+        for i, row in rows:
+            text = label(genotypes[i]) if label else genotypes[i].arch_id
+            writer.writerow([text, *("" if row[p][0] is None else repr(float(row[p][0])) for p in proxies)])
 
 
 def format_proxies(result: dict[str, Any]) -> str:

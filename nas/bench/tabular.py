@@ -31,7 +31,7 @@ CHECKPOINTS = (50, 100, 200, 300)
 LOOP_SPACE = "nb201"  # the space of the loop benchmark's table (its rows are NAS-Bench-201 strings)
 
 
-def parse_controller(text: str) -> dict[str, Any]:
+def parse_controller(text: str, option: str = "--controllers") -> dict[str, Any]:
     """``"evolution:population=10:sample=3"`` -> ``{"name": "evolution", "population": 10, "sample": 3}``.
 
     Values are read as TOML values (numbers, booleans, quoted strings); bare words stay strings.
@@ -43,7 +43,7 @@ def parse_controller(text: str) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SpecError(f"--controllers: expected NAME:KEY=VALUE:..., got {text!r}")
+            raise SpecError(f"{option}: expected NAME:KEY=VALUE:..., got {text!r}")
         try:
             table[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
@@ -53,10 +53,11 @@ def parse_controller(text: str) -> dict[str, Any]:
 
 def table_spec(table: str, space: str, metric: str, controller: str, seed: int, budget: int,
                executor: dict[str, Any] | None = None, evaluator: dict[str, Any] | None = None,
-               target: float | None = None) -> RunSpec:
+               target: float | None = None, prescreen: dict[str, Any] | None = None) -> RunSpec:
     """A spec searching ``space`` on a tabular benchmark (or another evaluator) for the benchmarks.
 
-    ``controller`` is a name with optional options, as :func:`parse_controller` reads them.
+    ``controller`` is a name with optional options, as :func:`parse_controller` reads them;
+    ``prescreen`` the ``[prescreen]`` table, if any.
     """
     evaluator = evaluator or {"name": "tabular", "table": str(Path(table).resolve()), "metrics": [metric]}
     run = {"name": f"bench-{seed}", "seed": seed, "budget": budget, "max_failures": budget + 1}
@@ -67,21 +68,34 @@ def table_spec(table: str, space: str, metric: str, controller: str, seed: int, 
         "space": {"name": space}, "controller": parse_controller(controller), "evaluator": evaluator,
         "objectives": [{"metric": metric, "direction": "maximize"}],
         "executor": executor or {"name": "inline"},
+        **({"prescreen": prescreen} if prescreen else {}),
     }, Path.cwd())
 
 
 def trace(table: str, space: str, metric: str, controller: str, seed: int, budget: int,
-          target: float | None = None) -> list[float]:
-    """Values of the unique architectures one seeded search evaluated, in order (NaN for failures).
+          target: float | None = None, prescreen: dict[str, Any] | None = None) -> dict[str, list[float]]:
+    """One seeded search: the values of the unique architectures it evaluated in the order they
+    finished (NaN for failures), and how many proxy scores it had computed before each of them.
 
     With ``target`` (the table's optimum) the search stops when it reaches it: nothing after that
     can change the best-so-far curve or the queries-to-optimum count.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = table_spec(table, space, metric, controller, seed, budget, target=target)
+    spec = table_spec(table, space, metric, controller, seed, budget, target=target, prescreen=prescreen)
     study = create_study(spec, optuna.storages.InMemoryStorage())
     Search(spec, study, InlineExecutor(), "", None).run()
-    return [t.values[0] if t.state == TrialState.COMPLETE else math.nan for t in evaluated_trials(study)]
+    trials = study.get_trials(deepcopy=False)
+    scored = sorted(t.number for t in trials if _scored(t))
+    done = sorted(evaluated_trials(study), key=lambda t: (t.datetime_complete, t.number))
+    return {"values": [t.values[0] if t.state == TrialState.COMPLETE else math.nan for t in done],
+            "proxies": [float(sum(n <= t.number for n in scored)) for t in done],
+            "proxy_seconds": [float(sum(t.user_attrs["prescreen"].get("seconds", 0.0) for t in trials if _scored(t)))]}
+
+
+def _scored(trial: Any) -> bool:
+    """Whether the trial's architecture was scored by the pre-screen in this trial (not a reused score)."""
+    record = trial.user_attrs.get("prescreen")
+    return isinstance(record, dict) and "seconds" in record and not record.get("reused")
 
 
 def _trace_job(args: tuple) -> list[float]:
@@ -89,8 +103,12 @@ def _trace_job(args: tuple) -> list[float]:
 
 
 def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget: int = 300, space: str = "nb201",
-                    metric: str | None = None, jobs: int = 0) -> dict[str, Any]:
-    """Queries to the table's optimum, hit rate and best-so-far per controller (DESIGN's contract)."""
+                    metric: str | None = None, jobs: int = 0, prescreen: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Queries to the table's optimum, hit rate and best-so-far per controller (DESIGN's contract).
+
+    With ``prescreen`` (a ``[prescreen]`` table) every search screens its proposals: a query is still
+    one trained (table) evaluation, and the proxy evaluations are counted and timed beside it.
+    """
     from evaluators.tabular import Table
 
     rows = Table.load(table)
@@ -99,32 +117,39 @@ def run_controllers(table: str, controllers: list[str], seeds: int = 30, budget:
     if metric not in rows.columns:
         raise SpecError(f"--metric: column {metric!r} not in {table}; columns: {', '.join(rows.columns)}")
     optimum = rows.best(metric)
-    for name in controllers:  # fail fast on a bad name before starting processes
-        table_spec(table, space, metric, name, 0, budget)
-    work = [(table, space, metric, name, seed, budget, optimum) for name in controllers for seed in range(seeds)]
+    for name in controllers:  # fail fast on a bad name or [prescreen] before starting processes
+        table_spec(table, space, metric, name, 0, budget, prescreen=prescreen)
+    work = [(table, space, metric, name, seed, budget, optimum, prescreen) for name in controllers
+            for seed in range(seeds)]
     started = time.time()
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         traces = list(pool.map(_trace_job, work))
     out: dict[str, Any] = {"table": str(Path(table).resolve()), "metric": metric, "optimum": optimum,
-                           "budget": budget, "seeds": seeds, "controllers": {}}
+                           "budget": budget, "seeds": seeds, "prescreen": prescreen or {}, "controllers": {}}
     for i, name in enumerate(controllers):
         out["controllers"][name] = controller_stats(traces[i * seeds:(i + 1) * seeds], optimum, budget)
     out["seconds"] = round(time.time() - started, 1)
     return out
 
 
-def controller_stats(traces: list[list[float]], optimum: float, budget: int) -> dict[str, Any]:
-    """Median queries to the optimum (budget + 1 when missed), hit rate, median best within k queries."""
-    hits = []
-    for values in traces:
+def controller_stats(runs: list[dict[str, list[float]]], optimum: float, budget: int) -> dict[str, Any]:
+    """Median queries to the optimum (budget + 1 when missed), hit rate, median best within k queries;
+    proxy evaluations until the optimum (or in all, when missed) and their seconds per search."""
+    traces = [run["values"] for run in runs]
+    hits, proxies = [], []
+    for run in runs:
+        values = run["values"]
         first = next((i + 1 for i, v in enumerate(values) if v >= optimum - 1e-9), budget + 1)
         hits.append(first)
+        proxies.append(run["proxies"][min(first, len(values)) - 1] if values else 0.0)
     best_at = {}
     for k in CHECKPOINTS:  # a trace that stopped at the optimum keeps it as its best
         bests = [max((v for v in values[:k] if not math.isnan(v)), default=math.nan) for values in traces]
         best_at[str(k)] = round(statistics.median(bests), 4)
     return {"queries_to_optimum_median": statistics.median(hits),
             "queries_to_optimum": sorted(hits),
+            "proxy_evaluations_to_optimum_median": statistics.median(proxies),
+            "proxy_seconds_per_search_median": round(statistics.median(r["proxy_seconds"][0] for r in runs), 2),
             "hit_rate": round(sum(h <= budget for h in hits) / len(hits), 4),
             "best_at": best_at}
 
@@ -132,13 +157,37 @@ def controller_stats(traces: list[list[float]], optimum: float, budget: int) -> 
 def format_controllers(result: dict[str, Any]) -> str:
     """A text table of :func:`run_controllers`' result."""
     width = max(12, *(len(n) + 2 for n in result["controllers"]))
+    screened = bool(result.get("prescreen"))
     lines = [f"{result['metric']} optimum {result['optimum']}, budget {result['budget']}, "
-             f"{result['seeds']} seeds ({result['seconds']} s)",
-             f"{'controller':<{width}}{'median queries':>15}{'hit rate':>10}" + "".join(f"{'best@' + k:>10}" for k in map(str, CHECKPOINTS))]
+             f"{result['seeds']} seeds ({result['seconds']} s)"
+             + (f"; pre-screen {_describe(result['prescreen'])}" if screened else ""),
+             f"{'controller':<{width}}{'median queries':>15}{'hit rate':>10}" + "".join(f"{'best@' + k:>10}" for k in map(str, CHECKPOINTS))
+             + (f"{'proxy evals':>12}{'proxy s':>9}" if screened else "")]
     for name, stats in result["controllers"].items():
         lines.append(f"{name:<{width}}{stats['queries_to_optimum_median']:>15}{stats['hit_rate']:>10.2f}"
-                     + "".join(f"{stats['best_at'][str(k)]:>10.2f}" for k in CHECKPOINTS))
+                     + "".join(f"{stats['best_at'][str(k)]:>10.2f}" for k in CHECKPOINTS)
+                     + (f"{stats['proxy_evaluations_to_optimum_median']:>12g}"
+                        f"{stats['proxy_seconds_per_search_median']:>9.1f}" if screened else ""))
     return "\n".join(lines)
+
+
+def prescreen_table(text: str, prior: int, proxy: str, scores: str) -> dict[str, Any] | None:
+    """The ``[prescreen]`` table of ``--prescreen KEY=VALUE:...``, ``--prior N`` (a warm-up of N
+    architectures), ``--proxy`` and ``--proxy-scores``; None when neither screens anything."""
+    if not text and not prior:
+        return None
+    table = {k: v for k, v in parse_controller("prescreen:" + text, "--prescreen").items() if k != "name"} if text else {"batch": 1}
+    table.setdefault("proxy", [p.strip() for p in proxy.split(",") if p.strip()])
+    if prior:
+        table["warmup"] = prior
+    if scores:
+        table["scores"] = str(Path(scores).resolve())
+    return table
+
+
+def _describe(prescreen: dict[str, Any]) -> str:
+    keys = ("proxy", "batch", "keep", "warmup", "warmup_keep")
+    return ", ".join(f"{k}={'+'.join(v) if isinstance(v, list) else v}" for k, v in prescreen.items() if k in keys)
 
 
 # ----- loop overhead ------------------------------------------------------------------------------------

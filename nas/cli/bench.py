@@ -25,12 +25,23 @@ def bench() -> None:
 @click.option("--controllers", default="random,tpe,evolution,local,guided", show_default=True,
               help="Comma-separated controller names.")
 @click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--prescreen", default="", help="Screen proposals with a proxy: [prescreen] options as "
+              "KEY=VALUE:..., e.g. batch=8:keep=1.")
+@click.option("--prior", type=int, default=0, help="Warm-up: score N random architectures first and train "
+              "the best (the controller's first population).")
+@click.option("--proxy", default="synflow", show_default=True, help="Proxy (or comma-separated proxies) of "
+              "--prescreen/--prior.")
+@click.option("--proxy-scores", default="", type=click.Path(dir_okay=False),
+              help="Read the proxy's scores from this CSV (nas bench proxies --scores) instead of computing them.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def bench_controllers(table: str, space_name: str, metric: str | None, seeds: int, budget: int, controllers: str,
-                      jobs: int, as_json: bool) -> None:
-    """Controllers' sample efficiency on a tabular benchmark (same loop and dedup as nas search)."""
-    from nas.bench.tabular import format_controllers, run_controllers
+                      jobs: int, prescreen: str, prior: int, proxy: str, proxy_scores: str, as_json: bool) -> None:
+    """Controllers' sample efficiency on a tabular benchmark (same loop and dedup as nas search).
+
+    With --prescreen or --prior a query is still one trained (table) evaluation; proxy evaluations
+    are counted and timed beside the queries."""
+    from nas.bench.tabular import format_controllers, prescreen_table, run_controllers
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     if not names:
@@ -38,7 +49,11 @@ def bench_controllers(table: str, space_name: str, metric: str | None, seeds: in
     for option, value in (("--seeds", seeds), ("--budget", budget)):
         if value < 1:
             raise SpecError(f"{option}: expected an integer >= 1, got {value}")
-    result = run_controllers(table, names, seeds=seeds, budget=budget, space=space_name, metric=metric, jobs=jobs)
+    if prior < 0:
+        raise SpecError(f"--prior: expected an integer >= 0, got {prior}")
+    screen = prescreen_table(prescreen, prior, proxy, proxy_scores)
+    result = run_controllers(table, names, seeds=seeds, budget=budget, space=space_name, metric=metric, jobs=jobs,
+                             prescreen=screen)
     click.echo(json.dumps(result, indent=2) if as_json else format_controllers(result))
 
 
@@ -159,10 +174,13 @@ def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: 
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Images in that minibatch.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sample, the batch and the initial weights.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Processes, one thread each.")
+@click.option("--scores", default="", type=click.Path(dir_okay=False),
+              help="Also write every network's scores to this CSV (arch,proxy...; for --proxy-scores).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def bench_proxies(space_name: str, preset: str, table: str, truth_run: str, metric: str | None, archs: int,
-                  proxies: str, data: str, data_dir: str, batch_size: int, seed: int, jobs: int, as_json: bool) -> None:
+                  proxies: str, data: str, data_dir: str, batch_size: int, seed: int, jobs: int, scores: str,
+                  as_json: bool) -> None:
     """Zero-cost proxies: rank correlation with a table's or a run's accuracy, seconds per network."""
     from evaluators.proxies.bench import format_proxies, run_proxies
 
@@ -170,5 +188,5 @@ def bench_proxies(space_name: str, preset: str, table: str, truth_run: str, metr
         raise SpecError("--archs/--batch-size/--jobs: expected at least 3 architectures, 2 images and 1 job")
     names = [p.strip() for p in proxies.split(",") if p.strip()]
     result = run_proxies(space_name, preset, table, truth_run, archs, names, metric, data, data_dir, batch_size,
-                         seed, jobs)
+                         seed, jobs, scores)
     click.echo(json.dumps(result, indent=2) if as_json else format_proxies(result))

@@ -10,28 +10,28 @@ again, so it is evaluated once more and nothing completed is ever re-evaluated.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 import random
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from nas import registry
 
 from nas.ledger import batching
-from nas.evaluator import COMPLETE, PRUNED, Job, Result
+from nas.evaluator import SCREEN, Job, Result
 from nas.executors import Executor, StudyLink
 from nas.ledger._optuna import storage_of, trial_id
-from nas.ledger.shared import ELAPSED_ATTR, EVALUATED, Driver, Ledger
-from nas.search.objectives import cheap_metrics, constraint_values, derived_metrics, load_latency_table
+from nas.ledger.shared import EVALUATED, Driver, Ledger
+from nas.search.objectives import cheap_metrics, constraint_values, load_latency_table
+from nas.search.prescreen import Entry, Screening, metrics_of, screen_spec
 from nas.search.progress import Progress
-from nas.search.study import create_study, record
-from nas.search.summary import TIE_METRIC
+from nas.search.study import create_study
 from nas.search.spec import RunSpec
+from nas.search.telling import Outcome, Teller
 
 __all__ = ["Outcome", "Search", "create_study"]  # create_study lives in nas.search.study; callers import it here too
 
@@ -43,17 +43,7 @@ EXHAUSTED_TRIES = 1000  # random draws without an unseen architecture: the space
 POLL_S = 1.0  # how often a driver with nothing in flight looks at other drivers' claims
 
 
-@dataclass
-class Outcome:
-    """How a call of :meth:`Search.run` ended."""
-
-    reason: str  # budget | time | target | exhausted | failures | infeasible
-    evaluated: int
-    budget: int
-    message: str = ""
-
-
-class Search:
+class Search(Teller):
     """Runs a spec's search on a study through an executor.
 
     Args:
@@ -82,7 +72,9 @@ class Search:
         self.in_flight_arch: dict[str, int] = {}
         self.dup_streak = self.fail_streak = self.infeasible_streak = 0
         self.counts = {"complete": 0, "pruned": 0, "failed": 0, "duplicates": 0, "infeasible": 0,
-                       "skipped": 0}
+                       "skipped": 0, "screened_out": 0}
+        self.screening = Screening(dict(spec.prescreen)) if spec.prescreen else None
+        self.ready: list[Entry] = []  # kept by the pre-screen, waiting for a worker
         self.best: tuple[float, int] | None = None
         self.stop: Outcome | None = None
         self.driver = Driver(study)
@@ -96,12 +88,17 @@ class Search:
             self.ledger = Ledger.load(self.study, self.driver)
             self.ledger.requeue(self.study)
             batching.install(self.storage)
+            if self.screening is not None:
+                self.screening.load(self.study)
             self._seed_best()
             self.started = self.clock()
             self._last_elapsed_write = self.started
             pruner = self.study.pruner if self.spec.pruner["name"] != "none" else None
             link = StudyLink(self.study, self.storage_url, self.spec.name, pruner)
-            self.executor.start(self.spec.evaluator_spec(), link)
+            evaluator = self.spec.evaluator_spec()
+            if self.screening is not None:
+                evaluator = dataclasses.replace(evaluator, screen=screen_spec(self.spec.prescreen, evaluator))
+            self.executor.start(evaluator, link)
             log.info("search %s: %s, budget %d (%d done)", self.spec.name, self.executor.describe(),
                      self.spec.budget, self.ledger.evaluated)
             return self._drive()
@@ -127,19 +124,23 @@ class Search:
     def _loop(self) -> Outcome:
         budget, workers = self.spec.budget, self.executor.workers
         while True:
-            while (self.stop is None and not self._target_reached() and self.executor.in_flight() < workers
-                   and not self._time_up() and self._room()):
+            while (not self._halted() and self.executor.in_flight() < workers and self._room()
+                   and (self.ready or self.screening is None or not self.screening.full())):
                 with batching.deferred(self.storage):  # one journal sync for the trial's attributes
-                    self._ask_one()
+                    self._start(self.ready.pop(0)) if self.ready else self._ask_one()
             if self.executor.in_flight() == 0:
+                if self._decide(closing=not self._halted() and self._room()):
+                    continue
                 if not self._others_at_work():
                     break
                 time.sleep(POLL_S)
                 continue
             for job, result in self.executor.collect(timeout=1.0):
                 with batching.deferred(self.storage):
-                    self._tell(job, result)
+                    self._scored(job, result) if job.budget.get("stage") == SCREEN else self._tell(job, result)
+            self._decide(closing=False)
             self._show()
+        self._give_back("not trained: the search ended before its pre-screen batch was decided")
         self._show(final=True)
         if self.stop is not None:
             return self.stop
@@ -148,13 +149,17 @@ class Search:
         reason = "budget" if self.ledger.evaluated >= budget else "time"
         return Outcome(reason, self.ledger.evaluated, budget)
 
+    def _halted(self) -> bool:
+        """Stopped, at the target or out of time: nothing more is asked or trained."""
+        return self.stop is not None or self._target_reached() or self._time_up()
+
     def _room(self) -> bool:
         """Whether the study's budget has room for one more claim (see :meth:`Ledger.room`)."""
         return self.ledger.room(self.study, self.spec.budget)
 
     def _others_at_work(self) -> bool:
         """Other drivers hold live claims that may still leave budget to this one: wait for them."""
-        if self.stop is not None or self._target_reached() or self._time_up():
+        if self._halted():
             return False
         return self.ledger.others_at_work(self.study, self.spec.budget)
 
@@ -228,6 +233,26 @@ class Search:
         self._finish(trial, {}, {"counted": False, "error": f"skipped: {reason}"}, TrialState.FAIL)
 
     def _submit(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> None:
+        """A new architecture: checked, then trained, or scored first by the pre-screen."""
+        cheap = self._feasible(trial, genotype, arch_id)
+        if cheap is None:
+            return
+        if self.screening is None:
+            self._start(Entry(trial, genotype, arch_id, cheap, warmup=False))
+            return
+        admitted = self.screening.admit(trial, genotype, arch_id, cheap, self.spec.seed)
+        if admitted == "train":  # kept before (its training was interrupted), or not screened
+            self._start(Entry(trial, genotype, arch_id, {**cheap, **metrics_of(trial.user_attrs.get("prescreen", {}))},
+                              warmup=False))
+            return
+        self.driver.own(trial)  # it may wait for its batch: other drivers must know it is alive
+        self.in_flight_arch[arch_id] = trial.number
+        if isinstance(admitted, Job):
+            batching.flush(self.storage)
+            self.executor.submit(admitted)
+
+    def _feasible(self, trial: optuna.Trial, genotype: Any, arch_id: str) -> dict[str, float] | None:
+        """The cheap metrics, or None when they break a constraint (the trial is then told infeasible)."""
         cheap = cheap_metrics(self.space, genotype, self.task, self.latency_table)
         violated = [f"{m} {cheap[m]:.4g} outside [{b['min']:.4g}, {b['max']:.4g}]"
                     for m, b in self.spec.constraints.items() if not b["min"] <= cheap[m] <= b["max"]]
@@ -243,16 +268,63 @@ class Search:
             if self.infeasible_streak >= EXHAUSTED_TRIES:
                 self.stop = Outcome("infeasible", self.ledger.evaluated, self.spec.budget,
                                     f"{EXHAUSTED_TRIES} proposals in a row broke the constraints; relax them")
-            return
+            return None
         self.infeasible_streak = 0
-        if not self._claim(trial, arch_id):  # cheap checks first: an infeasible candidate needs no claim
+        return cheap
+
+    def _start(self, entry: Entry) -> None:
+        """Claim an architecture and submit its training (cheap checks first: an infeasible one needs no claim)."""
+        trial, arch_id = entry.trial, entry.arch_id
+        if not self._claim(trial, arch_id):
+            self._release(arch_id)
             return
-        job = Job(trial.number, trial_id(trial), genotype.to_json(), arch_id, self.spec.trial_budget,
+        job = Job(trial.number, trial_id(trial), entry.genotype.to_json(), arch_id, self.spec.trial_budget,
                   self.spec.seed)
-        self.trials[trial.number] = (trial, cheap)
+        self.trials[trial.number] = (trial, entry.cheap)
         self.in_flight_arch[arch_id] = trial.number
         batching.flush(self.storage)  # the trial's params and attributes, before a worker sees it
         self.executor.submit(job)
+
+    # ----- pre-screen ----------------------------------------------------------------------------
+    def _scored(self, job: Job, result: Result) -> None:
+        assert self.screening is not None
+        self.screening.scored(job, result)
+
+    def _decide(self, closing: bool) -> bool:
+        """Decide the pre-screen's batch when it is ready: its best wait for workers, the rest are
+        told PRUNED (uncounted) with their scores and the reason. True when some wait now."""
+        if self.screening is None or not self.screening.ready(closing):
+            return False
+        kept, dropped = self.screening.decide(self.study)
+        with batching.deferred(self.storage):
+            for entry, why in dropped:
+                self.counts["screened_out"] += 1
+                entry.trial.set_user_attr("prescreen", entry.record)
+                frozen = self._finish(entry.trial, {**entry.cheap, **metrics_of(entry.record or {})},
+                                      {"counted": False, "screened_out": why}, TrialState.PRUNED)
+                del self.in_flight_arch[entry.arch_id]
+                for waiting in self.parked.pop(entry.arch_id, []):
+                    self._tell_duplicate(waiting, frozen)
+            for entry in kept:
+                entry.trial.set_user_attr("prescreen", entry.record)
+                entry.cheap = {**entry.cheap, **metrics_of(entry.record or {})}
+        self.ready.extend(kept)
+        return bool(kept)
+
+    def _give_back(self, reason: str) -> None:
+        """Fail the pre-screen's undecided and waiting proposals, uncounted (their scores stay recorded)."""
+        entries = self.ready + (self.screening.give_back() if self.screening is not None else [])
+        self.ready = []
+        for entry in entries:
+            self._tell_failed(entry.trial, entry.cheap, reason, counted=False)
+            self._release(entry.arch_id)
+
+    def _release(self, arch_id: str) -> None:
+        """An architecture is no longer in flight here: repeats that waited for it are skipped."""
+        if self.in_flight_arch.get(arch_id) is not None and arch_id not in self.ledger.claims:
+            self.in_flight_arch.pop(arch_id, None)
+        for waiting in self.parked.pop(arch_id, []):
+            self._skip(waiting, "the proposal it repeated was not trained")
 
     def _enqueue_unseen(self) -> None:
         """Break a run of repeated proposals: queue a random architecture not yet proposed."""
@@ -265,125 +337,3 @@ class Search:
                 return
         self.stop = Outcome("exhausted", self.ledger.evaluated, self.spec.budget,
                             f"no unseen architecture in {EXHAUSTED_TRIES} random draws: the space is used up")
-
-    # ----- tell ----------------------------------------------------------------------------------
-    def _tell(self, job: Job, result: Result) -> None:
-        """Record an evaluation's result and release duplicates that waited for it."""
-        trial, cheap = self.trials.pop(job.trial_number)
-        del self.in_flight_arch[job.arch_id]
-        self.ledger.claims.pop(job.arch_id, None)
-        metrics = {**cheap, **result.metrics}
-        metrics.update(derived_metrics(self.spec.objectives, metrics))
-        info = {**result.info, "counted": True}
-        if result.state == COMPLETE:
-            missing = [o["metric"] for o in self.spec.objectives if o["metric"] not in metrics]
-            if missing:
-                result = Result.failed(f"result lacks objective metric(s) {missing}", **result.info)
-                info = {**result.info, "counted": True}
-        self._record_curve(trial, result)
-        if result.state == COMPLETE:
-            values = [metrics[o["metric"]] for o in self.spec.objectives]
-            if self.keeper is not None and result.weights:
-                self.keeper.offer(trial, values[0], result.weights, metrics.get(TIE_METRIC))
-            frozen = self._finish(trial, metrics, info, TrialState.COMPLETE, values)
-            self.counts["complete"] += 1
-            self.fail_streak = 0
-            self._update_best(frozen)
-        elif result.state == PRUNED:
-            frozen = self._finish(trial, metrics, info, TrialState.PRUNED)
-            self.counts["pruned"] += 1
-            self.fail_streak = 0
-        else:
-            frozen = self._tell_failed(trial, metrics, result.error or "failed", counted=True, info=info)
-            self.ledger.index(frozen)
-            self.fail_streak += 1
-            if self.fail_streak >= self.spec.run["max_failures"]:
-                self.stop = Outcome("failures", self.ledger.evaluated, self.spec.budget,
-                                    f"{self.fail_streak} candidates failed in a row; last: {result.error}")
-        self.ledger.index(frozen)
-        log.info("trial %d %s %s %s", job.trial_number, frozen.state.name.lower(), job.arch_id,
-                 _short(metrics) if frozen.state != TrialState.FAIL else result.error)
-        for waiting in self.parked.pop(job.arch_id, []):
-            self._tell_duplicate(waiting, frozen)
-        self._write_elapsed()
-
-    def _finish(self, trial: optuna.Trial, metrics: dict[str, float], info: dict[str, Any],
-                state: TrialState, values: list[float] | None = None) -> FrozenTrial:
-        """Write a trial's metrics and info, then tell it (see :func:`nas.search.study.record`)."""
-        try:
-            return record(self.study, trial, metrics, info, state, values)
-        finally:
-            self.driver.mine.discard(trial.number)
-
-    def _tell_failed(self, trial: optuna.Trial, metrics: dict[str, float], error: str, counted: bool,
-                     info: dict[str, Any] | None = None) -> FrozenTrial:
-        self.counts["failed"] += counted
-        return self._finish(trial, metrics, {**(info or {}), "counted": counted, "error": error},
-                            TrialState.FAIL)
-
-    def _tell_duplicate(self, trial: optuna.Trial, original: FrozenTrial) -> None:
-        """Answer a repeated architecture from the ledger (no budget spent).
-
-        The repeat is told as FAIL with ``info.duplicate_of`` and the original's metrics, so that
-        samplers, ``study.best_trials``, Pareto sets and optuna-dashboard's plots see each
-        architecture once; our history samplers read the original's values through it.
-        """
-        self.counts["duplicates"] += 1
-        info = {"counted": False, "duplicate_of": original.number,
-                "duplicate_state": original.state.name.lower()}
-        if "error" in original.user_attrs.get("info", {}):
-            info["error"] = original.user_attrs["info"]["error"]
-        self._finish(trial, original.user_attrs.get("metrics", {}), info, TrialState.FAIL)
-
-    def _record_curve(self, trial: optuna.Trial, result: Result) -> None:
-        """Write the learning curve as intermediate values (with a pruner, the reporter already did;
-        Optuna keeps none for multi-objective studies: the curve stays in ``info``)."""
-        if self.spec.pruner["name"] != "none" or len(self.spec.objectives) > 1:
-            return
-        for step, value in result.info.get("curve") or []:
-            if math.isfinite(value):
-                trial.report(float(value), int(step))
-
-    def _abandon(self, reason: str) -> None:
-        """Fail every trial still in flight or waiting, without using budget (resume re-runs them)."""
-        waiting = [t for ts in self.parked.values() for t in ts]
-        for trial in [t for t, _ in self.trials.values()] + waiting:
-            try:
-                self._tell_failed(trial, {}, reason, counted=False)
-            except Exception:  # the storage may be gone too; resume will fail these trials anyway
-                log.debug("could not fail trial %d", trial.number, exc_info=True)
-        self.trials.clear()
-        self.parked.clear()
-
-    # ----- bookkeeping -----------------------------------------------------------------------------
-    def _seed_best(self) -> None:
-        for trial in self.ledger.done.values():
-            self._update_best(trial)
-
-    def _update_best(self, trial: FrozenTrial) -> None:
-        if len(self.spec.objectives) != 1 or trial.state != TrialState.COMPLETE:
-            return
-        sign = 1.0 if self.spec.objectives[0]["direction"] == "maximize" else -1.0
-        value = trial.values[0]
-        if self.best is None or sign * value > sign * self.best[0]:
-            self.best = (value, trial.number)
-
-    def _write_elapsed(self, force: bool = False) -> None:
-        """Persist the search's cumulative wall time (for ``max_time`` across resumes), every 30 s."""
-        now = self.clock()
-        if force or now - self._last_elapsed_write > 30:
-            self.study.set_user_attr(ELAPSED_ATTR, self.ledger.elapsed + now - self.started)
-            self._last_elapsed_write = now
-
-    def _show(self, final: bool = False) -> None:
-        if self.progress is None:
-            return
-        metric = self.spec.objectives[0]["metric"] if len(self.spec.objectives) == 1 else ""
-        self.progress.update(done=self.ledger.evaluated, budget=self.spec.budget, best=self.best,
-                             metric=metric, running=self.executor.in_flight(),
-                             failed=self.counts["failed"], duplicates=self.counts["duplicates"],
-                             final=final)
-
-
-def _short(metrics: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())

@@ -1,9 +1,10 @@
 """Run specs: a TOML file -> a validated :class:`RunSpec` (or one ``SpecError`` naming the field).
 
 A spec has the sections ``[run]``, ``[space]``, ``[controller]``, ``[evaluator]`` (with an optional
-``[evaluator.budget]`` per-trial budget), ``[[objectives]]``, ``[constraints]``, ``[executor]`` and
-``[pruner]``. Everything is checked before anything runs: unknown keys, types, ranges, names of
-spaces/controllers/evaluators, files, and that every objective is a metric the evaluator reports.
+``[evaluator.budget]`` per-trial budget), ``[[objectives]]``, ``[constraints]``, ``[executor]``,
+``[pruner]``, ``[latency]`` and ``[prescreen]``. Everything is checked before anything runs: unknown
+keys, types, ranges, names of spaces/controllers/evaluators, files, and that every objective is a
+metric the evaluator reports.
 The resolved spec (defaults filled, paths absolute, command-line overrides applied) is written to
 the run folder, so ``nas resume`` needs nothing else.
 """
@@ -21,6 +22,7 @@ from nas.evaluator import EvaluatorSpec
 from nas.executors import validate_executor
 from nas.latency.table import FIT_NETWORKS
 from nas.search.objectives import validate_reward
+from nas.search.prescreen import validate_prescreen
 from nas.search.pruners import validate_pruner
 
 if sys.version_info >= (3, 11):
@@ -61,7 +63,7 @@ OBJECTIVE_FIELDS = {
 }
 BOUND_FIELDS = {"min": Field(float, default=float("-inf")), "max": Field(float, default=float("inf"))}
 SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner",
-            "latency")
+            "latency", "prescreen")
 
 
 @dataclass
@@ -79,6 +81,7 @@ class RunSpec:
     base_dir: str = "."
     metrics: tuple[str, ...] = field(default=())  # what the evaluator reports
     latency: dict[str, Any] = field(default_factory=dict)  # [latency]: lut (absolute path or "")
+    prescreen: dict[str, Any] = field(default_factory=dict)  # [prescreen]; {} when proposals are not screened
 
     @property
     def name(self) -> str:
@@ -116,7 +119,8 @@ class RunSpec:
         return {"run": run, "space": self.space, "controller": self.controller,
                 "evaluator": self.evaluator, "objectives": self.objectives, "constraints": constraints,
                 "executor": self.executor, "pruner": self.pruner,
-                **({"latency": self.latency} if self.latency.get("lut") else {})}
+                **({"latency": self.latency} if self.latency.get("lut") else {}),
+                **({"prescreen": self.prescreen} if self.prescreen else {})}
 
     def to_toml(self) -> str:
         """The resolved spec as TOML text."""
@@ -180,11 +184,12 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
         latency["lut"] = str((base_dir / latency["lut"]).resolve())
         _check_lut(latency, space_obj, evaluator)
     controller = _validate_controller(_table(data, "controller"), space_obj, run["seed"], len(objectives))
+    prescreen = validate_prescreen(_table(data, "prescreen"), evaluator, controller, base_dir)
     return RunSpec(run=run, space={"name": space["name"], **space_obj.options}, controller=controller,
                    evaluator=evaluator, objectives=objectives, constraints=constraints,
                    executor=validate_executor(_table(data, "executor")),
                    pruner=pruner, base_dir=str(base_dir), metrics=metrics,
-                   latency=latency)
+                   latency=latency, prescreen=prescreen)
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -108,3 +108,25 @@ def test_describe_names_the_genotype_file_when_it_does_not_fit_the_preset(tmp_pa
 def test_bench_controllers_bad_options_exit_2(nb201_table, args, message):
     proc = run_nas("bench", "controllers", "--table", str(nb201_table), *args)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bench_controllers_with_a_prescreen_counts_proxy_evaluations_beside_queries(nb201_table, tmp_path):
+    scores = tmp_path / "scores.csv"  # a made-up proxy: how many 3x3 convolutions a cell has
+    rows = [line.split(",")[0] for line in nb201_table.read_text().splitlines()[1:]]
+    scores.write_text("arch,convs\n" + "".join(f"{a},{a.count('conv_3x3')}\n" for a in rows))
+    proc = run_nas("bench", "controllers", "--table", str(nb201_table), "--seeds", "2", "--budget", "40",
+                   "--controllers", "local", "--prescreen", "batch=4:keep=1", "--prior", "30",
+                   "--proxy", "convs", "--proxy-scores", str(scores), "--json", timeout=600, check=True)
+    result = json.loads(proc.stdout)
+    assert result["prescreen"]["batch"] == 4 and result["prescreen"]["warmup"] == 30
+    stats = result["controllers"]["local"]
+    queries = stats["queries_to_optimum_median"]
+    assert 1 <= queries <= 41
+    # every trained query was screened in a batch of 4 (or came from the warm-up of 30)
+    assert 30 <= stats["proxy_evaluations_to_optimum_median"] <= 30 + 4 * queries
+
+
+def test_bench_controllers_bad_prescreen_exits_2(nb201_table):
+    proc = run_nas("bench", "controllers", "--table", str(nb201_table), "--seeds", "1", "--budget", "5",
+                   "--prescreen", "batch=2:keep=3")
+    assert proc.returncode == 2 and "prescreen.keep" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
