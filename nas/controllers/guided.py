@@ -10,8 +10,9 @@ the random share and EI's uncertainty term keep it from stalling in one basin.
 
 from __future__ import annotations
 
+import bisect
 import random
-from typing import Any
+from typing import Any, Mapping
 
 from nas.config import Field
 from nas.controllers import Controller
@@ -54,6 +55,20 @@ class GuidedSampler(GenotypeSampler):
         if not pool:
             return history.novel(lambda: self._space.sample(rng), self.tries)
         return self._ranker.rank(history.members, list(pool.values()))[0]
+
+    def select(self, study: Any, candidates: list[Genotype], scores: Mapping[str, float]) -> list[Genotype]:
+        """A pre-screen batch's candidates, best first, for ``[prescreen]``: ranked by expected
+        improvement under the surrogate with the proxy score as one more feature (its percentile
+        among every score recorded, ``scores``: arch id -> score), fitted to the members that have a
+        score; by the score alone until ``n_startup`` of them have completed."""
+        members = [m for m in self.history(study, None).members if m.arch_id in scores]
+        by_score = sorted(candidates, key=lambda g: -scores[g.arch_id])
+        if len({m.arch_id for m in members}) < self.n_startup:
+            return by_score
+        ordered = sorted(scores.values())
+        features = {a: (bisect.bisect_left(ordered, v) + bisect.bisect_right(ordered, v)) / 2 / len(ordered)
+                    for a, v in scores.items()}
+        return self._ranker.rank(members, by_score, features)
 
     def _neighbours(self, genotype: Genotype, rng: random.Random) -> list[Genotype]:
         listed = self._space.neighbours(genotype)

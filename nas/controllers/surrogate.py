@@ -111,6 +111,7 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: flo
 
 
 MAX_FIT = 300  # members the GP is fitted to at most: the best half and the most recent half
+FEATURE_WEIGHT = 2.0  # a feature's full range counts as two differing categorical params in the distance
 
 
 class SurrogateRanker:
@@ -127,20 +128,32 @@ class SurrogateRanker:
         self.encoder = ParamEncoder(space.distributions())
         self._hyper: dict[int, tuple[float, float]] = {}
 
-    def rank(self, members: Sequence[Any], candidates: Sequence[Any]) -> list[Any]:
-        """``candidates`` from most to least promising; members need ``genotype``, ``arch_id``, ``values``."""
+    def rank(self, members: Sequence[Any], candidates: Sequence[Any],
+             features: Mapping[str, float] | None = None) -> list[Any]:
+        """``candidates`` from most to least promising; members need ``genotype``, ``arch_id``, ``values``.
+
+        ``features`` (arch id -> a number in [0, 1], e.g. a proxy score's percentile) adds one
+        numeric input to the GP, weighted :data:`FEATURE_WEIGHT`; every member and candidate must have one.
+        """
         unique = list({m.arch_id: m for m in reversed(members)}.values())[::-1]  # first occurrence wins
-        hyper = self._hyperparameters(unique)
+        hyper = None if features else self._hyperparameters(unique)  # with a feature: fitted on this call
         if len(unique) > MAX_FIT:
             keep = {id(m) for m in sorted(unique, key=lambda m: m.values, reverse=True)[:MAX_FIT // 2]}
             keep |= {id(m) for m in unique[-(MAX_FIT - len(keep)):]}
             unique = [m for m in unique if id(m) in keep]
-        x = self.encoder.encode([self.space.to_params(m.genotype) for m in unique])
+        x = self._inputs([m.genotype for m in unique], features)
         y = normal_scores([m.values[0] for m in unique])
         gp = GP(x, y, hyper)
-        mean, std = gp.predict(self.encoder.encode([self.space.to_params(g) for g in candidates]))
+        mean, std = gp.predict(self._inputs(list(candidates), features))
         scores = expected_improvement(mean, std, float(y.max()))
         return [candidates[i] for i in np.argsort(-scores, kind="stable")]
+
+    def _inputs(self, genotypes: Sequence[Any], features: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+        codes, numbers = self.encoder.encode([self.space.to_params(g) for g in genotypes])
+        if not features:
+            return codes, numbers
+        extra = FEATURE_WEIGHT * np.array([[features[g.arch_id]] for g in genotypes], dtype=float)
+        return codes, np.hstack([numbers, extra.reshape(len(genotypes), 1)])
 
     def _hyperparameters(self, members: Sequence[Any]) -> tuple[float, float]:
         key = min(max(len(members) // 10 * 10, min(len(members), 2)), MAX_FIT)

@@ -345,10 +345,13 @@ class Ledger:
 
 def released(trial: FrozenTrial) -> bool:
     """A trial that gave its architecture back: failed, uncounted, neither a duplicate nor infeasible
-    (interrupted, or withdrawn because another driver holds the architecture)."""
+    (interrupted, or withdrawn because another driver holds the architecture), or screened out by a
+    pre-screen (a later batch may propose it again; its score is then reused)."""
+    info = trial.user_attrs.get("info", {})
+    if trial.state == TrialState.PRUNED and "screened_out" in info:
+        return True
     if trial.state != TrialState.FAIL:
         return False
-    info = trial.user_attrs.get("info", {})
     error = str(info.get("error", ""))
     return not info.get("counted", False) and "duplicate_of" not in info and not error.startswith("infeasible")
 

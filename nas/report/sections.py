@@ -47,7 +47,7 @@ def run_section(run: RunView, summary: dict[str, Any]) -> Section:
         ("per-trial budget", esc(", ".join(f"{k}={v}" for k, v in spec.trial_budget.items() if v) or "-")),
         ("objectives", esc(", ".join(f"{o['metric']} ({o['direction']})" for o in spec.objectives))),
         ("budget used", esc(f"{summary['evaluated']} of {spec.budget} unique architectures")),
-        ("trials", esc(", ".join(f"{k} {v}" for k, v in summary["states"].items() if v) or "none yet")),
+        ("trials", esc(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary["states"].items() if v) or "none yet")),
         ("wall time", esc(_duration(elapsed) if elapsed is not None else "-")),
         ("workers", esc(", ".join(f"{w} ({n})" for w, n in workers.most_common()) or "-")),
         ("devices", esc(", ".join(f"{d} ({n})" for d, n in devices.most_common()) or "-")),

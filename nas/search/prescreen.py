@@ -33,7 +33,10 @@ WARMUP_ATTR = "nas:warmup_decided"  # study user attribute, set once the warm-up
 FIELDS = {
     "proxy": Field(list, default=["synflow"], items=str,
                    help="the proxy, or several that vote (their mean percentile among reference architectures)"),
-    "batch": Field(int, default=4, min=1, help="proposals scored per batch (1: only the warm-up is screened)"),
+    "direction": Field(str, default="maximize", choices=("maximize", "minimize"),
+                       help="which scores are best: proxies predict accuracy after full training, and a brief "
+                            "training may favour the other end (see BENCHMARKS.md)"),
+    "batch": Field(int, default=8, min=1, help="proposals scored per batch (1: only the warm-up is screened)"),
     "keep": Field(int, default=1, min=1, help="proposals of each batch trained: the best by the proxy"),
     "warmup": Field(int, default=0, min=0, help="size of the first batch (0: no warm-up)"),
     "warmup_keep": Field(int, default=0, min=0,
@@ -68,7 +71,8 @@ def validate_prescreen(table: Mapping[str, Any], evaluator: Mapping[str, Any], c
     if own["scores"]:
         _check_scores(own)
     if own["warmup"] and not own["warmup_keep"]:
-        own["warmup_keep"] = int(controller.get("population") or controller.get("n_startup") or own["keep"])
+        wanted = int(controller.get("population") or controller.get("n_startup") or own["keep"])
+        own["warmup_keep"] = min(wanted, own["warmup"])
     if own["warmup_keep"] > max(own["warmup"], 0) and own["warmup"]:
         raise SpecError(f"prescreen.warmup_keep: expected at most warmup ({own['warmup']}), got {own['warmup_keep']}")
     return {**own, **{k: options[k] for k in PASSED}}
@@ -188,9 +192,13 @@ class Screening:
         return bool(self.open) and all(e.record is not None for e in self.open) and (closing or self.full())
 
     def decide(self, study: optuna.Study) -> tuple[list[Entry], list[tuple[Entry, str]]]:
-        """Close the open batch: (entries to train, best first; entries screened out with the reason)."""
+        """Close the open batch: (entries to train, best first; entries screened out with the reason).
+
+        Entries are ranked by score, or by the controller when it can (a sampler's ``select(study,
+        genotypes, scores)``, e.g. ``guided``'s surrogate with the score as a feature); those whose
+        proxy failed come last."""
         keep = self.options["warmup_keep"] if self.warmup_open else self.options["keep"]
-        ranked = sorted(self.open, key=_rank_key)
+        ranked = self._ranked(study)
         kept = [e for e in ranked[:keep] if e.record and e.record.get("score") is not None]
         what = "warm-up" if self.warmup_open else "batch"
         proxy = "+".join(self.options["proxy"])
@@ -210,16 +218,27 @@ class Screening:
         self.open = []
         return kept, out
 
+    def _ranked(self, study: optuna.Study) -> list[Entry]:
+        sign = 1.0 if self.options["direction"] == "maximize" else -1.0
+        ranked = sorted(self.open, key=lambda e: _rank_key(e, sign))
+        select = getattr(study.sampler, "select", None)
+        scored = [e for e in ranked if e.record and e.record.get("score") is not None]
+        if select is None or len(scored) < 2:
+            return ranked
+        scores = {a: sign * float(r["score"]) for a, r in self.known.items() if r.get("score") is not None}
+        order = {g.arch_id: i for i, g in enumerate(select(study, [e.genotype for e in scored], scores))}
+        return sorted(scored, key=lambda e: order[e.arch_id]) + [e for e in ranked if e not in scored]
+
     def give_back(self) -> list[Entry]:
         """The open batch's proposals, undecided (the search is ending); their scores stay recorded."""
         entries, self.open = self.open, []
         return entries
 
 
-def _rank_key(entry: Entry) -> tuple[int, float, int]:
-    """Best first: scored before failed, higher score first, then earlier proposals."""
+def _rank_key(entry: Entry, sign: float) -> tuple[int, float, int]:
+    """Best first: scored before failed, better score first (``sign`` 1: higher), then earlier proposals."""
     score = entry.record.get("score") if entry.record else None
-    return (score is None, -(score if score is not None else 0.0), entry.trial.number)
+    return (score is None, -sign * (score if score is not None else 0.0), entry.trial.number)
 
 
 def metrics_of(record: Mapping[str, Any]) -> dict[str, float]:

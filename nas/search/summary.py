@@ -69,7 +69,7 @@ def summarize(spec: RunSpec, study: optuna.Study, run_dir: str = "", top: int = 
     space = registry.make_space(spec.space["name"], spec.space_options())
     trials = study.get_trials(deepcopy=False)
     counted = [t for t in trials if _counted(t)]
-    states = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "duplicates": 0,
+    states = {"complete": 0, "pruned": 0, "screened_out": 0, "failed": 0, "running": 0, "duplicates": 0,
               "infeasible": 0, "interrupted": 0, "skipped": 0}
     for trial in trials:
         states[_kind(trial)] += 1
@@ -103,8 +103,8 @@ def _kind(trial: FrozenTrial) -> str:
         return "infeasible"
     if trial.state == TrialState.COMPLETE:
         return "complete"
-    if trial.state == TrialState.PRUNED:
-        return "pruned"
+    if trial.state == TrialState.PRUNED:  # by the pruner while training, or by the pre-screen before it
+        return "screened_out" if "screened_out" in info else "pruned"
     if not info.get("counted", True) and error.startswith("interrupted"):
         return "interrupted"
     if not info.get("counted", True) and error.startswith("skipped"):
@@ -119,7 +119,7 @@ def format_summary(summary: dict[str, Any]) -> str:
              f"  space {summary['space']} (preset {summary['preset']}), controller {summary['controller']}, "
              f"evaluator {summary['evaluator']}",
              f"  evaluated {summary['evaluated']}/{summary['budget']} unique architectures; trials: "
-             + ", ".join(f"{k} {v}" for k, v in s.items() if v)]
+             + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s.items() if v)]
     rows = summary.get("top") or summary.get("pareto") or []
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
