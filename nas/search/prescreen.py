@@ -28,7 +28,7 @@ from nas.config import Field, SpecError, validate
 from nas.evaluator import COMPLETE, SCREEN, EvaluatorSpec, Job, Result
 from nas.ledger._optuna import trial_id
 
-SCORE_ATTR = "prescreen"  # trial user attribute: {"score", "error", "metrics", "seconds", "warmup", "batch", "kept"}
+SCORE_ATTR = "prescreen"  # trial user attribute: score, error, metrics, seconds, warmup, batch, kept, worker
 WARMUP_ATTR = "nas:warmup_decided"  # study user attribute, set once the warm-up batch is decided
 FIELDS = {
     "proxy": Field(list, default=["synflow"], items=str,
@@ -183,7 +183,8 @@ class Screening:
         self.screened += 1
         self.seconds += seconds
         entry.record = {"score": value, "metrics": metrics, "seconds": round(seconds, 4), "warmup": entry.warmup,
-                        "batch": entry.batch, "kept": None, **({"error": error} if error else {})}
+                        "batch": entry.batch, "kept": None, "worker": result.info.get("worker", ""),
+                        **({"error": error} if error else {})}
         self.known[entry.arch_id] = entry.record
         entry.trial.set_user_attr(SCORE_ATTR, entry.record)
 

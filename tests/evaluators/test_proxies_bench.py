@@ -92,3 +92,13 @@ def test_a_run_s_networks_are_built_for_its_data(tmp_path):
     result = load_json(out.stdout)
     assert result["input_shape"] == [1, 8, 8] and result["space"] == "nb201"
     assert result["proxies"]["params"]["spearman"] == pytest.approx(1.0)  # params against itself
+
+
+def test_scores_are_written_for_a_pre_screen_to_read(small_table, tmp_path):
+    out = tmp_path / "scores.csv"
+    run_proxies("nb201", "proxy", table=str(small_table), archs=8, proxies=["params", "synflow"], seed=1,
+                scores=str(out))
+    rows = list(csv.DictReader(out.open()))
+    truth = {r["arch"]: float(r["acc"]) for r in csv.DictReader(small_table.open())}
+    assert len(rows) == 8 and set(rows[0]) == {"arch", "params", "synflow"}
+    assert all(float(r["params"]) == truth[r["arch"]] and float(r["synflow"]) > 0 for r in rows)

@@ -169,3 +169,21 @@ def test_a_local_instance_runs_its_workers_at_normal_priority(tmp_path):
                               cwd=tmp_path, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split()[-1] == expected
+
+
+def test_a_pre_screen_scores_on_the_ray_workers(tmp_path, ray_session):
+    from nas.evaluator import worker_name
+
+    data = {"run": {"name": "r", "budget": 3, "seed": 0}, "space": {"name": "nb201", "preset": "proxy"},
+            "controller": {"name": "local"}, "evaluator": {"name": "synthetic"}, "objectives": [{"metric": "score"}],
+            "executor": {"name": "ray", "workers": 2},
+            "prescreen": {"proxy": "synflow", "batch": 4, "keep": 1, "threads": 1}}
+    spec = parse_spec(data, tmp_path)
+    url = f"journal:{tmp_path / 'r.journal'}"
+    study = create_study(spec, open_storage(url))
+    outcome = Search(spec, study, RayExecutor(**{k: v for k, v in spec.executor.items() if k != "name"}), url).run()
+    assert outcome.reason == "budget" and len(evaluated_trials(study)) == 3
+    records = [t.user_attrs["prescreen"] for t in study.trials if "prescreen" in t.user_attrs]
+    assert len(records) == 12 and all(r["score"] > 0 for r in records)
+    assert {r["worker"] for r in records} and worker_name() not in {r["worker"] for r in records}
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) == 9
