@@ -23,7 +23,7 @@ import pickle
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -99,6 +99,14 @@ def shape_of(name: str, data_dir: str = "", size: int = 0) -> tuple[tuple[int, i
         _factor(h, w, size)
         h = w = size
     return (c, h, w), classes
+
+
+def task_of(options: Mapping[str, Any]) -> Any:
+    """The ``nas.space.Task`` of the data options (``data``, ``data_dir``, ``size``) of an evaluator."""
+    from nas.space import Task
+
+    shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
+    return Task(shape, classes)
 
 
 def _factor(h: int, w: int, size: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from evaluators.data import Splits, load, shape_of
+from evaluators.data import Splits, load, task_of
 from nas.config import Field, SpecError, validate
 from nas.evaluator import Evaluator
 from nas.space import SearchSpace, Task
@@ -82,5 +82,4 @@ class TrainOptions(Evaluator):
 
     @classmethod
     def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:
-        shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
-        return Task(shape, classes)
+        return task_of(options)

@@ -156,6 +156,10 @@ class Evaluator(ABC):
                         check_files=check_files)
 
     @classmethod
+    def check_space(cls, options: Mapping[str, Any], space: SearchSpace) -> None:
+        """Whether this evaluator can score ``space``'s architectures (``SpecError`` if not)."""
+
+    @classmethod
     def task_for(cls, options: Mapping[str, Any], space: SearchSpace) -> Task:
         """Input shape and class count of the models this evaluator scores (default: the preset's)."""
         return space.default_task()

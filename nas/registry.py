@@ -25,6 +25,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "synthetic": "evaluators.synthetic:SyntheticEvaluator",
         "train": "evaluators.train:TrainEvaluator",
         "zero-cost": "evaluators.zerocost:ZeroCostEvaluator",
+        "supernet": "evaluators.oneshot.inherit:SupernetEvaluator",
     },
     "controllers": {
         "random": "nas.controllers.optuna_samplers:RandomController",
@@ -35,6 +36,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "local": "nas.controllers.local:LocalSearchController",
         "guided": "nas.controllers.guided:GuidedController",
         "grid": "nas.controllers.grid:GridController",
+        "darts": "nas.controllers.differentiable:DartsController",
+        "gdas": "nas.controllers.differentiable:GdasController",
+        "drnas": "nas.controllers.differentiable:DrnasController",
     },
     "executors": {
         "inline": "nas.executors.inline:InlineExecutor",
@@ -46,7 +50,8 @@ BUILTIN: dict[str, dict[str, str]] = {
 # validating specs; the full class, which imports torch, is only needed to evaluate.
 DECLARATIONS: dict[str, dict[str, str]] = {
     "evaluators": {"train": "evaluators.train_options:TrainOptions",
-                   "zero-cost": "evaluators.zerocost_options:ZeroCostOptions"},
+                   "zero-cost": "evaluators.zerocost_options:ZeroCostOptions",
+                   "supernet": "evaluators.supernet_options:SupernetOptions"},
 }
 
 _SINGULAR = {"spaces": "space", "evaluators": "evaluator", "controllers": "controller", "executors": "executor"}

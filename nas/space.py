@@ -234,6 +234,47 @@ class SearchSpace(ABC, Generic[G]):
         """The ``torch.nn.Module`` of one block key (torch is imported here, lazily)."""
         raise NotImplementedError(f"space {self.name!r} cannot build latency blocks")
 
+    # ----- one-shot supernets (optional capability) ---------------------------------------------
+    def oneshot_edges(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The supernet's edges, each ``(name, candidate ops)``; a genotype is one choice per edge.
+
+        Names are ``group/edge`` (a group is a cell type: ``cell``, ``normal``, ``reduce``).
+        """
+        raise NotImplementedError(f"space {self.name!r} has no supernet (one-shot search: nb201, nasnet)")
+
+    def oneshot_path(self, genotype: G) -> list[int]:
+        """``genotype`` as one op index per :meth:`oneshot_edges` edge (``-1``: the edge is unused)."""
+        raise NotImplementedError(f"space {self.name!r} has no supernet (one-shot search: nb201, nasnet)")
+
+    def oneshot_derive(self, weights: list[list[float]], prevent_collapse: bool = True) -> G:
+        """The genotype of the strongest choices given each edge's op weights (architecture
+        probabilities); with ``prevent_collapse``, a cell type left without any parametric op takes
+        the strongest parametric op of its edges (see :func:`nas.oneshot.collapsed`)."""
+        raise NotImplementedError(f"space {self.name!r} has no supernet (one-shot search: nb201, nasnet)")
+
+    def oneshot_fair(self, rng: random.Random) -> list[G]:
+        """FairNAS's strict fairness: as many genotypes as an edge has ops, such that every op of every
+        used edge is trained once in the group (default: a random permutation per edge)."""
+        edges = self.oneshot_edges()
+        width = max(len(ops) for _, ops in edges)
+        columns = [rng.sample(range(len(ops)), len(ops)) * (width // len(ops) + 1) for _, ops in edges]
+        return [self.oneshot_from_path([column[k] for column in columns]) for k in range(width)]
+
+    def oneshot_from_path(self, path: list[int]) -> G:
+        """The genotype of one op index per edge (the inverse of :meth:`oneshot_path`)."""
+        names = [ops for _, ops in self.oneshot_edges()]
+        return self.oneshot_derive([[1.0 if k == i else 0.0 for k in range(len(ops))]
+                                    for i, ops in zip(path, names)], prevent_collapse=False)
+
+    def build_supernet(self, task: Task | None = None) -> Any:
+        """The ``torch.nn.Module`` supernet (``forward(x, arch)``; torch is imported here, lazily)."""
+        raise NotImplementedError(f"space {self.name!r} has no supernet (one-shot search: nb201, nasnet)")
+
+    def oneshot_latency(self, table: Any, task: Task | None = None) -> tuple[float, list[list[float]]]:
+        """A latency table's prediction split for one-shot search: milliseconds of what every genotype
+        runs (stem, reductions, head), and per edge and op the milliseconds that choice adds."""
+        raise NotImplementedError(f"space {self.name!r} cannot split latency by edge")
+
     def report(self, records: list[dict[str, Any]], folder: Path) -> list[str]:
         """Write space-specific outputs of a finished search into the run folder.
 
@@ -249,6 +290,23 @@ class SearchSpace(ABC, Generic[G]):
             The names of the files written, relative to ``folder`` (the default writes none).
         """
         return []
+
+
+def path_ops(index: int, n: int) -> tuple[int, ...]:
+    """The ops one entry of a one-shot path runs on its edge, for a vocabulary of ``n`` ops.
+
+    ``-1``: none (unused edge); ``k`` in ``0..n-1``: op k; ``n + a * n + b``: ops a and b, in that
+    order (a block reads this state twice, which NASNet and AmoebaNet cells may do). ``ValueError``
+    for anything else.
+    """
+    if index == -1:
+        return ()
+    if 0 <= index < n:
+        return (index,)
+    if n <= index < n + n * n:
+        return divmod(index - n, n)
+    raise ValueError(f"one-shot path: entry {index} is neither -1, an op index below {n}, nor a pair code "
+                     f"below {n + n * n}")
 
 
 def check_params(params: Mapping[str, Any], distributions: Mapping[str, Any]) -> None:

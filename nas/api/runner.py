@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from nas import registry
 from nas.config import SpecError
+from nas.oneshot.stage import Stage
 from nas.search.progress import Progress
 from nas.report.page import write_run_report
 from nas.search.loop import Outcome, Search, create_study
@@ -110,7 +111,10 @@ def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: boo
         keep = int(spec.evaluator.get("keep_weights", 0) or 0)
         if keep:
             search.keeper = WeightsKeeper(study, run_dir.path, keep, spec.objectives[0]["direction"] == "maximize")
+        search.stage = Stage.of(spec, run_dir.path, study)
         outcome = search.run()
+        if search.stage is not None:
+            search.stage.retrain(executor)
         write_outputs(run_dir, spec, study)
         return outcome
     except Exception as err:

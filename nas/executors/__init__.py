@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from nas.config import Field, validate
 from nas.evaluator import EvaluatorSpec, Job, Result
@@ -78,6 +78,17 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self) -> None:
         """Stop the workers; jobs still running are abandoned."""
+
+    def run_task(self, target: str, kwargs: Mapping[str, Any], poll: Callable[[], None] | None = None) -> Any:
+        """Run ``module:function(**kwargs)`` once, as one long task (one-shot training), and return
+        its result; ``poll`` is called about every second while it runs (here: once, after it)."""
+        import importlib
+
+        module, _, name = target.partition(":")
+        result = getattr(importlib.import_module(module), name)(**kwargs)
+        if poll is not None:
+            poll()
+        return result
 
     def describe(self) -> str:
         """One line for the log."""

@@ -13,16 +13,15 @@ import logging
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable, Mapping
 
-from nas.config import SpecError
+from nas.executors._ray_cluster import _answers, _call, _connect, _first_line  # noqa: F401 (_connect: tests)
 from nas.evaluator import EvaluatorSpec, Job, NullReporter, Result, run_job, worker_name
 from nas.executors import Executor, StudyLink
 
 log = logging.getLogger(__name__)
 
 MAX_RESUBMITS = 5  # runs of one trial again after its worker was lost with a node
-PROBE_TIMEOUT = 10.0  # seconds to wait for a cluster's address to accept a connection
 
 
 class _Worker:
@@ -286,77 +285,38 @@ class RayExecutor(Executor):
         if self._owns_ray:
             ray.shutdown()
 
+    def run_task(self, target: str, kwargs: Mapping[str, Any], poll: Callable[[], None] | None = None) -> Any:
+        """One Ray task on the driver's node (its checkpoints go to the run folder there), with one GPU
+        when that node has one, else all of the node's CPUs."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        owns = not ray.is_initialized()
+        if owns:
+            _connect(self.options["address"], self.options["log_to_driver"])
+        try:
+            node = ray.get_runtime_context().get_node_id()
+            resources = next((n["Resources"] for n in ray.nodes() if n["NodeID"] == node), {})
+            gpus = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
+            cpus = 1.0 if gpus else max(1.0, float(resources.get("CPU", 1.0)))
+            ref = ray.remote(_call).options(
+                num_cpus=cpus, num_gpus=gpus, max_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(target, dict(kwargs))
+            while not ray.wait([ref], timeout=1.0)[0]:
+                if poll is not None:
+                    poll()
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as err:
+                raise err.as_instanceof_cause() from None
+            if poll is not None:
+                poll()
+            return result
+        finally:
+            if owns:
+                ray.shutdown()
+
     def describe(self) -> str:
         where = self.options["address"] or "local Ray instance"
         return f"ray executor, {self.workers} worker(s) on {where}"
-
-
-def _connect(address: str, log_to_driver: bool) -> None:
-    """Start a local Ray instance, or join the cluster at ``address`` (``SpecError`` within seconds
-    when nothing answers there, instead of Ray's minutes of retries)."""
-    import ray
-
-    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
-    _cluster_messages_to_stderr()
-    address = address or os.environ.get("RAY_ADDRESS", "")
-    if not address or address == "local":
-        # "local": a new instance even when a `ray start` cluster runs on this host (plain ray.init()
-        # would join it, and refuse num_cpus); RAY_ADDRESS, Ray's own variable, still selects a cluster.
-        # Ray starts its workers at nice 15: on a host where anything else runs they starve, and the
-        # trials are the search's real work. Nice 0 unless the user set RAY_worker_niceness.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
-        return
-    _probe(address)
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, TimeoutError, ValueError) as err:
-        raise SpecError(f"executor.address: cannot join the Ray cluster at {address!r}: {_first_line(err)}") from None
-
-
-def _cluster_messages_to_stderr() -> None:
-    """Ray's driver prints the cluster's error messages ("(raylet) a worker died ...") to stdout, where
-    they would break ``nas search --json``; send them to stderr with the rest of the diagnostics."""
-    from ray._private import worker
-
-    original = getattr(worker, "print_to_stdstream", None)
-    if original is None or getattr(original, "_nas_stderr", False):
-        return
-
-    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
-        original({**data, "is_err": True}, ignore_prefix)
-
-    to_stderr._nas_stderr = True  # type: ignore[attr-defined]
-    worker.print_to_stdstream = to_stderr
-
-
-def _probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
-    """Fail fast when ``host:port`` (or ``ray://host:port``) does not accept a connection."""
-    import socket
-
-    if address == "auto" or address.startswith("local"):
-        return  # Ray itself looks up a cluster on this host, and fails at once when there is none
-    host, sep, port = address.split("://", 1)[-1].rpartition(":")
-    if not sep or not port.isdigit():
-        raise SpecError(f"executor.address: expected HOST:PORT, ray://HOST:PORT or 'auto', got {address!r}")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as err:
-        raise SpecError(f"executor.address: no Ray cluster answers at {address!r} ({err.strerror or err})") from None
-
-
-def _answers(host: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether ``host:port`` accepts a TCP connection."""
-    import socket
-
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _first_line(err: Exception) -> str:
-    """The first non-empty line of an exception's text."""
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__

@@ -138,6 +138,13 @@ class LatencyTable:
         total, live = self._sum(keys, corrected=True)
         return self.speed * (total + self.per_block * live + self.offset if live else self.floor_ms)
 
+    def additive(self, keys: Iterable[str], fixed: bool = False) -> float:
+        """What ``keys`` add to a network's predicted latency (ms): their corrected entries and
+        per-block costs, times ``speed``; with ``fixed``, plus the correction's offset (the part
+        every network has). One-shot search prices each edge's ops this way."""
+        total, live = self._sum(keys, corrected=True)
+        return self.speed * (total + self.per_block * live + (self.offset if fixed else 0.0))
+
     def network_keys(self, space: Any, genotype: Any, task: Any = None) -> list[str]:
         """``genotype``'s block keys in ``space``, and for a graph runtime its kernel terms."""
         keys = space.latency_blocks(genotype, task)

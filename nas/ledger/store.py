@@ -310,6 +310,7 @@ class RunDir:
         for name in ("spec.toml", JOURNAL_NAME, "search.log", "summary.json", "driver.json"):
             (self.path / name).unlink(missing_ok=True)
         shutil.rmtree(self.path / "artifacts", ignore_errors=True)  # weights kept by keep_weights
+        shutil.rmtree(self.path / "oneshot", ignore_errors=True)  # a one-shot run's supernet checkpoint, epochs
 
     def check_not_running(self) -> None:
         """``SpecError`` if a live driver on this host holds the run."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nas.config import SpecError
 from nas.report.comparison import comparisons_section, is_comparison, render_comparison
+from nas.report.oneshot import oneshot_section
 from nas.report.html import page
 from nas.report.sections import (
     curves_section,
@@ -70,6 +71,9 @@ def render(run: RunView, top: int = TOP_K) -> str:
     sections = [run_section(run, summary), progress_section(run), objectives_section(run),
                 top_section(run, summary), curves_section(run, summary), lineage_section(run, summary),
                 failures_section(run), outputs_section(run)]
+    oneshot = oneshot_section(run)
+    if oneshot:
+        sections.insert(4, oneshot)
     compared = comparisons_section(run.path)  # comparisons next to the run that train its best
     if compared:
         sections.append(compared)

@@ -79,6 +79,7 @@ class Search(Teller):
         self.stop: Outcome | None = None
         self.driver = Driver(study)
         self.keeper: Any = None  # nas.export.weights.WeightsKeeper when the spec keeps weights (set by the runner)
+        self.stage: Any = None  # nas.oneshot.stage.Stage of a one-shot run (set by the runner)
 
     # ----- driving -------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -96,6 +97,8 @@ class Search(Teller):
             pruner = self.study.pruner if self.spec.pruner["name"] != "none" else None
             link = StudyLink(self.study, self.storage_url, self.spec.name, pruner)
             evaluator = self.spec.evaluator_spec()
+            if self.stage is not None:  # one-shot: the supernet, or the differentiable search, first
+                evaluator = self.stage.prepare(self.executor, evaluator, self.space, self.task, self.latency_table)
             if self.screening is not None:
                 evaluator = dataclasses.replace(evaluator, screen=screen_spec(self.spec.prescreen, evaluator))
             self.executor.start(evaluator, link)

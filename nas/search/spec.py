@@ -212,6 +212,7 @@ def _validate_evaluator(table: dict[str, Any], base_dir: Path, space: Any) -> tu
     table = {**space.evaluator_defaults(table["name"]), **table}
     cls = registry.lookup("evaluators", table["name"], "evaluator.name", declaration=True)
     options = cls.validate_options(_without(table, "budget"), base_dir)
+    cls.check_space(options, space)
     budget = validate(table.get("budget", {}), cls.BUDGET, "evaluator.budget", base_dir)
     metrics = tuple(cls.metric_names(options))
     return {"name": table["name"], **options, "budget": budget}, metrics

@@ -6,6 +6,10 @@ concatenates the block outputs no other block reads (NASNet, AmoebaNet) or all o
 Mutations follow Real et al. 2019: a hidden-state mutation re-points one input of one block to
 another earlier state (so no cycle can form), an op mutation replaces one op, and with probability
 0.05 the child is the parent unchanged.
+
+One-shot search (``oneshot_*``, ``build_supernet``): a DARTS supernet (``supernet.py``) with an edge
+from every earlier state to every block; a genotype is the path that sets, per block, the edges of
+its two inputs (see :meth:`NASNetSpace.oneshot_path` and :func:`path_ops`).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any, Mapping
 from optuna.distributions import CategoricalDistribution
 
 from nas.config import Field
-from nas.space import Cost, SearchSpace, Task, check_params
+from nas.space import Cost, SearchSpace, Task, check_params, path_ops  # noqa: F401 (path_ops: its home was here)
 from search_spaces.nasnet.genotype import KNOWN, Block, NASNetGenotype, all_states, unused_states
-from search_spaces.nasnet.macro import PRESETS, plan_network
+from search_spaces.nasnet.macro import PRESETS, Layer, plan_network, run
+from search_spaces.op_costs import Tally
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "nasnet": ("skip_connect", "conv_1x3_3x1", "conv_1x7_7x1", "conv_3x3_dil2", "avg_pool_3x3", "max_pool_3x3",
@@ -31,6 +36,22 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 IDENTITY_PROB = 0.05
 CELLS = ("normal", "reduce")
+UNUSED = -1  # a one-shot path's unused edge (``search_spaces.supernet.UNUSED``, without torch)
+
+
+def _edge_inputs(plan: Any, task: Task, blocks: int) -> dict[int, list[list[tuple]]]:
+    """Per cell type (0 normal, 1 reduce) and cell of ``plan``, per state: (shape, stride, filters) of
+    the ops reading it (``plan`` is of a genotype whose first block reads states 0 and 1)."""
+    shape = tuple(task.input_shape)
+    for stem in plan.stems:
+        shape = run(Tally(), stem, shape)  # type: ignore[arg-type]
+    inputs: dict[int, list[list[tuple]]] = {0: [], 1: []}
+    for cell in plan.cells:
+        states = [(layer.c_in, *shape[1:]) for _, layer in cell.ops[:2]] + [(cell.filters, *cell.out[1:])] * blocks
+        inputs[cell.reduction].append([(state, 2 if cell.reduction and i < 2 else 1, cell.filters)
+                                       for i, state in enumerate(states)])
+        shape = cell.out
+    return inputs
 
 
 class NASNetSpace(SearchSpace[NASNetGenotype]):
@@ -174,6 +195,133 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
         from search_spaces.nasnet.latency import module
 
         return module(key)
+
+    # ----- one-shot --------------------------------------------------------------------------------
+    def _edge(self, cell: int, block: int, state: int) -> int:
+        """Position of the edge state -> block of cell type ``cell`` (0 normal, 1 reduce) in a path."""
+        return cell * self.blocks * (self.blocks + 3) // 2 + block * (block + 3) // 2 + state
+
+    def oneshot_edges(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Per cell type and block j an edge ``normal/j:i`` / ``reduce/j:i`` from every earlier state i
+        (0, 1: the cell inputs; 2 + b: block b), B(B+3)/2 per cell type, each with the vocabulary."""
+        return [(f"{cell}/{j}:{i}", self.vocabulary)
+                for cell in CELLS for j in range(self.blocks) for i in range(j + 2)]
+
+    def oneshot_path(self, genotype: NASNetGenotype) -> list[int]:
+        """Per edge the op a block applies to that state, ``-1`` where it does not read the state;
+        a block reading one state twice puts both its ops on that edge (:func:`path_ops`).
+
+        Every genotype the space contains is a path, and the supernet runs exactly its network. A path
+        keeps each block's two inputs but not their order: :meth:`oneshot_from_path` lists them by
+        state (a state read twice: as the genotype did), which changes neither the network's output
+        nor ``arch_id``.
+
+        Raises:
+            ValueError: the space does not contain ``genotype`` (blocks, ops, concatenation rule).
+        """
+        if not self.contains(genotype):
+            raise ValueError(f"one-shot path: {genotype.to_text()} is outside the space ({self.blocks} blocks, "
+                             f"ops of {self.options['vocabulary']!r}, concatenating {self.concat_rule.__name__})")
+        n = len(self.vocabulary)
+        path = [UNUSED] * (self.blocks * (self.blocks + 3))
+        for c, blocks in enumerate((genotype.normal, genotype.reduce)):
+            for j, ((a, op_a), (b, op_b)) in enumerate(blocks):
+                x, y = self.vocabulary.index(op_a), self.vocabulary.index(op_b)
+                if a == b:
+                    path[self._edge(c, j, a)] = n + x * n + y
+                else:
+                    path[self._edge(c, j, a)], path[self._edge(c, j, b)] = x, y
+        return path
+
+    def oneshot_from_path(self, path: list[int]) -> NASNetGenotype:
+        """The genotype of a path, each block's inputs in state order; ``ValueError`` unless every block
+        has exactly two inputs."""
+        n, edges = len(self.vocabulary), self.blocks * (self.blocks + 3)
+        if len(path) != edges:
+            raise ValueError(f"one-shot path: {len(path)} entries, the space has {edges} edges")
+        cells = []
+        for c, cell in enumerate(CELLS):
+            blocks = []
+            for j in range(self.blocks):
+                pairs = tuple((i, self.vocabulary[k])
+                              for i in range(j + 2) for k in path_ops(path[self._edge(c, j, i)], n))
+                if len(pairs) != 2:
+                    raise ValueError(f"one-shot path: {cell} block {j} has {len(pairs)} inputs, needs 2")
+                blocks.append(pairs)
+            cells.append(tuple(blocks))
+        return self._genotype(cells[0], cells[1])  # type: ignore[arg-type]
+
+    def oneshot_derive(self, weights: list[list[float]], prevent_collapse: bool = True) -> NASNetGenotype:
+        """DARTS's rule: per block the two incoming edges whose strongest op other than ``none`` weighs
+        most, each with that op (listed by state). With ``prevent_collapse``, a cell type whose chosen
+        ops are all parameter-free (no ``conv`` in the name) takes, on the kept edge and convolution
+        that weigh most, that convolution (the inputs stay)."""
+        n = len(self.vocabulary)
+        if len(weights) != self.blocks * (self.blocks + 3) or any(len(row) != n for row in weights):
+            raise ValueError(f"one-shot weights: need {self.blocks * (self.blocks + 3)} rows of {n} op weights")
+        ops = [k for k, op in enumerate(self.vocabulary) if op != "none"]
+        convs = [k for k in ops if "conv" in self.vocabulary[k]]
+        cells = []
+        for c in range(len(CELLS)):
+            chosen = []  # per block, [state, op index] of its two inputs
+            for j in range(self.blocks):
+                rows = [weights[self._edge(c, j, i)] for i in range(j + 2)]
+                best = [max(ops, key=row.__getitem__) for row in rows]
+                kept = sorted(sorted(range(j + 2), key=lambda i: -rows[i][best[i]])[:2])
+                chosen.append([[i, best[i]] for i in kept])
+            if prevent_collapse and convs and not any(k in convs for block in chosen for _, k in block):
+                j, s, k = max(((j, s, k) for j, block in enumerate(chosen) for s in range(2) for k in convs),
+                              key=lambda t: weights[self._edge(c, t[0], chosen[t[0]][t[1]][0])][t[2]])
+                chosen[j][s][1] = k
+            cells.append(tuple(tuple((i, self.vocabulary[k]) for i, k in block) for block in chosen))
+        return self._genotype(cells[0], cells[1])  # type: ignore[arg-type]
+
+    def oneshot_fair(self, rng: random.Random) -> list[NASNetGenotype]:
+        """FairNAS for cells: ``len(vocabulary)`` genotypes; each draws every block's two inputs afresh
+        (two distinct states), and each op slot of every block runs through a random permutation of
+        the vocabulary, so every op fills every slot once in the group."""
+        n = len(self.vocabulary)
+        perms = [[[rng.sample(self.vocabulary, n) for _ in range(2)] for _ in range(self.blocks)] for _ in CELLS]
+        out = []
+        for k in range(n):
+            cells = [tuple(tuple((i, cell[j][s][k]) for s, i in enumerate(sorted(rng.sample(range(j + 2), 2))))
+                           for j in range(self.blocks)) for cell in perms]
+            out.append(self._genotype(cells[0], cells[1]))  # type: ignore[arg-type]
+        return out
+
+    def build_supernet(self, task: Task | None = None) -> Any:
+        from search_spaces.nasnet.supernet import build_supernet
+
+        return build_supernet(self, task or self.default_task())
+
+    def oneshot_latency(self, table: Any, task: Task | None = None) -> tuple[float, list[list[float]]]:
+        """(ms of what every genotype runs: stems, preprocessing, block sums, concatenations, head;
+        per edge and op, ms of that op in every cell of the edge's type), the table's prediction as a
+        sum over a path's edges (a pair code's two ops: both entries). Only for ``all_states``
+        (darts): under ``unused_states`` what a cell concatenates, and so what the next cells
+        preprocess, depends on the whole cell, not on one edge."""
+        if self.concat_rule is not all_states:
+            raise NotImplementedError("nasnet: one-shot latency needs vocabulary 'darts' (with unused-states "
+                                      "concatenation a cell's width depends on the whole cell)")
+        from collections import Counter
+
+        from search_spaces.nasnet.latency import network_blocks, step
+
+        task = task or self.default_task()
+        first = self.vocabulary[0]
+        cell = tuple(((0, first), (1, first)) for _ in range(self.blocks))
+        reference = self._genotype(cell, cell)  # type: ignore[arg-type]
+        inputs = _edge_inputs(self.plan(reference, task), task, self.blocks)
+
+        def keys(c: int, i: int, op: str) -> list[str]:
+            return [step(Layer("op", state[0], filters, name=op, stride=stride), state)[0]
+                    for state, stride, filters in (cell[i] for cell in inputs[c])]
+
+        ops = Counter(key for c in (0, 1) for _ in range(self.blocks) for i in (0, 1) for key in keys(c, i, first))
+        fixed = list((Counter(network_blocks(reference, self.macro, task)) - ops).elements())
+        per_edge = [[table.additive(keys(c, i, op)) for op in self.vocabulary]
+                    for c in (0, 1) for j in range(self.blocks) for i in range(j + 2)]
+        return table.additive(fixed, fixed=True), per_edge
 
     def details(self, genotype: NASNetGenotype) -> dict[str, Any]:
         return {"text": genotype.to_text(), "vocabulary": self.options["vocabulary"],

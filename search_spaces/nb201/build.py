@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -50,6 +52,23 @@ class ResidualReduction(nn.Module):
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
 
 
+def add_macro(net: nn.Module, task: Task, channels: int, cells: int, make_cell: Callable[[int], nn.Module]) -> None:
+    """Give ``net`` the benchmark's macro network: ``stem``, ``cells`` (``cells`` cells per stage made by
+    ``make_cell(channels)``, residual reductions between stages), ``head`` and ``classifier``."""
+    c_in = task.input_shape[0]
+    net.stem = nn.Sequential(nn.Conv2d(c_in, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+    layers: list[nn.Module] = []
+    c = channels
+    for stage in range(3):
+        if stage:
+            layers.append(ResidualReduction(c, 2 * c))
+            c *= 2
+        layers.extend(make_cell(c) for _ in range(cells))
+    net.cells = nn.Sequential(*layers)
+    net.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    net.classifier = nn.Linear(c, task.num_classes)
+
+
 class NB201Network(nn.Module):
     """Stem, ``cells`` cells at C, reduction, ``cells`` at 2C, reduction, ``cells`` at 4C, pool, linear.
 
@@ -60,20 +79,7 @@ class NB201Network(nn.Module):
     def __init__(self, genotype: NB201Genotype, task: Task, channels: int, cells: int,
                  drop_path_max: float = 0.0) -> None:
         super().__init__()
-        c_in = task.input_shape[0]
-        self.stem = nn.Sequential(nn.Conv2d(c_in, channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels))
-        layers: list[nn.Module] = []
-        c = channels
-        for stage in range(3):
-            if stage:
-                layers.append(ResidualReduction(c, 2 * c))
-                c *= 2
-            layers.extend(Cell(genotype.ops, c) for _ in range(cells))
-        self.cells = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.classifier = nn.Linear(c, task.num_classes)
+        add_macro(self, task, channels, cells, lambda c: Cell(genotype.ops, c))
         self.drop_path_max, self.drop_path_prob = drop_path_max, 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W)

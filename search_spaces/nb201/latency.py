@@ -69,6 +69,23 @@ def network_blocks(genotype: NB201Genotype, task: Task, channels: int, cells: in
     return keys
 
 
+def oneshot_latency(table: Any, task: Task, channels: int, cells: int) -> tuple[float, list[list[float]]]:
+    """(ms of stem, reductions and head; per edge and op, ms of that op in every cell): the table's
+    prediction as a sum over edges (node sums, a few microseconds each, are left out)."""
+    c_in, h, w = task.input_shape
+    c = channels
+    fixed = [block_key("nb201_stem", (c_in, c), [(c_in, h, w)])]
+    shapes = [(c, h, w)]
+    for _ in range(2):
+        fixed.append(block_key("nb201_reduction", (c, 2 * c), [(c, h, w)]))
+        c, h, w = 2 * c, _half(h), _half(w)
+        shapes.append((c, h, w))
+    fixed.append(block_key("nb201_head", (c, task.num_classes), [(c, h, w)]))
+    per_op = {op: 0.0 if op == "none" else table.additive(
+        [block_key("op", (op, s[0], s[0], 1), [s]) for s in shapes] * cells) for op in OPS}
+    return table.additive(fixed, fixed=True), [[per_op[op] for op in OPS] for _ in EDGES]
+
+
 def cover() -> list[NB201Genotype]:
     """One genotype per op on all six edges: every op at every stage, sums of 2 and 3, zeros."""
     return [NB201Genotype((op,) * len(EDGES)) for op in OPS]

@@ -145,6 +145,34 @@ class NB201Space(SearchSpace[NB201Genotype]):
 
         return module(key)
 
+    # ----- one-shot --------------------------------------------------------------------------------
+    def oneshot_edges(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The six cell edges, all five ops on each; every cell shares the choice."""
+        return [(f"cell/{src}->{dst}", OPS) for dst, src in EDGES]
+
+    def oneshot_path(self, genotype: NB201Genotype) -> list[int]:
+        return [OPS.index(op) for op in genotype.ops]
+
+    def oneshot_derive(self, weights: list[list[float]], prevent_collapse: bool = True) -> NB201Genotype:
+        """Each edge's strongest op; a parameter-free result (no convolution left, the collapse of
+        DARTS on this space) takes, with ``prevent_collapse``, the strongest convolution of any edge."""
+        ops = [OPS[max(range(len(OPS)), key=row.__getitem__)] for row in weights]
+        if prevent_collapse and not any(op.startswith("nor_conv") for op in ops):
+            convs = [k for k, op in enumerate(OPS) if op.startswith("nor_conv")]
+            edge, k = max(((e, k) for e in range(len(EDGES)) for k in convs), key=lambda ek: weights[ek[0]][ek[1]])
+            ops[edge] = OPS[k]
+        return NB201Genotype(tuple(ops))
+
+    def build_supernet(self, task: Task | None = None) -> Any:
+        from search_spaces.nb201.supernet import build_supernet
+
+        return build_supernet(task or self.default_task(), self.channels, self.cells)
+
+    def oneshot_latency(self, table: Any, task: Task | None = None) -> tuple[float, list[list[float]]]:
+        from search_spaces.nb201.latency import oneshot_latency
+
+        return oneshot_latency(table, task or self.default_task(), self.channels, self.cells)
+
     def details(self, genotype: NB201Genotype) -> dict[str, Any]:
         return {"string": genotype.to_string(), "channels": self.channels, "cells_per_stage": self.cells}
 
