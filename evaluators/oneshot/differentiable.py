@@ -84,7 +84,7 @@ class _Search:
         self.net.load_state_dict(state["model"])
         with torch.no_grad():
             for p, saved in zip(self.logits, state["logits"]):
-                pass  # MUTATION
+                p.copy_(saved)
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.generator.set_state(state["generator"])
