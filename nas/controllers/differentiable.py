@@ -31,9 +31,13 @@ NOVEL_TRIES = 200
 class DistributionSampler(GenotypeSampler):
     """Proposes the one-shot search's final genotype, then samples of its learned distribution."""
 
-    def __init__(self, space: SearchSpace, seed: int | None = None) -> None:
+    def __init__(self, space: SearchSpace, seed: int | None = None, samples: int = 0) -> None:
         super().__init__(space, seed)
         self._final: dict[str, Any] | None = None
+        self._samples = samples  # proposals after the final genotype (0: no limit but the budget)
+
+    def is_exhausted(self, study: optuna.Study) -> bool:
+        return bool(self._samples) and len(self.history(study, None).seen) >= 1 + self._samples
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
         self._final = study.user_attrs.get(FINAL_ATTR)
@@ -68,7 +72,7 @@ class DifferentiableController(Controller):
             raise SpecError(f"controller.name: {self.METHOD!r} needs a space with a supernet; {err}") from None
 
     def sampler(self) -> Any:
-        return DistributionSampler(self.space, seed=self.seed)
+        return DistributionSampler(self.space, seed=self.seed, samples=self.options["samples"])
 
 
 class DartsController(DifferentiableController):

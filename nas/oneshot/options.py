@@ -37,6 +37,8 @@ SPOS = {
     "retrain_top": Field(int, default=0, min=0,
                          help="after the search, train the best K standalone (train evaluator) and record both"),
     "retrain_epochs": Field(float, default=1.0, min=0.0, help="epochs of each standalone retraining"),
+    "retrain_latency": Field(str, default="", choices=("", "torch", "onnxruntime", "onnxruntime-int8"),
+                             help="also measure each retrained network's latency_ms with this backend"),
 }
 
 DIFFERENTIABLE = {

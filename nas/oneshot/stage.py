@@ -111,6 +111,7 @@ class Stage:
         options = {k: v for k, v in _options(self.spec.evaluator).items()
                    if k in ("data", "data_dir", "size", "valid_fraction", "train_limit", "valid_limit",
                             "batch_size", "threads", "device")}
+        options["latency_backend"] = self.spec.evaluator.get("retrain_latency", "")
         log.info("one-shot: training the best %d candidates standalone (%g epochs)", len(todo),
                  self.spec.evaluator["retrain_epochs"])
         results = executor.run_task("evaluators.oneshot.retrain:retrain", {

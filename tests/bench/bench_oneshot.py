@@ -56,15 +56,22 @@ def run(args: Any) -> dict[str, Any]:
     rng = random.Random(f"bench-oneshot:{args.seed}")
     genotypes = list({g.arch_id: g for g in (space.sample(rng) for _ in range(args.archs * 2))}.values())[:args.archs]
     started = time.perf_counter()
-    trainer = TrainEvaluator(space, {**DATA, "lr": 0.05})
-    standalone = [trainer.evaluate(g.to_json(), {"epochs": args.train_epochs, "seed": args.seed},
-                                   NullReporter()).metrics.get("accuracy", float("nan")) for g in genotypes]
+    cache = Path(args.out) / f"standalone-{args.seed}-{len(genotypes)}-{args.train_epochs}-{args.channels}-{args.cells}.json"
+    if cache.is_file():  # the standalone trainings of an earlier call with the same networks
+        standalone, seconds = json.loads(cache.read_text())
+    else:
+        trainer = TrainEvaluator(space, {**DATA, "lr": 0.05})
+        standalone = [trainer.evaluate(g.to_json(), {"epochs": args.train_epochs, "seed": args.seed},
+                                       NullReporter()).metrics.get("accuracy", float("nan")) for g in genotypes]
+        seconds = round(time.perf_counter() - started, 1)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps([standalone, seconds]))
     out: dict[str, Any] = {"archs": len(genotypes), "seed": args.seed, "supernet_epochs": args.epochs,
                            "train_epochs": args.train_epochs, "space": space_options, "data": DATA,
-                           "standalone_seconds": round(time.perf_counter() - started, 1), "rules": {}}
+                           "standalone_seconds": seconds, "rules": {}}
     splits = load_splits(validate(DATA, SPOS, "evaluator"))
     for rule in args.sampling.split(","):
-        folder = Path(args.out) / rule
+        folder = Path(args.out) / f"{rule}-{args.epochs}"
         options = validate({**DATA, "epochs": args.epochs, "sampling": rule}, SPOS, "evaluator")
         began = time.perf_counter()
         train_supernet("nb201", space_options, options, args.seed, str(folder))

@@ -202,3 +202,18 @@ def test_a_bad_one_shot_spec_exits_2_naming_the_field(tmp_path, change, field):
     assert len(errors) == 1, proc.stderr
     assert re.match(rf"^nas: error: {re.escape(field)}: ", errors[0]), errors[0]
     assert not (tmp_path / "bad").exists()  # nothing was created
+
+
+def test_a_differentiable_run_proposes_its_final_cell_then_samples_of_its_distribution(tmp_path):
+    data = differentiable_spec("samples", "darts", epochs=1, budget=6)
+    data["controller"]["samples"] = 2
+    spec = write_spec(tmp_path / "samples.toml", data)
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    study = load(tmp_path / "run", "samples")
+    final = study.user_attrs[FINAL_ATTR]
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    assert len(trials) == 3  # the final cell + `samples`, then the controller is exhausted below the budget
+    assert trials[0].user_attrs["genotype"] == final["genotype"]
+    assert len({t.user_attrs["arch_id"] for t in trials}) == 3
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert [r["epoch"] for r in epochs_of(study.user_attrs)] == [1]
