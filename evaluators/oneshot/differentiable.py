@@ -101,7 +101,7 @@ class _Search:
                     batches(len(self.b[0]), self.o["batch_size"], self.generator))
         for step, (ia, ib) in enumerate(pairs):
             done = epoch * self.per_epoch + step
-            if epoch >= self.o["warmup_epochs"]:
+            if epoch >= round(self.o["warmup"] * self.o["epochs"]):
                 losses[1] += self.arch_step(ib.to(self.device), done / max(self.total, 1))
             losses[0] += self.weight_step(ia.to(self.device), done)
         self.seconds += time.time() - began

@@ -45,7 +45,9 @@ DIFFERENTIABLE = {
     **TRAINING,
     "arch_lr": Field(float, default=3e-4, min=0.0, help="Adam learning rate of the architecture parameters"),
     "arch_weight_decay": Field(float, default=1e-3, min=0.0),
-    "warmup_epochs": Field(int, default=0, min=0, help="epochs that train weights only (architecture frozen)"),
+    "warmup": Field(float, default=0.4, min=0.0, max=0.9,
+                    help="share of the epochs that train weights only, architecture frozen (an untrained "
+                         "convolution loses to a pool)"),
     "prevent_collapse": Field(bool, default=True,
                               help="a derived cell type without any convolution takes its strongest one"),
     "latency_weight": Field(float, default=0.0, min=0.0,
