@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint, load_splits,
                                        rng_state, save_checkpoint, score, set_rng_state, tensors)
-from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss
+from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss, sharpened
 from nas import registry
 from nas.space import Task
 
@@ -122,7 +122,7 @@ class _Search:
         loss = F.cross_entropy(logits_of(self.net(x[index], self.strategy.choices(self.logits, progress))), y[index])
         loss = loss + self.strategy.regularization(self.logits, progress)
         if self.edge_ms is not None and self.o["latency_weight"] > 0:
-            lat = expected_latency(self.strategy.probabilities(self.logits), self.fixed, self.edge_ms)
+            lat = expected_latency(sharpened(self.strategy.probabilities(self.logits)), self.fixed, self.edge_ms)
             loss = loss + latency_loss(lat, self.o["latency_weight"], self.o["latency_target"], self.reference)
         loss.backward()
         self.a_opt.step()
@@ -161,7 +161,7 @@ def _record(sp: Any, strategy: Any, net: Any, logits: list[torch.Tensor], method
         genotype = sp.oneshot_derive(rows, prevent_collapse=o["prevent_collapse"])
         net.eval()
         accuracy, loss = score(lambda xb: net(xb, probs), valid[0], valid[1], 256)
-        expected = float(expected_latency(probs, latency[0], latency[1])) if latency[1] is not None else None
+        expected = float(expected_latency(sharpened(probs), latency[0], latency[1])) if latency[1] is not None else None
     return {"epoch": epoch + 1, "method": method, "train_loss": losses[0], "arch_loss": losses[1],
             "valid_loss": loss, "valid_accuracy": accuracy, "probabilities": rows, "genotype": genotype.to_dict(),
             "genotype_label": sp.label(genotype), "collapsed": collapsed(sp, raw),

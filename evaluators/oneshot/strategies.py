@@ -72,6 +72,7 @@ class Drnas(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"darts": Darts, "gdas": Gdas, "drnas": Drnas}
+LATENCY_TEMPERATURE = 0.25
 
 
 def expected_latency(probabilities: list[torch.Tensor], fixed_ms: float, edge_ms: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,13 @@ def expected_latency(probabilities: list[torch.Tensor], fixed_ms: float, edge_ms
     differentiable function of the probabilities. ``edge_ms``: (edges, ops)."""
     p = torch.stack(probabilities)  # (E, K)
     return fixed_ms + (p * edge_ms.to(p)).sum()
+
+
+def sharpened(probabilities: list[torch.Tensor], temperature: float = LATENCY_TEMPERATURE) -> list[torch.Tensor]:
+    """Each edge's probabilities raised to ``1 / temperature`` and renormalised: close to the one-hot
+    choice the search would derive now, yet differentiable. The latency term prices this, not the
+    flat mixture, whose expectation lies far below the latency of any network it derives."""
+    return [F.softmax(torch.log(p.clamp_min(1e-12)) / temperature, dim=-1) for p in probabilities]
 
 
 def latency_loss(expected: torch.Tensor, weight: float, target: float, reference: float) -> torch.Tensor:

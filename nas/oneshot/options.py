@@ -29,7 +29,7 @@ SPOS = {
     **TRAINING,
     "sampling": Field(str, default="uniform", choices=("uniform", "fair"),
                       help="paths per step: one uniform sample (SPOS), or every op once (FairNAS)"),
-    "bn_batches": Field(int, default=4, min=0,
+    "bn_batches": Field(int, default=16, min=0,
                         help="training batches that recompute BatchNorm statistics per candidate"),
     "eval_batch_size": Field(int, default=512, min=1),
     "checkpoint": Field(str, default="",

@@ -70,8 +70,8 @@ def network_blocks(genotype: NB201Genotype, task: Task, channels: int, cells: in
 
 
 def oneshot_latency(table: Any, task: Task, channels: int, cells: int) -> tuple[float, list[list[float]]]:
-    """(ms of stem, reductions and head; per edge and op, ms of that op in every cell): the table's
-    prediction as a sum over edges (node sums, a few microseconds each, are left out)."""
+    """(ms of stem, reductions, head and the cells' node sums; per edge and op, ms of that op in every
+    cell): the table's prediction as a sum over edges (the sums priced as if every edge were live)."""
     c_in, h, w = task.input_shape
     c = channels
     fixed = [block_key("nb201_stem", (c_in, c), [(c_in, h, w)])]
@@ -81,6 +81,7 @@ def oneshot_latency(table: Any, task: Task, channels: int, cells: int) -> tuple[
         c, h, w = 2 * c, _half(h), _half(w)
         shapes.append((c, h, w))
     fixed.append(block_key("nb201_head", (c, task.num_classes), [(c, h, w)]))
+    fixed += [block_key("sum", (n,), [s] * n) for s in shapes for n in (2, 3)] * cells
     per_op = {op: 0.0 if op == "none" else table.additive(
         [block_key("op", (op, s[0], s[0], 1), [s]) for s in shapes] * cells) for op in OPS}
     return table.additive(fixed, fixed=True), [[per_op[op] for op in OPS] for _ in EDGES]

@@ -7,7 +7,7 @@ For each method and seed, ``evaluators.oneshot.differentiable.search`` runs as a
 collapsed (no convolution), both cells' CIFAR-10 test accuracy from the table, and the seconds.
 The target: the median over seeds of each method's found cell is >= 93.0 (the table's top 8%).
 
-    .venv/bin/python tests/bench/bench_oneshot_transfer.py [--methods darts,gdas,drnas] [--seeds 1,2,3]
+    .venv/bin/python tests/bench/bench_oneshot_transfer.py [--methods darts,darts-beta,gdas,drnas] [--seeds 1,2,3]
         [--epochs 10] [--train-limit 4000] [--out /tmp/oneshot-transfer] [--json]
 """
 
@@ -27,7 +27,7 @@ TABLE = ROOT.parent / "shared" / "data" / "nb201" / "cifar10.csv"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="darts,gdas,drnas")
+    parser.add_argument("--methods", default="darts,darts-beta,gdas,drnas")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-limit", type=int, default=4000)
@@ -55,15 +55,17 @@ def run(args: Any) -> dict[str, Any]:
         extra.setdefault(method, {})[name] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
     out: dict[str, Any] = {"epochs": args.epochs, "train_limit": args.train_limit, "space": space_options,
                            "table_median": round(statistics.median(table.values()), 2), "runs": []}
-    for method in args.methods.split(","):
+    for label in args.methods.split(","):
+        method, _, variant = label.partition("-")  # darts-beta: darts with Beta-DARTS' regularisation
         options = validate({"data": "fashion-mnist", "size": 14, "train_limit": args.train_limit, "valid_limit": 2000,
-                            "epochs": args.epochs, **extra.get(method, {})},
+                            "epochs": args.epochs, **({"regularization": variant} if variant else {}),
+                            **extra.get(label, {})},
                            {**DIFFERENTIABLE, **METHODS[method]}, "controller")
         for seed in map(int, args.seeds.split(",")):
             began = time.perf_counter()
-            final = search(method, "nb201", space_options, options, seed, str(Path(args.out) / f"{method}-{seed}"))
+            final = search(method, "nb201", space_options, options, seed, str(Path(args.out) / f"{label}-{seed}"))
             raw = _argmax_label(final["probabilities"])
-            out["runs"].append({"method": method, "seed": seed, "cell": final["genotype_label"],
+            out["runs"].append({"method": label, "seed": seed, "cell": final["genotype_label"],
                                 "test_acc": table[final["genotype_label"]], "argmax_cell": raw,
                                 "argmax_test_acc": table[raw], "collapsed": final["collapsed"],
                                 "seconds": round(time.perf_counter() - began, 1)})
