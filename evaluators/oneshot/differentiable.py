@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint, load_splits,
                                        rng_state, save_checkpoint, score, set_rng_state, tensors)
-from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss, sharpened
+from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss, straight_through
 from nas import registry
 from nas.space import Task
 
@@ -122,7 +122,8 @@ class _Search:
         loss = F.cross_entropy(logits_of(self.net(x[index], self.strategy.choices(self.logits, progress))), y[index])
         loss = loss + self.strategy.regularization(self.logits, progress)
         if self.edge_ms is not None and self.o["latency_weight"] > 0:
-            lat = expected_latency(sharpened(self.strategy.probabilities(self.logits)), self.fixed, self.edge_ms)
+            probs = self.strategy.probabilities(self.logits)
+            lat = straight_through(expected_latency(probs, self.fixed, self.edge_ms), self.derived_ms(probs))
             loss = loss + latency_loss(lat, self.o["latency_weight"], self.o["latency_target"], self.reference)
         loss.backward()
         self.a_opt.step()
@@ -143,6 +144,10 @@ class _Search:
         self.w_opt.step()
         return loss.item()
 
+    def derived_ms(self, probs: list[torch.Tensor]) -> float:
+        """The latency the split table gives the cell derived from ``probs`` now."""
+        return derived_latency(self.sp, probs, self.fixed, self.edge_ms, self.o["prevent_collapse"])
+
     def record(self, epoch: int, losses: tuple[float, float]) -> dict[str, Any]:
         return _record(self.sp, self.strategy, self.net, self.logits, self.method, epoch, losses, (self.xv, self.yv),
                        self.o, (self.fixed, self.edge_ms), self.seconds)
@@ -161,8 +166,21 @@ def _record(sp: Any, strategy: Any, net: Any, logits: list[torch.Tensor], method
         genotype = sp.oneshot_derive(rows, prevent_collapse=o["prevent_collapse"])
         net.eval()
         accuracy, loss = score(lambda xb: net(xb, probs), valid[0], valid[1], 256)
-        expected = float(expected_latency(sharpened(probs), latency[0], latency[1])) if latency[1] is not None else None
+        expected = float(expected_latency(probs, latency[0], latency[1])) if latency[1] is not None else None
+        derived = (derived_latency(sp, probs, latency[0], latency[1], o["prevent_collapse"])
+                   if latency[1] is not None else None)
     return {"epoch": epoch + 1, "method": method, "train_loss": losses[0], "arch_loss": losses[1],
             "valid_loss": loss, "valid_accuracy": accuracy, "probabilities": rows, "genotype": genotype.to_dict(),
             "genotype_label": sp.label(genotype), "collapsed": collapsed(sp, raw),
-            "expected_latency_ms": expected, "seconds": round(seconds, 3)}
+            "expected_latency_ms": expected, "derived_latency_ms": derived, "seconds": round(seconds, 3)}
+
+
+def derived_latency(sp: Any, probs: list[torch.Tensor], fixed: float, edge_ms: torch.Tensor,
+                    prevent_collapse: bool) -> float:
+    """Fixed part plus the ms of every op on the path of the cell derived from ``probs``."""
+    from nas.space import path_ops
+
+    rows = [[float(v) for v in p.detach()] for p in probs]
+    path = sp.oneshot_path(sp.oneshot_derive(rows, prevent_collapse=prevent_collapse))
+    n = edge_ms.shape[1]
+    return fixed + sum(float(edge_ms[e, k]) for e, entry in enumerate(path) for k in path_ops(entry, n))

@@ -72,7 +72,6 @@ class Drnas(Strategy):
 
 
 STRATEGIES: dict[str, type[Strategy]] = {"darts": Darts, "gdas": Gdas, "drnas": Drnas}
-LATENCY_TEMPERATURE = 0.25
 
 
 def expected_latency(probabilities: list[torch.Tensor], fixed_ms: float, edge_ms: torch.Tensor) -> torch.Tensor:
@@ -82,11 +81,12 @@ def expected_latency(probabilities: list[torch.Tensor], fixed_ms: float, edge_ms
     return fixed_ms + (p * edge_ms.to(p)).sum()
 
 
-def sharpened(probabilities: list[torch.Tensor], temperature: float = LATENCY_TEMPERATURE) -> list[torch.Tensor]:
-    """Each edge's probabilities raised to ``1 / temperature`` and renormalised: close to the one-hot
-    choice the search would derive now, yet differentiable. The latency term prices this, not the
-    flat mixture, whose expectation lies far below the latency of any network it derives."""
-    return [F.softmax(torch.log(p.clamp_min(1e-12)) / temperature, dim=-1) for p in probabilities]
+def straight_through(expected: torch.Tensor, derived_ms: float) -> torch.Tensor:
+    """The derived cell's latency as the value, the expectation's gradient as the gradient (as GDAS does
+    for its hard samples): the target is judged on the network the search would return now, while
+    the probabilities of every op still receive the pressure. (The expectation of a nearly flat mixture
+    lies far below the latency of any cell it derives, so a target on it alone never binds.)"""
+    return expected - expected.detach() + derived_ms
 
 
 def latency_loss(expected: torch.Tensor, weight: float, target: float, reference: float) -> torch.Tensor:

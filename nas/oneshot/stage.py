@@ -62,7 +62,8 @@ class Stage:
                 "options": _options(self.spec.controller), "seed": self.spec.seed, "folder": str(self.folder),
                 "latency": latency}, poll=self.mirror)
             self.study.set_user_attr(FINAL_ATTR, {k: final[k] for k in (
-                "method", "genotype", "genotype_label", "probabilities", "collapsed", "expected_latency_ms")})
+                "method", "genotype", "genotype_label", "probabilities", "collapsed", "expected_latency_ms",
+                "derived_latency_ms")})
             log.info("one-shot: %s found %s", name, final["genotype_label"])
         return evaluator
 

@@ -7,7 +7,7 @@ batch 1; built once into ``--out``) and the found cell's latency measured after 
 run's predicted latency and ``latency_weight``. Reported per seed: both cells, predicted and measured
 ms, accuracy after the brief training.
 
-    .venv/bin/python tests/bench/bench_oneshot_latency.py [--seeds 4,5,6] [--weight 1.0] [--out /tmp/oneshot-latency] [--json]
+    .venv/bin/python tests/bench/bench_oneshot_latency.py [--seeds 4,5,6] [--weight 5.0] [--out /tmp/oneshot-latency] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="4,5,6")
-    parser.add_argument("--weight", type=float, default=1.0)
+    parser.add_argument("--weight", type=float, default=5.0)
     parser.add_argument("--ratio", type=float, default=0.7)
     parser.add_argument("--out", default="/tmp/oneshot-latency")
     parser.add_argument("--json", action="store_true")

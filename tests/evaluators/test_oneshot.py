@@ -14,7 +14,7 @@ import torch
 import evaluators.oneshot.spos as spos
 from evaluators.oneshot.differentiable import search
 from evaluators.oneshot.inherit import SupernetEvaluator
-from evaluators.oneshot.strategies import Darts, Drnas, Gdas, expected_latency, latency_loss, sharpened
+from evaluators.oneshot.strategies import Darts, Drnas, Gdas, expected_latency, latency_loss, straight_through
 from evaluators.supernet_options import load_splits
 from nas import registry
 from nas.config import validate
@@ -65,15 +65,11 @@ def latency_inputs() -> tuple[tuple[torch.Tensor, ...], float, torch.Tensor]:
     return logits, 1.5, edge_ms
 
 
-@pytest.mark.parametrize("sharpen", [False, True], ids=["mixture", "sharpened"])
 @pytest.mark.parametrize("strategy", [Darts, Drnas], ids=["darts", "drnas"])
 @pytest.mark.parametrize("form", ["target", "reference"])
-def test_latency_loss_gradient_matches_finite_differences(strategy, form, sharpen):
+def test_latency_loss_gradient_matches_finite_differences(strategy, form):
     method = strategy.__name__.lower()
-    own = strategy(controller_options(method)).probabilities
-
-    def probabilities(rows):  # what the search prices: the mixture, or its sharpened form (the default)
-        return sharpened(own(rows)) if sharpen else own(rows)
+    probabilities = strategy(controller_options(method)).probabilities
     logits, fixed, edge_ms = latency_inputs()
     with torch.no_grad():
         expected = float(expected_latency(probabilities(list(logits)), fixed, edge_ms))
@@ -90,9 +86,22 @@ def test_latency_loss_gradient_matches_finite_differences(strategy, form, sharpe
     else:
         assert math.isclose(value.item(), 0.7 * expected / uniform, rel_tol=1e-12)
     grads = torch.autograd.grad(value, logits)
-    felt = [float(g.abs().max()) > 1e-4 for g in grads]  # the logits feel the pressure: every edge's for the
-    assert all(felt) if not sharpen else any(felt)     # mixture; sharpened, a confident edge may not
+    assert all(float(g.abs().max()) > 1e-4 for g in grads)  # every edge's logits feel the pressure
     assert torch.autograd.gradcheck(loss, logits, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_the_straight_through_latency_is_the_derived_cells_value_with_the_expectations_gradient():
+    logits, fixed, edge_ms = latency_inputs()
+    probabilities = Drnas(controller_options("drnas")).probabilities(list(logits))
+    expected = expected_latency(probabilities, fixed, edge_ms)
+    derived = fixed + sum(float(edge_ms[e, int(p.argmax())]) for e, p in enumerate(probabilities))
+    mixed = straight_through(expected, derived)
+    assert math.isclose(mixed.item(), derived, rel_tol=1e-12) and not math.isclose(derived, expected.item())
+    ours = torch.autograd.grad(latency_loss(mixed, 0.7, 0.5 * derived, 1.0), logits)
+    plain = torch.autograd.grad(0.7 / (0.5 * derived) * expected_latency(
+        Drnas(controller_options("drnas")).probabilities(list(logits)), fixed, edge_ms), logits)
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=0) for a, b in zip(ours, plain))
+    assert latency_loss(straight_through(expected, 0.4 * derived), 0.7, 0.5 * derived, 1.0).item() == 0.0
 
 
 def test_latency_hinge_below_its_target_is_flat_and_expected_latency_of_one_hot_is_the_path_sum():
