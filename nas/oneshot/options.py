@@ -53,7 +53,8 @@ DIFFERENTIABLE = {
     "latency_weight": Field(float, default=0.0, min=0.0,
                             help="weight of the expected-latency loss term (needs [latency] lut)"),
     "latency_target": Field(float, default=0.0, min=0.0,
-                            help="ms: the term is weight * max(0, E[lat]/target - 1) (0: weight * E[lat]/E0)"),
+                            help="ms: the term is weight * max(0, L/target - 1), L the derived cell's latency "
+                                 "(gradient: the expected latency's); 0: weight * E[lat]/E0"),
     "samples": Field(int, default=0, min=0,
                      help="after the final genotype, propose this many more from the learned distribution "
                           "(0: as many as the budget allows)"),

@@ -55,7 +55,7 @@ class Stage:
             return self._supernet(executor, evaluator)
         if FINAL_ATTR not in self.study.user_attrs:
             name = self.spec.controller["name"]
-            latency = space.oneshot_latency(latency_table, task) if self.spec.controller["latency_weight"] > 0 else None
+            latency = self._latency(space, task, latency_table)
             log.info("one-shot: %s search, %d epochs", name, self.spec.controller["epochs"])
             final = executor.run_task("evaluators.oneshot.differentiable:search", {
                 "method": name, "space": self.spec.space["name"], "space_options": self.spec.space_options(),
@@ -66,6 +66,17 @@ class Stage:
                 "derived_latency_ms")})
             log.info("one-shot: %s found %s", name, final["genotype_label"])
         return evaluator
+
+    def _latency(self, space: Any, task: Any, table: Any) -> tuple[float, list[list[float]]] | None:
+        """The table split by edge, for the latency term and the records (None without a table)."""
+        if table is None:
+            return None
+        try:
+            return space.oneshot_latency(table, task)
+        except NotImplementedError as err:
+            if self.spec.controller["latency_weight"] > 0:
+                raise SpecError(f"controller.latency_weight: {err}") from None
+            return None
 
     def _supernet(self, executor: Any, evaluator: EvaluatorSpec) -> EvaluatorSpec:
         checkpoint = self.folder / "checkpoint.pt"

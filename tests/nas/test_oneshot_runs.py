@@ -217,3 +217,22 @@ def test_a_differentiable_run_proposes_its_final_cell_then_samples_of_its_distri
     assert len({t.user_attrs["arch_id"] for t in trials}) == 3
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert [r["epoch"] for r in epochs_of(study.user_attrs)] == [1]
+
+
+def test_a_latency_target_binds_the_derived_cell_and_both_latencies_are_recorded(tmp_path):
+    from tests.nas.test_latency_objectives import CONV_MS, handmade_table
+
+    lut = handmade_table(tmp_path / "lut.json")  # nor_conv_3x3 costs CONV_MS per edge and stage, the rest ~0
+    data = differentiable_spec("fast", "darts", epochs=3, budget=1)
+    data["controller"].update(arch_lr=0.05, warmup=0.0, latency_weight=20.0, latency_target=1.5 * 3 * CONV_MS)
+    data["latency"] = {"lut": str(lut)}
+    spec = write_spec(tmp_path / "fast.toml", data)
+    run_nas("search", str(spec), "--out", str(tmp_path / "run"), check=True)
+    study = load(tmp_path / "run", "fast")
+    records = epochs_of(study.user_attrs)
+    assert all(r["derived_latency_ms"] is not None and r["expected_latency_ms"] is not None for r in records)
+    final = study.user_attrs[FINAL_ATTR]
+    assert final["derived_latency_ms"] <= 1.5 * 3 * CONV_MS  # at most one 3x3 convolution edge is left
+    assert final["genotype_label"].count("nor_conv_3x3") <= 1
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial.user_attrs["metrics"]["latency_pred_ms"] <= 1.5 * 3 * CONV_MS + 0.5  # the table's own prediction
