@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint, load_splits,
                                        rng_state, save_checkpoint, score, set_rng_state, tensors)
+from evaluators.oneshot.latency import derived_latency, path_ms, within_target
 from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss, straight_through
 from nas import registry
 from nas.space import Task
@@ -163,24 +164,17 @@ def _record(sp: Any, strategy: Any, net: Any, logits: list[torch.Tensor], method
         probs = strategy.probabilities(logits)
         rows = [[round(float(v), 5) for v in p] for p in probs]
         raw = sp.oneshot_derive(rows, prevent_collapse=False)
-        genotype = sp.oneshot_derive(rows, prevent_collapse=o["prevent_collapse"])
+        genotype, moved = sp.oneshot_derive(rows, prevent_collapse=o["prevent_collapse"]), 0
+        if latency[1] is not None and o["latency_weight"] > 0 and o["latency_target"] > 0:
+            genotype, moved = within_target(sp, rows, latency[0], latency[1], o["latency_target"],
+                                            o["prevent_collapse"])
         net.eval()
         accuracy, loss = score(lambda xb: net(xb, probs), valid[0], valid[1], 256)
         expected = float(expected_latency(probs, latency[0], latency[1])) if latency[1] is not None else None
-        derived = (derived_latency(sp, probs, latency[0], latency[1], o["prevent_collapse"])
-                   if latency[1] is not None else None)
+        derived = path_ms(sp, genotype, latency[0], latency[1]) if latency[1] is not None else None
     return {"epoch": epoch + 1, "method": method, "train_loss": losses[0], "arch_loss": losses[1],
             "valid_loss": loss, "valid_accuracy": accuracy, "probabilities": rows, "genotype": genotype.to_dict(),
             "genotype_label": sp.label(genotype), "collapsed": collapsed(sp, raw),
-            "expected_latency_ms": expected, "derived_latency_ms": derived, "seconds": round(seconds, 3)}
+            "expected_latency_ms": expected, "derived_latency_ms": derived, "moved_for_latency": moved,
+            "seconds": round(seconds, 3)}
 
-
-def derived_latency(sp: Any, probs: list[torch.Tensor], fixed: float, edge_ms: torch.Tensor,
-                    prevent_collapse: bool) -> float:
-    """Fixed part plus the ms of every op on the path of the cell derived from ``probs``."""
-    from nas.space import path_ops
-
-    rows = [[float(v) for v in p.detach()] for p in probs]
-    path = sp.oneshot_path(sp.oneshot_derive(rows, prevent_collapse=prevent_collapse))
-    n = edge_ms.shape[1]
-    return fixed + sum(float(edge_ms[e, k]) for e, entry in enumerate(path) for k in path_ops(entry, n))

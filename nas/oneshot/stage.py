@@ -19,7 +19,7 @@ from typing import Any
 import optuna
 
 from nas.config import SpecError
-from nas.evaluator import COMPLETE, EvaluatorSpec
+from nas.evaluator import EvaluatorSpec
 from nas.oneshot.options import METHODS
 from nas.oneshot.records import FINAL_ATTR, RETRAINED_ATTR, epoch_key, retrained_of
 
@@ -138,4 +138,3 @@ def _options(table: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in table.items() if k not in ("name", "budget")}
 
 
-__all__ = ["COMPLETE", "Stage"]

@@ -273,3 +273,26 @@ def test_collapse_is_detected_and_the_guard_keeps_the_strongest_convolution():
     assert collapsed(SPACE, guarded) == []
     conv = SPACE.oneshot_derive([[0.1, 0.2, 0.5, 0.1, 0.1]] * len(EDGES), prevent_collapse=True)
     assert conv.ops == ("nor_conv_1x1",) * len(EDGES)  # nothing to guard: left as derived
+
+
+def test_a_cell_over_its_latency_target_gives_up_the_choices_it_believes_least():
+    from evaluators.oneshot.latency import path_ms, within_target
+
+    space = registry.make_space("nb201", {"preset": "proxy"})
+    conv = OPS.index("nor_conv_3x3")
+    edge_ms = torch.tensor([[0.0 if op == "none" else (1.0 if op == "nor_conv_3x3" else 0.01) for op in OPS]
+                            for _ in EDGES], dtype=torch.float64)
+    margins = [0.30, 0.05, 0.20, 0.10, 0.25, 0.15]  # how much more each edge believes in its convolution
+    rows = [[0.1] * len(OPS) for _ in EDGES]
+    for e, margin in enumerate(margins):
+        rows[e][conv] = 0.1 + margin
+        rows[e][OPS.index("skip_connect")] = 0.1 + margin / 2
+    free = space.oneshot_derive(rows)
+    assert free.ops == ("nor_conv_3x3",) * 6 and path_ms(space, free, 0.5, edge_ms) == pytest.approx(6.5)
+    found, moved = within_target(space, rows, 0.5, edge_ms, 3.6, prevent_collapse=True)
+    assert path_ms(space, found, 0.5, edge_ms) <= 3.6 and moved == 3
+    kept = [e for e, op in enumerate(found.ops) if op == "nor_conv_3x3"]
+    assert kept == [0, 2, 4]  # the three largest margins keep their convolution
+    assert all(found.ops[e] == "skip_connect" for e in (1, 3, 5))  # the runner-up of each edge
+    unchanged, none_moved = within_target(space, rows, 0.5, edge_ms, 10.0, prevent_collapse=True)
+    assert unchanged == free and none_moved == 0
