@@ -137,7 +137,7 @@ def test_an_unreachable_ray_address_fails_fast_with_one_line(tmp_path, nb201_tab
     import ray
 
     from nas.config import SpecError
-    from nas.executors import ray as ray_executor
+    from nas.executors import _ray_cluster as ray_cluster
 
     with socket.socket() as sock:  # a free port: nothing listens there
         sock.bind(("127.0.0.1", 0))
@@ -150,9 +150,9 @@ def test_an_unreachable_ray_address_fails_fast_with_one_line(tmp_path, nb201_tab
     assert not (tmp_path / "t").exists()
     # fast: the address is probed (one TCP connection) before Ray, which retries for minutes, is asked to join it
     monkeypatch.setattr(ray, "init", lambda *args, **kwargs: pytest.fail("ray.init tried an address nothing answers at"))
-    monkeypatch.setattr(ray_executor, "_cluster_messages_to_stderr", lambda: None)  # this process's Ray output as is
+    monkeypatch.setattr(ray_cluster, "_cluster_messages_to_stderr", lambda: None)  # this process's Ray output as is
     with pytest.raises(SpecError, match=f"no Ray cluster answers at '127.0.0.1:{port}'"):
-        ray_executor._connect(f"127.0.0.1:{port}", False)
+        ray_cluster._connect(f"127.0.0.1:{port}", False)
 
 
 def test_a_local_instance_runs_its_workers_at_normal_priority(tmp_path):
