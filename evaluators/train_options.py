@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from evaluators.data import Splits, load, task_of
 from nas.config import Field, SpecError, validate
-from nas.evaluator import Evaluator
+from nas.evaluator import DATA_OPTIONS, Evaluator
 from nas.space import SearchSpace, Task
 
 METRICS = ("accuracy", "loss", "train_loss", "train_seconds", "images_per_second", "epochs")
@@ -21,12 +21,7 @@ class TrainOptions(Evaluator):
     """What ``[evaluator] name = "train"`` accepts and reports (see :class:`evaluators.train.TrainEvaluator`)."""
 
     OPTIONS = {
-        "data": Field(str, default="digits", choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz")),
-        "data_dir": Field(str, default="", help="folder (or .npz file) of the data set"),
-        "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are)"),
-        "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
-        "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
-        "valid_limit": Field(int, default=0, min=0),
+        **DATA_OPTIONS,
         "curve_limit": Field(int, default=0, min=0,
                              help="score the epochs before the last on the first N validation images only "
                                   "(0: all); the last epoch, which gives the metrics, always uses all"),

@@ -27,6 +27,16 @@ COMPLETE, FAILED, PRUNED = "complete", "failed", "pruned"
 SCREEN = "screen"  # a job's ``budget["stage"]`` when it asks for the pre-screen's score, not a training
 
 
+DATA_OPTIONS = {  # the data options of everything that trains: the train evaluator, one-shot training
+    "data": Field(str, default="digits", choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz")),
+    "data_dir": Field(str, default="", help="folder (or .npz file) of the data set"),
+    "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are)"),
+    "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
+    "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
+    "valid_limit": Field(int, default=0, min=0, help="use at most this many validation images (0: all)"),
+}
+
+
 @dataclass
 class Result:
     """What one evaluation produced.
