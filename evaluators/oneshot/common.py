@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from evaluators.data import Splits
-from evaluators.supernet_options import load_splits  # noqa: F401 (re-exported for the trainers)
 from nas.config import SpecError
 
 CHECKPOINT = "checkpoint.pt"

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint, load_splits,
+from evaluators.supernet_options import load_splits
+from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint,
                                        rng_state, save_checkpoint, score, set_rng_state, tensors)
 from evaluators.oneshot.latency import derived_latency, path_ms, within_target
 from evaluators.oneshot.strategies import STRATEGIES, expected_latency, latency_loss, straight_through

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint, load_splits,
+from evaluators.supernet_options import load_splits
+from evaluators.oneshot.common import (append_record, batches, logits_of, cosine_lr, device_for, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state, tensors)
 from nas import registry
 from nas.space import Task
