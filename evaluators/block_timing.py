@@ -65,8 +65,10 @@ def repeated(block: nn.Module, shapes: Sequence[Sequence[int]], copies: int = CO
     return Repeated(block, copies, chain).eval()
 
 
-def _block_calls(space: Any, key: str, settings: Settings) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
-    """The timed calls of one block alone and repeated (None: free in an exported graph)."""
+def _block_calls(space: Any, key: str, settings: Settings,
+                 fallbacks: list[str] | None = None) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
+    """The timed calls of one block alone and repeated (None: free in an exported graph); an int8
+    block the quantizer refuses is timed in fp32 and its key appended to ``fallbacks``."""
     module = space.latency_module(key)
     if settings.backend != "torch" and is_noop(module):
         return None
@@ -77,17 +79,20 @@ def _block_calls(space: Any, key: str, settings: Settings) -> tuple[Callable[[],
     except Exception as err:  # int8 quantization of glue-only graphs (a lone Add) may be refused
         if settings.backend != "onnxruntime-int8":
             raise
-        log.info("block %s: int8 quantization failed (%s); measured in fp32", key, err)
+        log.warning("block %s: int8 quantization failed (%s); measured in fp32", key, err)
+        if fallbacks is not None:
+            fallbacks.append(key)
         fp32 = replace(settings, backend="onnxruntime")
         return prepare_call(module, shapes, fp32, NO_CSE), prepare_call(many, shapes, fp32, NO_CSE)
 
 
 def _time_group(space: Any, keys: Sequence[str], settings: Settings, stat: str,
-                clock: Clock = time.perf_counter) -> tuple[dict[str, float], dict[str, float]]:
+                clock: Clock = time.perf_counter,
+                fallbacks: list[str] | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """(entry, time of the repeated form) of each key, all timed in one set of interleaved rounds
     (entries of free blocks are 0 and they have no time)."""
     with pinned(settings.threads, settings.cpus):
-        calls = {key: _block_calls(space, key, settings) for key in keys}
+        calls = {key: _block_calls(space, key, settings, fallbacks) for key in keys}
         live = [key for key, pair in calls.items() if pair is not None]
         timed = time_rounds([c for key in live for c in calls[key]], settings, clock=clock) if live else []
     entries = {key: 0.0 for key in keys}
@@ -111,7 +116,8 @@ def _reference_blocks(many_ms: dict[str, float], count: int = REFERENCE_BLOCKS) 
 
 def block_entries(space: Any, keys: Sequence[str], settings: Settings, stat: str = "median",
                   progress: Callable[[int, int], None] | None = None,
-                  drift: list[float] | None = None, clock: Clock = time.perf_counter) -> dict[str, float]:
+                  drift: list[float] | None = None, clock: Clock = time.perf_counter,
+                  fallbacks: list[str] | None = None) -> dict[str, float]:
     """What each block adds to a network (ms, from the ``stat`` of the timed runs).
 
     A block is timed alone and as :data:`COPIES` copies (:class:`Repeated`), in interleaved
@@ -123,7 +129,8 @@ def block_entries(space: Any, keys: Sequence[str], settings: Settings, stat: str
     in every later group's rounds, and that group's entries are divided by their speed ratio (how
     much slower the machine ran then than during the first group; appended to ``drift``), so that
     every entry holds for the machine as fast as during the first group. ``clock`` (seconds) times
-    the runs (:func:`evaluators.timing.time_rounds`).
+    the runs (:func:`evaluators.timing.time_rounds`). An int8 block the quantizer refuses is
+    timed in fp32 and its key appended to ``fallbacks`` (re-timed references again: dedupe).
     """
     out: dict[str, float] = {}
     references: list[str] = []
@@ -132,7 +139,7 @@ def block_entries(space: Any, keys: Sequence[str], settings: Settings, stat: str
         for start in range(0, len(keys), BLOCK_GROUP):
             group = list(keys[start:start + BLOCK_GROUP])
             timed = group + [k for k in references if k not in group]
-            entries, many_ms = _time_group(space, timed, settings, stat, clock)
+            entries, many_ms = _time_group(space, timed, settings, stat, clock, fallbacks)
             factor = speed_ratio([many_ms[k] for k in references], base) if references else 1.0
             out.update({key: entries[key] / factor for key in group})
             if references and drift is not None:

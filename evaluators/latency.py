@@ -215,20 +215,6 @@ def ort_session(model: bytes, settings: Settings, disabled_optimizers: Sequence[
     return ort.InferenceSession(model, options, providers=providers)
 
 
-def optimized_node_counts(module: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
-    """How many nodes of each type ONNX Runtime's optimized graph of ``module`` runs (CPU, 1 thread,
-    optimized as a measurement's session: fusions, common subexpressions, blocked-layout reorders)."""
-    import collections
-
-    import onnx
-
-    model = export_onnx(module.eval(), (torch.zeros(1, *input_shape),))
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "optimized.onnx"
-        ort_session(model, Settings(backend="onnxruntime"), save_optimized=path)
-        return dict(collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node))
-
-
 def _torch_call(module: nn.Module, inputs: tuple[torch.Tensor, ...], settings: Settings,
                 disabled_optimizers: Sequence[str] = ()) -> Callable[[], Any]:
     device = torch.device(settings.device)

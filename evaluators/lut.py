@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from evaluators import runtime_probe
 from evaluators.block_timing import BLOCK_POLICY, block_entries
 from evaluators.latency import LatencyCache, measure, measure_many, quiet_logs
 from evaluators.timing import Measurement, Settings
@@ -156,13 +157,17 @@ def build_table(space: Any, settings: Settings, task: Task | None = None, fit: i
         stat: ``median`` (of the round medians) or ``min`` of each measurement's timed runs.
     """
     started = time.perf_counter()
+    rules = runtime_probe.detect(settings)
     block_drift: list[float] = []
+    fallbacks: list[str] = []
     blocks = block_entries(space, space.latency_universe(task), replace(settings, **BLOCK_POLICY), stat, progress,
-                           block_drift)
+                           block_drift, fallbacks=fallbacks)
     default = task or space.default_task()
     table = LatencyTable(space.name, space.preset, json.loads(json.dumps(space.options)), tuple(default.input_shape),
                          default.num_classes, settings.backend, settings.device, settings.batch, settings.threads,
-                         versions(), blocks, custom_task=task is not None, stat=stat)
+                         versions(), blocks, custom_task=task is not None, stat=stat,
+                         target=runtime_probe.target(settings).to_dict(), rules=rules.to_dict() if rules else {},
+                         fp32_blocks=sorted(set(fallbacks)))
     if settings.backend != "torch":
         table.floor_ms = measure(ConstantOutput(default.num_classes), [default.input_shape],
                                  replace(settings, **NETWORK_POLICY)).stat(stat)

@@ -55,9 +55,10 @@ class SearchSpace(ABC, Generic[G]):
       ``kind:args@CxHxW``); glue left out of the list is absorbed by the table's fitted correction.
       A block eager torch computes but whose result never reaches the output is prefixed with
       ``~`` (``nas.block_keys.DEAD``): exported graphs drop it, so only torch tables count it.
-    - ``latency_graph_terms(genotype, task) -> list[str]`` (optional, torch-free): the kernels a
-      graph runtime's optimizer leaves, as ``^`` keys (``nas.block_keys.GRAPH``; see
-      ``search_spaces/graph_kernels.py``), which only graph-runtime tables ask for and price.
+    - ``latency_graph_terms(genotype, task, rules) -> list[str]`` (optional, torch-free): the
+      kernels a graph runtime's optimizer leaves under the target's detected ``rules``
+      (``nas.latency.rules.RuntimeRules``; none without), as ``^`` keys (``nas.block_keys.GRAPH``;
+      see ``search_spaces/graph_kernels.py``), which only graph-runtime tables ask for and price.
     - ``latency_cover() -> genotypes`` (torch-free): a family whose blocks include every block any
       genotype of the space, with its options, can produce; ``latency_universe`` (what build-lut
       measures) is their union plus the published architectures the space contains. A space may
@@ -208,9 +209,10 @@ class SearchSpace(ABC, Generic[G]):
         """Block keys of ``genotype``'s network, one per occurrence, at their input shapes."""
         raise NotImplementedError(f"space {self.name!r} does not list latency blocks")
 
-    def latency_graph_terms(self, genotype: G, task: Task | None = None) -> list[str]:
-        """The kernels a graph runtime runs for ``genotype``'s network beyond what its blocks say
-        (``nas.block_keys.GRAPH`` keys; none by default): asked by graph-runtime tables only."""
+    def latency_graph_terms(self, genotype: G, task: Task | None = None, rules: Any = None) -> list[str]:
+        """The kernels a graph runtime with the target's ``rules`` runs for ``genotype``'s network
+        beyond what its blocks say (``nas.block_keys.GRAPH`` keys; none by default): asked by
+        graph-runtime tables only, with the rules stored in them."""
         return []
 
     def latency_cover(self) -> Iterable[G]:

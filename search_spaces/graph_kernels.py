@@ -9,15 +9,22 @@ layout. A space walks its network into a :class:`Graph` (its kernels before fusi
 :func:`graph_terms` lists what is left after fusion, per kernel kind and input shape, as
 ``nas.block_keys.GRAPH`` terms that the correction of a graph-runtime table prices.
 
-The layout rules, as ONNX Runtime 1.32 applies them with a block of 16 channels (AVX-512; 8 on
-AVX2), read off its saved optimized graphs of single layers: a convolution with fewer input
-channels than a block, or a multiple of 4, writes the blocked layout (channels padded up to the
-block) and reads it when it has at least a block of input channels, else the plain layout (a
-depthwise one reads and writes it); any other convolution runs plain; pools
-and concatenations run blocked only at multiples of the block; a global pool, ReLU, sum or
-standalone batch norm keeps the layout of its inputs (a sum is plain if any input is); pads and
-slices run plain. Each space's walk is checked against the runtime's own optimized graphs
-(``tests/search_spaces/*/test_kernels.py``).
+What the runtime fuses, shares and lays out is not assumed here: it is the table's
+``nas.latency.rules.RuntimeRules``, detected on the target when the table was built
+(``evaluators.runtime_probe``), so a walk on any machine gives the target's kernels. With a blocked
+layout of ``block`` channels (ONNX Runtime's CPU provider: 16 on AVX-512, 8 on AVX2), a convolution
+with fewer input channels than a block, or a multiple of ``conv_multiple``, writes the blocked
+layout (channels padded up to the block) and reads it when it has at least a block of input
+channels, else the plain layout (a depthwise one reads and writes it); any other convolution runs
+plain; pools and concatenations run blocked only at multiples of the block; a global pool, ReLU,
+sum or standalone batch norm keeps the layout of its inputs (a sum is plain if any input is); pads
+and slices run plain. Without a blocked layout (int8 QDQ graphs, the CUDA provider) nothing is
+reordered. Each space's walk is checked against the installed runtime's own optimized graphs with
+the rules detected here (``tests/search_spaces/*/test_kernels.py``), and against stored rules of
+other machines (``tests/search_spaces/test_graph_rules.py``).
+
+This module carries the ONNX Runtime rows' accuracy where blocks timed alone miss the fusions
+(BENCHMARKS.md, "Latency tables that travel": the ablation's "+ kernel walk" step).
 """
 
 from __future__ import annotations
@@ -27,21 +34,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from nas.block_keys import GRAPH, block_key
+from nas.latency.rules import RuntimeRules
 
 Shape = tuple[int, int, int]
 CONST = "const"  # prefix of a folded constant (every one distinct: they do not merge)
 INPUT = "input"
 COUNTED = ("relu", "add", "pool", "concat", "bn", "pad", "slice", "conv", "dw")  # the kernels counted
-
-
-@functools.lru_cache(maxsize=1)
-def nchwc_block() -> int:
-    """Channels of ONNX Runtime's blocked layout on this CPU: 16 with AVX-512, else 8."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            return 16 if " avx512f" in handle.read() else 8
-    except OSError:
-        return 8
 
 
 @dataclass(slots=True)
@@ -63,10 +61,12 @@ class Graph:
     shapes: dict[str, Shape] = field(default_factory=dict)
     reuse: dict[tuple[str, ...], str] = field(default_factory=dict)  # (kind, *inputs) -> output: CSE
     constants: int = 0  # folded constants named so far
+    cse: bool = True  # the runtime computes a weightless op of the same inputs once (RuntimeRules.cse)
 
     def add(self, kind: str, inputs: list[str], out_shape: Shape, shared: bool = False, tag: str = "") -> str:
         """Append a kernel reading ``inputs`` (``shared``: weightless, so one of the same kind and
         ``tag`` (its settings) already reading the same inputs is reused); returns its output tensor."""
+        shared = shared and self.cse
         if shared:
             key = (kind + tag, *inputs)
             found = self.reuse.get(key)
@@ -101,20 +101,23 @@ class Graph:
             users.setdefault(new, []).append(out)
 
 
-def runs_blocked(k: Kernel, block: int) -> bool:
+def runs_blocked(k: Kernel, rules: RuntimeRules) -> bool:
     """Whether a convolution runs in the blocked layout: fewer input channels than a block (read
-    plain), or a multiple of 4."""
-    return k.shape[0] < block or k.shape[0] % 4 == 0
+    plain), or a multiple of ``conv_multiple``."""
+    return bool(rules.block) and (k.shape[0] < rules.block or k.shape[0] % rules.conv_multiple == 0)
 
 
-def layouts(g: Graph, block: int) -> Callable[[str], bool]:
+def layouts(g: Graph, rules: RuntimeRules) -> Callable[[str], bool]:
     """Whether a tensor is in the blocked layout, as the graph is now (see the module's docstring)."""
     memo: dict[str, bool] = {INPUT: False}
     get = memo.get
+    block = rules.block
+    if not block:
+        return lambda t: False
     for t, k in g.kernels.items():  # creation order: every kernel after those it reads
         kind = k.kind
         if kind in ("conv", "dw"):
-            memo[t] = runs_blocked(k, block)
+            memo[t] = runs_blocked(k, rules)
         elif kind == "pool":
             memo[t] = k.shape[0] % block == 0
         elif kind == "concat":
@@ -142,13 +145,14 @@ def prune(g: Graph) -> None:
         del g.kernels[t]
 
 
-def fuse(g: Graph, block: int) -> None:
+def fuse(g: Graph, rules: RuntimeRules) -> None:
     """A convolution absorbs a sum that alone reads it when the other addend has its layout; then a
-    convolution (or a blocked batch norm, which runs as one) absorbs a ReLU that alone reads it."""
-    blocked = layouts(g, block)
+    convolution (or a blocked batch norm, which runs as one) absorbs a ReLU that alone reads it
+    (each as far as the rules say the runtime does)."""
+    blocked = layouts(g, rules)
     users = g.users()
     for out, k in list(g.kernels.items()):
-        if k.kind != "add":
+        if k.kind != "add" or not rules.fuse_add:
             continue
         for a, b in (k.inputs, k.inputs[::-1]):
             p = g.kernels.get(a)
@@ -161,7 +165,7 @@ def fuse(g: Graph, block: int) -> None:
                 g.rename(out, a, users)
                 break
     for out, k in list(g.kernels.items()):
-        if k.kind != "relu":
+        if k.kind != "relu" or not rules.fuse_relu:
             continue
         t = k.inputs[0]
         p = g.kernels.get(t)
@@ -173,9 +177,10 @@ def fuse(g: Graph, block: int) -> None:
             g.rename(out, t, users)
 
 
-def kernel_counts(g: Graph, block: int) -> dict[tuple[str, Shape], int]:
+def kernel_counts(g: Graph, rules: RuntimeRules) -> dict[tuple[str, Shape], int]:
     """Kernels and layout reorders of a fused graph, by kind and input shape."""
-    blocked = layouts(g, block)
+    blocked = layouts(g, rules)
+    block = rules.block
     counts: dict[tuple[str, Shape], int] = {}
     reorder_in: set[str] = set()
     reorder_out: set[str] = set()
@@ -202,31 +207,41 @@ def kernel_counts(g: Graph, block: int) -> dict[tuple[str, Shape], int]:
     return counts
 
 
-def known_layouts(g: Graph, block: int) -> bool:
-    """Whether every convolution's channel counts are below a block or multiples of 4, the networks
-    the rules were checked on (NASNet's ImageNet presets have 22 channels: such convolutions run
-    plain and fuse differently there, which the walk does not model yet)."""
+def known_layouts(g: Graph, rules: RuntimeRules) -> bool:
+    """Whether every convolution's channel counts are below a block or multiples of
+    ``conv_multiple``, the networks the walk was checked on (NASNet's ImageNet presets have 22
+    channels: such convolutions run plain and fuse differently there, which the walk does not model
+    yet); always without a blocked layout."""
+    block, multiple = rules.block, rules.conv_multiple
+    if not block:
+        return True
     shapes = g.shapes
     for out, k in g.kernels.items():
         if k.kind in ("conv", "dw"):
             c_in, c_out = k.shape[0], shapes[out][0]
-            if (c_in >= block and c_in % 4) or (c_out >= block and c_out % 4):
+            if (c_in >= block and c_in % multiple) or (c_out >= block and c_out % multiple):
                 return False
     return True
 
 
-def graph_terms(g: Graph | None, block: int | None = None) -> tuple[str, ...]:
-    """The ``nas.block_keys.GRAPH`` terms of a walked network (none for a constant one, None, or one
-    whose layouts the rules do not cover, :func:`known_layouts`): one per
-    kernel left after fusion other than the convolutions (``kernel_relu``, ``kernel_add``, ...) and
-    per layout reorder (``reorder_in``, ``reorder_out``), at its input shape."""
-    block = block or nchwc_block()
-    if g is None or not known_layouts(g, block):
+def walks(rules: RuntimeRules | None) -> bool:
+    """Whether the walk models a runtime with ``rules`` (none: no rules were detected, as for
+    eager torch; a runtime that keeps batch norms apart from their convolutions is not modelled)."""
+    return rules is not None and rules.fuse_bn
+
+
+def graph_terms(g: Graph | None, rules: RuntimeRules | None) -> tuple[str, ...]:
+    """The ``nas.block_keys.GRAPH`` terms of a walked network under the target's ``rules`` (none for
+    a constant network, None, rules the walk does not model, :func:`walks`, or layouts they do not
+    cover, :func:`known_layouts`): one per kernel left after fusion other than the convolutions
+    (``kernel_relu``, ``kernel_add``, ...) and per layout reorder (``reorder_in``, ``reorder_out``),
+    at its input shape."""
+    if g is None or not walks(rules) or not known_layouts(g, rules):
         return ()
     prune(g)
-    fuse(g, block)
+    fuse(g, rules)
     keys: list[str] = []
-    for (kind, shape), n in kernel_counts(g, block).items():
+    for (kind, shape), n in kernel_counts(g, rules).items():
         keys += [_term(kind, shape)] * n
     return tuple(keys)
 

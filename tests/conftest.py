@@ -36,6 +36,15 @@ def nb201_table() -> Path:
     return NB201_TABLE
 
 
+@pytest.fixture(scope="session")
+def runtime_rules() -> Any:
+    """ONNX Runtime's CPU optimizer rules detected on this machine (as ``build-lut`` stores them)."""
+    from evaluators.runtime_probe import detect
+    from evaluators.timing import Settings
+
+    return detect(Settings(backend="onnxruntime"))
+
+
 def run_nas(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None,
             check: bool = False) -> subprocess.CompletedProcess:
     """Run the ``nas`` CLI in a subprocess (the same interpreter) and capture its output."""

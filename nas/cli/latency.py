@@ -90,6 +90,11 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
+    click.echo(f"target: {table.target_info().describe()}; "
+               f"{table.runtime_rules().describe() if table.runtime_rules() else 'no graph rules (eager)'}", err=True)
+    if table.fp32_blocks:
+        click.echo(f"{len(table.fp32_blocks)} block(s) the int8 quantizer refused, timed in fp32: "
+                   f"{', '.join(table.fp32_blocks)}", err=True)
     keys = sum(is_key(term) for term in table.kind_ms)
     kinds = (f" + {len(table.kind_ms) - keys} kind and {keys} block-key costs" if table.kind_ms else "")
     click.echo(f"{out}: {len(table.blocks)} blocks, correction ({table.fit.get('form', 'none')}) {table.scale:.3f} x sum + "
@@ -100,7 +105,7 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 @latency.command("validate")
 @click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="A table from build-lut.")
 @click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--seed", type=int, help="Sampling seed (default: a fresh one, printed).")
 @click.option("--repeat", type=click.IntRange(min=0), default=0,
               help="Measure this many networks twice and report the repeatability.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for validation.json, samples.csv, scatter.png.")
@@ -110,9 +115,14 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
                    "figures are reported too).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | None, calibrate: bool,
+def validate(lut_path: str, samples: int, seed: int | None, repeat: int, out: str | None, calibrate: bool,
              as_json: bool) -> None:
-    """Measure sampled architectures and compare them with the table's predictions."""
+    """Measure sampled architectures and compare them with the table's predictions.
+
+    The samples are drawn with a fresh seed unless ``--seed`` is given (and never include the
+    table's fit networks): a figure on a seed that no design step has seen."""
+    import secrets
+
     from evaluators.lut import validate_table
     from nas import registry
     from nas.latency.table import LatencyTable
@@ -120,11 +130,16 @@ def validate(lut_path: str, samples: int, seed: int, repeat: int, out: str | Non
     table = LatencyTable.load(lut_path)
     space = registry.make_space(table.space, dict(table.space_options), path=f"{lut_path}: space")
     table.check(space)
+    seed = secrets.randbelow(2**31) if seed is None else seed
     report = validate_table(table, space, samples, seed, repeat=repeat, out=out, calibrate=calibrate)
+    report["seed"] = seed
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['lut']}")
+    click.echo(f"{report['lut']}; samples drawn with --seed {seed}")
+    if table.fp32_blocks:
+        click.echo(f"  {len(table.fp32_blocks)} block(s) timed in fp32 (the int8 quantizer refused them): "
+                   f"{', '.join(table.fp32_blocks)}")
     click.echo(f"  {report['samples']} networks: {report['within_10pct']:.0%} within ±10%, MAPE "
                f"{report['mape']:.1%}, Kendall tau {report['kendall_tau']:.3f} (FLOPs: {report['flops_kendall_tau']:.3f})")
     if "uncalibrated" in report:

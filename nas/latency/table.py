@@ -17,10 +17,15 @@ correction prices it (a cost per kind and per key, fitted on the whole networks)
 
 A table is valid only for the space, preset, space options, input shape, backend, device, batch,
 threads and library versions it was measured with; :meth:`LatencyTable.check` refuses any other.
+It carries where it holds (``target``: runtime, provider, CPU model and ISA flags, threads, batch)
+and, for a graph runtime, the optimizer rules detected there (``rules``,
+:class:`nas.latency.rules.RuntimeRules`): predictions walk a network's kernels with those rules,
+never with the predicting machine's, so a table built on the target predicts for it from anywhere.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
@@ -30,10 +35,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from nas.config import SpecError
 from nas.block_keys import DEAD, GRAPH, kind_of
+from nas.latency.rules import RuntimeRules, Target
 
 FIT_NETWORKS = 100  # whole networks a table's correction is fitted on (the kinds form needs several per kind)
 
-LUT_FORMAT = "nasforge-lut/1"
+LUT_FORMAT = "nasforge-lut/2"  # /2: the target and its detected runtime rules are stored
 # space options that do not change the network as measured (inference, batch 1)
 IGNORED_OPTIONS = frozenset({"drop_path", "auxiliary", "bn_momentum", "final_phi", "dropout"})
 
@@ -74,6 +80,18 @@ class LatencyTable:
     floor_ms: float = 0.0  # a network that folds to a constant: the runtime's cost of one call
     kind_ms: dict[str, float] = field(default_factory=dict)  # correction: ms per counted block of a kind or key
     speed: float = 1.0  # calibration: the machine's time now / at build time (see evaluators.lut.calibrate_table)
+    target: dict[str, Any] = field(default_factory=dict)  # where it holds (nas.latency.rules.Target)
+    rules: dict[str, Any] = field(default_factory=dict)  # the graph runtime's detected rules ({}: none)
+    fp32_blocks: list[str] = field(default_factory=list)  # int8 table: blocks the quantizer refused, timed in fp32
+
+    def runtime_rules(self) -> RuntimeRules | None:
+        """The graph runtime's rules detected on the target (None: eager torch, or none detected)."""
+        if self.backend == "torch" or not self.rules:
+            return None
+        return _rules(tuple(sorted(self.rules.items())))
+
+    def target_info(self) -> Target:
+        return Target.from_dict(self.target)
 
     def task(self) -> Any:
         """The task the table was built for; None when it is the preset's (as the space decides)."""
@@ -148,8 +166,9 @@ class LatencyTable:
     def network_keys(self, space: Any, genotype: Any, task: Any = None) -> list[str]:
         """``genotype``'s block keys in ``space``, and for a graph runtime its kernel terms."""
         keys = space.latency_blocks(genotype, task)
-        if self.backend != "torch":
-            keys = keys + list(space.latency_graph_terms(genotype, task))
+        rules = self.runtime_rules()
+        if rules is not None:
+            keys = keys + list(space.latency_graph_terms(genotype, task, rules))
         return keys
 
     def predict(self, space: Any, genotype: Any, task: Any = None) -> float:
@@ -177,9 +196,10 @@ class LatencyTable:
         return (f"{self.space}/{self.preset} input {shape}, {self.backend} on {self.device}, "
                 f"batch {self.batch}, {self.threads} thread(s), {self.stat} of runs")
 
-    def check(self, space: Any, task: Any = None, backend: str | None = None) -> None:
+    def check(self, space: Any, task: Any = None, backend: str | None = None, device: str | None = None) -> None:
         """``ValueError`` unless this table fits ``space`` (name, preset, options), the task's input
-        shape and class count, ``backend`` (if given) and the installed library versions."""
+        shape and class count, ``backend`` and ``device`` (the execution provider; if given) and the
+        installed library versions (a runtime of another version fuses and lays out otherwise)."""
         where = f"latency table ({self.describe()})"
         if space.name != self.space or space.preset != self.preset:
             raise SpecError(f"{where} was built for space {self.space!r} preset {self.preset!r}, not "
@@ -197,6 +217,8 @@ class LatencyTable:
                              "(build-lut --input-shape/--classes)")
         if backend is not None and backend != self.backend:
             raise SpecError(f"{where} was built for backend {self.backend!r}, not {backend!r}")
+        if device is not None and device != self.device:
+            raise SpecError(f"{where} was built for the {self.device} provider, not {device}")
         now = versions()
         relevant = ("torch",) if self.backend == "torch" else ("torch", "onnxruntime")  # the exporter is torch's
         for lib, version in ((k, v) for k, v in self.versions.items() if k in relevant):
@@ -225,6 +247,9 @@ class LatencyTable:
             raise SpecError(f"{path}: not a latency table (not JSON: {err})") from None
         if not isinstance(data, Mapping) or data.get("format") != LUT_FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else None
+            if found == "nasforge-lut/1":
+                raise SpecError(f"{path}: a latency table without its target's runtime rules (format {found}); "
+                                 "rebuild it with 'nas latency build-lut'")
             raise SpecError(f"{path}: not a latency table of format {LUT_FORMAT!r} (found {found!r})")
         fields = {k: v for k, v in data.items() if k != "format"}
         try:
@@ -232,7 +257,17 @@ class LatencyTable:
         except TypeError as err:
             raise SpecError(f"{path}: malformed latency table ({err})") from None
         table.input_shape = tuple(table.input_shape)  # type: ignore[assignment]
+        if table.rules:
+            try:
+                RuntimeRules.from_dict(table.rules)
+            except (TypeError, ValueError) as err:
+                raise SpecError(f"{path}: rules: {err}; rebuild the table with 'nas latency build-lut'") from None
         return table
+
+
+@functools.lru_cache(maxsize=64)
+def _rules(items: tuple) -> RuntimeRules:
+    return RuntimeRules.from_dict(dict(items))
 
 
 def speed_ratio(now: Sequence[float], then: Sequence[float]) -> float:

@@ -57,9 +57,11 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
     """The run's latency lookup table (``[latency] lut``), or None when the run has none.
 
     A missing file is built on this machine first when ``[latency] build`` is on (the driver then
-    imports torch); the table is checked against the run's space, task and backend. With
-    ``[latency] calibrate``, a few of its fit networks are measured again first and its
-    predictions scaled by the machine's speed now against at build time.
+    imports torch); the table is checked against the run's space, task, backend and device. With
+    ``[latency] calibrate`` (by default, ``auto``: when this machine is the table's target, same CPU
+    model, ISA flags and GPU), a few of its fit networks are measured again first and its
+    predictions scaled by the machine's speed now against at build time; on another machine the
+    predictions are the table's build-time figures, and the log says so in one line.
     """
     latency = getattr(spec, "latency", {})
     path = latency.get("lut")
@@ -79,8 +81,17 @@ def load_latency_table(spec: Any, space: Any, task: Any) -> Any:
         table = build_table(space, settings, custom, latency["fit"])
         table.save(path)
     table = LatencyTable.load(path)
-    table.check(space, task, latency.get("backend"))
-    if latency.get("calibrate"):
+    table.check(space, task, latency.get("backend"), latency.get("device"))
+    calibrate = latency.get("calibrate", "auto")
+    if calibrate == "auto":
+        from nas.latency.rules import same_machine
+
+        calibrate = same_machine(table.target) and bool(table.references(1))
+        if not calibrate:
+            log.warning("latency table %s: predictions are its build-time figures on %s (this machine is "
+                        "not its target, or it has no fit networks to calibrate with)", path,
+                        table.target_info().describe())
+    if calibrate:
         from evaluators.lut import calibrate_table
 
         speed = calibrate_table(table, space)  # at the table's task, which check() matched to the run's

@@ -41,8 +41,10 @@ LATENCY_FIELDS = {
     "threads": Field(int, default=1, min=1),
     "batch": Field(int, default=1, min=1),
     "fit": Field(int, default=FIT_NETWORKS, min=0, help="whole networks measured for the table's correction"),
-    "calibrate": Field(bool, default=False, help="re-measure a few of the table's fit networks when the search "
-                       "starts and scale its predictions by the machine's speed now against at build time"),
+    "calibrate": Field((bool, str), default="auto", choices=(True, False, "auto"),
+                       help="re-measure a few of the table's fit networks when the search starts and scale its "
+                       "predictions by the machine's speed now against at build time ('auto': when this is "
+                       "the machine the table was built on)"),
 }
 
 RUN_FIELDS = {
@@ -244,7 +246,7 @@ def _check_lut(latency: dict[str, Any], space: Any, evaluator: dict[str, Any]) -
     cls = registry.lookup("evaluators", evaluator["name"], "evaluator.name", declaration=True)
     task = cls.task_for(_without(evaluator, "name", "budget"), space)
     try:
-        LatencyTable.load(latency["lut"]).check(space, task, latency["backend"])
+        LatencyTable.load(latency["lut"]).check(space, task, latency["backend"], latency["device"])
     except (OSError, ValueError) as err:
         raise SpecError(f"latency.lut: {err}") from None
 

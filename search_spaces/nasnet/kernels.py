@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from nas.latency.rules import RuntimeRules
 from nas.space import Task
-from search_spaces.graph_kernels import INPUT, Graph, Shape, graph_terms as terms_of, nchwc_block
+from search_spaces.graph_kernels import INPUT, Graph, Shape, graph_terms as terms_of
 from search_spaces.nasnet.genotype import NASNetGenotype
 from search_spaces.nasnet.macro import Layer, adapt_pp, cell_kinds, cells_of, concat_adapters, stems
 from search_spaces.op_costs import bottleneck_width
@@ -99,9 +100,10 @@ def _cell(g: Graph, blocks: tuple, concat: tuple, style: str, reduction: bool, f
     return g.add("concat", adapted, (sum(g.shapes[a][0] for a in adapted), final[1], final[2]))
 
 
-def network(genotype: NASNetGenotype, macro: dict[str, Any], task: Task) -> Graph:
-    """The network's kernels before fusion (the same walk as ``macro.plan_network``)."""
-    g = Graph()
+def network(genotype: NASNetGenotype, macro: dict[str, Any], task: Task, cse: bool = True) -> Graph:
+    """The network's kernels before fusion (the same walk as ``macro.plan_network``; ``cse``: the
+    runtime computes a weightless op of the same input once)."""
+    g = Graph(cse=cse)
     g.shapes[INPUT] = tuple(task.input_shape)  # type: ignore[assignment]
     x = INPUT
     outputs = []
@@ -121,19 +123,23 @@ def network(genotype: NASNetGenotype, macro: dict[str, Any], task: Task) -> Grap
 
 
 @functools.lru_cache(maxsize=64)
-def modelled(macro_items: tuple, c_in: int) -> bool:
+def modelled(macro_items: tuple, c_in: int, rules: RuntimeRules) -> bool:
     """Whether the stems' and cells' widths are ones the layout rules cover (``known_layouts``):
     NASNet's ImageNet presets have 22-channel cells, and no walk is worth making there."""
     macro = dict(macro_items)
-    block = nchwc_block()
+    block, multiple = rules.block, rules.conv_multiple
+    if not block:
+        return True
     widths = [layer.c_out for stem in stems(macro["stem"], c_in, macro["filters"], macro) for layer in stem
               if layer.kind == "conv"] + [filters for _, filters in cell_kinds(macro["stem"], macro["filters"], macro["cells"])]
-    return all(c < block or c % 4 == 0 for c in widths)
+    return all(c < block or c % multiple == 0 for c in widths)
 
 
 @functools.lru_cache(maxsize=4096)
-def graph_terms(genotype: NASNetGenotype, macro_items: tuple, task: Task) -> tuple[str, ...]:
-    """The network's graph-runtime correction terms (``search_spaces.graph_kernels.graph_terms``)."""
-    if not modelled(macro_items, task.input_shape[0]):
+def graph_terms(genotype: NASNetGenotype, macro_items: tuple, task: Task,
+                rules: RuntimeRules | None) -> tuple[str, ...]:
+    """The network's graph-runtime correction terms under the target's ``rules``
+    (``search_spaces.graph_kernels.graph_terms``)."""
+    if rules is None or not modelled(macro_items, task.input_shape[0], rules):
         return ()
-    return terms_of(network(genotype, dict(macro_items), task))
+    return terms_of(network(genotype, dict(macro_items), task, rules.cse), rules)

@@ -181,10 +181,10 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
 
         return network_blocks(genotype, self.macro, task or self.default_task())
 
-    def latency_graph_terms(self, genotype: NASNetGenotype, task: Task | None = None) -> list[str]:
+    def latency_graph_terms(self, genotype: NASNetGenotype, task: Task | None = None, rules: Any = None) -> list[str]:
         from search_spaces.nasnet.kernels import graph_terms
 
-        return list(graph_terms(genotype, tuple(sorted(self.macro.items())), task or self.default_task()))
+        return list(graph_terms(genotype, tuple(sorted(self.macro.items())), task or self.default_task(), rules))
 
     def latency_cover(self) -> list[NASNetGenotype]:
         from search_spaces.nasnet.latency import cover

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 
+from nas.latency.rules import RuntimeRules
 from nas.space import Task
 from search_spaces.graph_kernels import CONST, INPUT, Graph, graph_terms as terms_of
 from search_spaces.nb201.genotype import EDGES, NB201Genotype
@@ -51,9 +52,10 @@ def _cell(g: Graph, x: str, edges: list[tuple[int, int, str]]) -> str:
     return nodes[3]
 
 
-def network(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> Graph | None:
-    """The network's kernels before fusion (None: its output is a constant)."""
-    g = Graph()
+def network(genotype: NB201Genotype, task: Task, channels: int, cells: int, cse: bool = True) -> Graph | None:
+    """The network's kernels before fusion (None: its output is a constant; ``cse``: the runtime
+    computes a weightless op of the same input once)."""
+    g = Graph(cse=cse)
     c_in, h, w = task.input_shape
     g.shapes[INPUT] = (c_in, h, w)
     c = channels
@@ -76,6 +78,10 @@ def network(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> G
 
 
 @functools.lru_cache(maxsize=4096)
-def graph_terms(genotype: NB201Genotype, task: Task, channels: int, cells: int) -> tuple[str, ...]:
-    """The network's graph-runtime correction terms (``search_spaces.graph_kernels.graph_terms``)."""
-    return terms_of(network(genotype, task, channels, cells))
+def graph_terms(genotype: NB201Genotype, task: Task, channels: int, cells: int,
+                rules: RuntimeRules | None) -> tuple[str, ...]:
+    """The network's graph-runtime correction terms under the target's ``rules``
+    (``search_spaces.graph_kernels.graph_terms``)."""
+    if rules is None:
+        return ()
+    return terms_of(network(genotype, task, channels, cells, rules.cse), rules)

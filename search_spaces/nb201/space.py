@@ -130,10 +130,10 @@ class NB201Space(SearchSpace[NB201Genotype]):
 
         return network_blocks(genotype, task or self.default_task(), self.channels, self.cells)
 
-    def latency_graph_terms(self, genotype: NB201Genotype, task: Task | None = None) -> list[str]:
+    def latency_graph_terms(self, genotype: NB201Genotype, task: Task | None = None, rules: Any = None) -> list[str]:
         from search_spaces.nb201.kernels import graph_terms
 
-        return list(graph_terms(genotype, task or self.default_task(), self.channels, self.cells))
+        return list(graph_terms(genotype, task or self.default_task(), self.channels, self.cells, rules))
 
     def latency_cover(self) -> list[NB201Genotype]:
         from search_spaces.nb201.latency import cover

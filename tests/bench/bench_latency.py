@@ -37,8 +37,10 @@ PUBLISHED = [("nasnet", "cifar", "nasnet-a"), ("nasnet", "cifar", "amoebanet-a")
 
 
 def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, repeat: int, fit: int,
-                   options: dict, out: str | None = None) -> dict:
-    """Build a table, then validate it on ``samples`` sampled networks."""
+                   options: dict, out: str | None = None, seeds: tuple[int, ...] = (7,)) -> dict:
+    """Build a table, then validate it on ``samples`` sampled networks of each sampling seed (the
+    first seed's validation also measures ``repeat`` networks twice); with ``out``, the table is
+    ``out/lut.json`` and each seed's files are in ``out/seed-N``."""
     from evaluators.lut import build_table, validate_table
     from evaluators.timing import Settings
     from nas import registry
@@ -49,12 +51,17 @@ def bench_accuracy(space_name: str, preset: str, backend: str, samples: int, rep
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         table.save(Path(out) / "lut.json")
-    report = validate_table(table, space, samples, seed=7, repeat=repeat, out=out)
+    reports = {}
+    for i, seed in enumerate(seeds):
+        folder = str(Path(out) / f"seed-{seed}") if out else None
+        reports[str(seed)] = validate_table(table, space, samples, seed=seed, repeat=repeat if i == 0 else 0,
+                                            out=folder)
     zero = Counter(parse_key(k)[0] for k, v in table.blocks.items() if v <= 0)
-    return {"space": space_name, "preset": preset, "backend": backend, "blocks": len(table.blocks),
+    head = {"space": space_name, "preset": preset, "backend": backend, "blocks": len(table.blocks),
             "zero_blocks": sum(zero.values()), "zero_blocks_by_kind": dict(sorted(zero.items())),
             "build_seconds": round(table.build_seconds, 1), "form": table.fit.get("form"),
-            "loo_error": table.fit.get("loo_error"), "block_drift": table.fit.get("block_drift"), **report}
+            "loo_error": table.fit.get("loo_error"), "block_drift": table.fit.get("block_drift")}
+    return {**head, **reports[str(seeds[0])]} if len(seeds) == 1 else {**head, "seeds": reports}
 
 
 def bench_int8() -> dict:
@@ -161,7 +168,7 @@ def bench_graph_nodes(row: str) -> dict:
 
     import torch
 
-    from evaluators.latency import optimized_node_counts
+    from evaluators.runtime_probe import optimized_node_counts
     from nas import registry
     from nas.latency.table import LatencyTable, accuracy_stats
     from nas.latency.fit import choose_correction
@@ -212,6 +219,7 @@ def main() -> int:
     acc.add_argument("--fit", type=int, default=FIT_NETWORKS)
     acc.add_argument("--option", action="append", default=[], help="space option key=value (JSON value)")
     acc.add_argument("--out", help="folder for the table (lut.json) and the validation files")
+    acc.add_argument("--seeds", default="7", help="validation sampling seeds, comma-separated")
     sub.add_parser("int8")
     quant = sub.add_parser("quantized-accuracy")
     quant.add_argument("--genotype", required=True)
@@ -226,7 +234,7 @@ def main() -> int:
     if args.what == "accuracy":
         options = {k: json.loads(v) for k, _, v in (o.partition("=") for o in args.option)}
         result = bench_accuracy(args.space, args.preset, args.backend, args.samples, args.repeat, args.fit, options,
-                                args.out)
+                                args.out, tuple(int(x) for x in args.seeds.split(",")))
     elif args.what == "int8":
         result = bench_int8()
     elif args.what == "pareto":

@@ -115,7 +115,7 @@ def test_build_lut_and_validate_end_to_end(nb201_lut, tmp_path):
     proc = run_nas("latency", "validate", "--lut", str(nb201_lut), "--samples", "6", "--repeat", "2", "--out",
                    str(tmp_path / "v"), "--json", check=True, timeout=300)
     report = json.loads(proc.stdout)
-    assert {"samples", "within_10pct", "mape", "kendall_tau", "flops_kendall_tau"} <= set(report)
+    assert {"samples", "within_10pct", "mape", "kendall_tau", "flops_kendall_tau", "seed"} <= set(report)
     assert report["samples"] == 6 and 0 <= report["within_10pct"] <= 1 and report["mape"] >= 0
     # one interleaved group holding the 3 fit networks: one speed ratio, the drift (its size: bench_latency.py)
     assert report["calibration"] == {"references": 3, "group_ratios": [report["drift"]]} and report["drift"] > 0
@@ -129,8 +129,8 @@ def test_build_lut_and_validate_end_to_end(nb201_lut, tmp_path):
 def _edited(src, dst, **changes):
     data = json.loads(src.read_text())
     for key, value in changes.items():
-        if key == "torch":
-            data["versions"]["torch"] = value
+        if key in ("torch", "onnxruntime"):
+            data["versions"][key] = value
         else:
             data[key] = value
     dst.write_text(json.dumps(data))
@@ -141,6 +141,7 @@ def _edited(src, dst, **changes):
     ({"preset": "cifar10"}, "preset 'cifar10'"),
     ({"torch": "1.0.0"}, "built with torch 1.0.0"),
     ({"format": "other/1"}, "not a latency table"),
+    ({"backend": "onnxruntime", "onnxruntime": "1.18.0"}, "built with onnxruntime 1.18.0"),  # another runtime version
 ])
 def test_mismatched_or_stale_tables_are_refused(nb201_lut, tmp_path, changes, message):
     bad = _edited(nb201_lut, tmp_path / "bad.json", **changes)
@@ -162,6 +163,8 @@ def test_table_checks_the_space_backend_and_task(nb201_lut):
     table.backend = "torch"
     with pytest.raises(ValueError, match="backend 'torch', not 'onnxruntime'"):
         table.check(space, backend="onnxruntime")
+    with pytest.raises(ValueError, match="built for the cpu provider, not cuda"):
+        table.check(space, device="cuda")
     with pytest.raises(ValueError, match="the run feeds"):
         table.check(space, Task((3, 32, 32), 10))
     with pytest.raises(ValueError, match="preset 'proxy', not 'nb201' preset 'cifar10'"):

@@ -92,7 +92,7 @@ def table(space):
     its correction fits the machine exactly, so its predictions are exact at build-time speed."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lut, "measure_networks", Machine(space).measure_networks)
-        patch.setattr(lut, "block_entries", lambda space_, keys, *args: {key: BLOCK_MS for key in keys})
+        patch.setattr(lut, "block_entries", lambda space_, keys, *args, **kw: {key: BLOCK_MS for key in keys})
         return lut.build_table(space, Settings(), None, fit=4)
 
 
@@ -150,7 +150,7 @@ def test_groups_each_hold_the_references(space, table, machine, monkeypatch):
     assert times == pytest.approx([machine.latency(g, s) for g, s in zip(genotypes, [1.5] * 3 + [2.5] * 2)])
 
 
-def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, machine, tmp_path):
+def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, machine, tmp_path, caplog):
     machine.slowdown = 4.0
     built = dataclasses.replace(table)  # calibrate_table sets the speed of the table it is given
     genotype = lut.sample_unique(space, 1, seed=5)[0]
@@ -166,6 +166,12 @@ def test_calibrate_table_and_a_search_spec_that_asks_for_it(space, table, machin
     assert json.loads(path.read_text())["speed"] == 1.0  # the file is left as built
     spec.latency["calibrate"] = False
     assert load_latency_table(spec, space, space.default_task()).speed == 1.0
+    spec.latency["calibrate"] = "auto"  # the default: calibrated on the machine the table was built on (this one)
+    assert load_latency_table(spec, space, space.default_task()).speed == pytest.approx(4.0)
+    dataclasses.replace(table, target={**table.target, "cpu": "Another CPU"}).save(path)
+    with caplog.at_level("WARNING"):
+        assert load_latency_table(spec, space, space.default_task()).speed == 1.0  # elsewhere: as built
+    assert "predictions are its build-time figures" in caplog.text and "Another CPU" in caplog.text
     bare = dataclasses.replace(table, fit={})
     with pytest.raises(ValueError, match="no fit networks to calibrate with"):
         lut.calibrate_table(bare, space)

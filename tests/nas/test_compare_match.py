@@ -37,7 +37,7 @@ def luts(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("luts")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lut, "block_entries", lambda space, keys, *args: {key: _block_ms(key) for key in keys})
+        patch.setattr(lut, "block_entries", lambda space, keys, *args, **kw: {key: _block_ms(key) for key in keys})
         for width in WIDTHS:
             space = registry.make_space("randwire", {"preset": "proxy", "channels": width})
             table = lut.build_table(space, Settings("torch", "cpu", 1, 1), _digits_task(), fit=0)
