@@ -166,7 +166,10 @@ def export_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> bytes:
 
 
 def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int = CALIBRATION_BATCHES) -> bytes:
-    """Static int8 quantization (QDQ, per-channel weights) calibrated on random batches like ``inputs``."""
+    """Static int8 quantization (QDQ, per-channel weights) calibrated on random batches like ``inputs``.
+    A graph that reads none of its inputs (a network folded to a constant: the exporter drops them)
+    has nothing to quantize and is returned as it is."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -174,10 +177,14 @@ def quantize_int8(model: bytes, inputs: tuple[torch.Tensor, ...], batches: int =
         quantize_static,
     )
 
+    read = {i.name for i in onnx.load_from_string(model).graph.input}
+    if not read & {f"x{i}" for i in range(len(inputs))}:
+        return model
+
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             feeds = [example_inputs([t.shape[1:] for t in inputs], inputs[0].shape[0], seed) for seed in range(batches)]
-            self.data = iter([{f"x{i}": t.numpy() for i, t in enumerate(feed)} for feed in feeds])
+            self.data = iter([{f"x{i}": t.numpy() for i, t in enumerate(feed) if f"x{i}" in read} for feed in feeds])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.data, None)

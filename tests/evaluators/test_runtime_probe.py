@@ -97,3 +97,12 @@ def test_tables_without_readable_rules_are_refused(tmp_path, field, value, messa
     (tmp_path / "t.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=message):
         LatencyTable.load(tmp_path / "t.json")
+
+
+def test_an_int8_network_folded_to_a_constant_is_measured():
+    from evaluators.latency import measure
+    from evaluators.lut import ConstantOutput
+
+    # the exporter drops the unused input; the quantizer has nothing to calibrate (build-lut's floor_ms)
+    result = measure(ConstantOutput(10), [(3, 8, 8)], Settings(backend="onnxruntime-int8", **FAST))
+    assert result.stat("median") > 0
