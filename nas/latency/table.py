@@ -245,6 +245,11 @@ class LatencyTable:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise SpecError(f"{path}: not a latency table (not JSON: {err})") from None
+        return cls.load_dict(data, path)
+
+    @classmethod
+    def load_dict(cls, data: Any, path: str | Path) -> LatencyTable:
+        """A table from its JSON data (``path``: for messages)."""
         if not isinstance(data, Mapping) or data.get("format") != LUT_FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else None
             if found == "nasforge-lut/1":

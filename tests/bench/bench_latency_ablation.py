@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from nas import registry
 from nas.latency.fit import Correction, _plain_candidates, _term_candidates, choose_correction, is_key, ridge_fit
-from nas.latency.table import LatencyTable, accuracy_stats
+from nas.latency.table import LUT_FORMAT, LatencyTable, accuracy_stats
 
 STEPS: list[tuple[str, Callable[[str], bool] | None]] = [
     ("+ scale, per-block", None),
@@ -48,7 +48,10 @@ def _predict(c: Correction, raw: float, live: int, counts: dict[str, int], floor
 
 
 def ablate(row: Path) -> dict[str, Any]:
-    table = LatencyTable.load(row / "lut.json")
+    data = json.loads((row / "lut.json").read_text())
+    if data["format"] == "nasforge-lut/1" and data["backend"] == "torch":  # eager rows built before rules were stored
+        data["format"] = LUT_FORMAT
+    table = LatencyTable.load_dict(data, row / "lut.json")
     space = registry.make_space(table.space, dict(table.space_options))
     task = table.task()
 
