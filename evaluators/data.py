@@ -7,13 +7,15 @@ Sources (``name``):
   ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
 * ``cifar10`` / ``cifar100``: the standard python-pickle layout (``data_batch_1..5``/``test_batch``,
   or ``train``/``test``) in ``data_dir`` or its ``cifar-10-batches-py``/``cifar-100-python`` folder.
-* ``npz``: a ``.npz`` file with arrays ``x`` and ``y`` (and optionally ``x_test``, ``y_test``);
-  ``x`` as (N, H, W), (N, C, H, W) or (N, H, W, C) with C in 1 or 3; uint8 is scaled to [0, 1].
+* ``npz``, ``folder``, ``dataset``: your own data, a ``.npz`` file of arrays, a folder of images with
+  one subfolder per class, or a ``"package.module:callable"`` returning a torch ``Dataset``
+  (``dataset``); see :mod:`evaluators.own_data`.
 
 Searches score on the validation split; the test split is reserved for final training. Sets without
 a test split get one carved out (20%, seeded). Channels are normalized with the training split's
 mean and standard deviation. ``size`` downsamples images by area averaging (28 -> 14 for
-Fashion-MNIST, say), the usual way to make a search proxy cheaper.
+Fashion-MNIST, say), the usual way to make a search proxy cheaper; an image folder is resized to it.
+Every source is a function of the data options (``data_dir``, ``dataset``, ``size``) in ``LOADERS``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from evaluators.own_data import Raw, folder_shape, read_dataset, read_folder, read_npz
 from nas.config import SpecError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]  # x, y, x_test, y_test
+KNOWN_SHAPES = {"digits": ((1, 8, 8), 10), "fashion-mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
+                "cifar100": ((3, 32, 32), 100)}
 
 
 @dataclass
@@ -55,16 +59,16 @@ class Splits:
 
 
 def load(name: str, data_dir: str = "", seed: int = 0, valid_fraction: float = 0.2, train_limit: int = 0,
-         valid_limit: int = 0, size: int = 0) -> Splits:
+         valid_limit: int = 0, size: int = 0, dataset: str = "") -> Splits:
     """Read a data set and split it; ``size`` (if not 0) downsamples to ``size`` x ``size``.
+
+    ``dataset`` is the ``"package.module:callable"`` of ``name = "dataset"`` (see :mod:`evaluators.own_data`).
 
     Raises:
         FileNotFoundError: a file is missing (the message names the path and the expected files).
         ValueError: a file is malformed or the arrays are inconsistent.
     """
-    if name not in LOADERS:
-        raise SpecError(f"evaluator.data: unknown data set {name!r}; known: {', '.join(LOADERS)}")
-    x, y, x_test, y_test = LOADERS[name](data_dir)
+    x, y, x_test, y_test = _read(name, data_dir, size, dataset)
     if size:
         x = downsample(x, size)
         x_test = downsample(x_test, size) if x_test is not None else None
@@ -86,14 +90,15 @@ def load(name: str, data_dir: str = "", seed: int = 0, valid_fraction: float = 0
                   tuple(float(v) for v in mean.ravel()), tuple(float(v) for v in std.ravel()))
 
 
-def shape_of(name: str, data_dir: str = "", size: int = 0) -> tuple[tuple[int, int, int], int]:
-    """Input shape and class count, cheaply where the source allows."""
-    known = {"digits": ((1, 8, 8), 10), "fashion-mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
-             "cifar100": ((3, 32, 32), 100)}
-    if name in known:
-        (c, h, w), classes = known[name]
+def shape_of(name: str, data_dir: str = "", size: int = 0, dataset: str = "") -> tuple[tuple[int, int, int], int]:
+    """Input shape and class count, cheaply where the source allows (an image folder: its headers)."""
+    _check_source(name, dataset)
+    if name in KNOWN_SHAPES:
+        (c, h, w), classes = KNOWN_SHAPES[name]
+    elif name == "folder":
+        return folder_shape({"data_dir": data_dir, "size": size})
     else:
-        x, y, _, y_test = LOADERS[name](data_dir)
+        x, y, _, y_test = _read(name, data_dir, size, dataset)
         (c, h, w), classes = x.shape[1:], int(max(y.max(), y_test.max() if y_test is not None else 0)) + 1
     if size:
         _factor(h, w, size)
@@ -102,11 +107,26 @@ def shape_of(name: str, data_dir: str = "", size: int = 0) -> tuple[tuple[int, i
 
 
 def task_of(options: Mapping[str, Any]) -> Any:
-    """The ``nas.space.Task`` of the data options (``data``, ``data_dir``, ``size``) of an evaluator."""
+    """The ``nas.space.Task`` of the data options (``data``, ``data_dir``, ``size``, ``dataset``) of an evaluator."""
     from nas.space import Task
 
-    shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0))
+    shape, classes = shape_of(options.get("data", "digits"), options.get("data_dir", ""), options.get("size", 0),
+                              options.get("dataset", ""))
     return Task(shape, classes)
+
+
+def _read(name: str, data_dir: str, size: int, dataset: str) -> Raw:
+    """The source's raw arrays (an image folder comes at ``size`` already)."""
+    _check_source(name, dataset)
+    return LOADERS[name]({"data_dir": data_dir, "size": size, "dataset": dataset})
+
+
+def _check_source(name: str, dataset: str) -> None:
+    """``SpecError`` for an unknown source, or a ``dataset`` given to another source."""
+    if name not in LOADERS:
+        raise SpecError(f"evaluator.data: unknown data set {name!r}; known: {', '.join(LOADERS)}")
+    if dataset and name != "dataset":
+        raise SpecError(f"evaluator.dataset: only read with data = 'dataset' (data is {name!r})")
 
 
 def _factor(h: int, w: int, size: int) -> int:
@@ -120,6 +140,8 @@ def _factor(h: int, w: int, size: int) -> int:
 def downsample(x: np.ndarray, size: int) -> np.ndarray:
     """(N, C, H, W) -> (N, C, size, size) by averaging square blocks."""
     factor = _factor(x.shape[2], x.shape[3], size)
+    if factor == 1:
+        return x
     n, c = x.shape[:2]
     return x.reshape(n, c, size, factor, size, factor).mean(axis=(3, 5)).astype(np.float32)
 
@@ -138,7 +160,7 @@ def _limit(x: np.ndarray, y: np.ndarray, limit: int) -> tuple[np.ndarray, np.nda
 
 
 # ----- sources --------------------------------------------------------------------------------------
-def _digits(data_dir: str) -> Raw:
+def _digits(options: Mapping[str, Any]) -> Raw:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -162,8 +184,8 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _fashion(data_dir: str) -> Raw:
-    folder = Path(data_dir or FASHION_DIR)
+def _fashion(options: Mapping[str, Any]) -> Raw:
+    folder = Path(options["data_dir"] or FASHION_DIR)
     arrays = []
     for stem in IDX_FILES:
         path = next((p for p in (folder / stem, folder / f"{stem}.gz") if p.is_file()), None)
@@ -202,8 +224,9 @@ def _cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np
     return np.concatenate(xs).astype(np.float32) / 255.0, np.concatenate(ys)
 
 
-def _cifar(subfolder: str, train: list[str], test: str, label_key: bytes) -> Callable[[str], Raw]:
-    def load_cifar(data_dir: str) -> Raw:
+def _cifar(subfolder: str, train: list[str], test: str, label_key: bytes) -> Callable[[Mapping[str, Any]], Raw]:
+    def load_cifar(options: Mapping[str, Any]) -> Raw:
+        data_dir = options["data_dir"]
         if not data_dir:
             raise FileNotFoundError(f"evaluator.data_dir: required; a folder holding {', '.join(train)} and {test}")
         folder = Path(data_dir)
@@ -218,46 +241,12 @@ def _cifar(subfolder: str, train: list[str], test: str, label_key: bytes) -> Cal
     return load_cifar
 
 
-def _npz(data_dir: str) -> Raw:
-    path = Path(data_dir)
-    if not data_dir or not path.is_file():
-        raise FileNotFoundError(f"evaluator.data_dir: {path}: expected a .npz file with arrays x and y")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as err:
-        raise SpecError(f"{path}: not a readable .npz file ({err})") from None
-    if "x" not in arrays or "y" not in arrays:
-        raise SpecError(f"{path}: expected arrays 'x' and 'y', found {sorted(arrays)}")
-    x, y = _images(arrays["x"], path, "x"), _labels(arrays["y"], path, "y")
-    if len(x) != len(y):
-        raise SpecError(f"{path}: x has {len(x)} images but y {len(y)} labels")
-    if "x_test" in arrays and "y_test" in arrays:
-        return x, y, _images(arrays["x_test"], path, "x_test"), _labels(arrays["y_test"], path, "y_test")
-    return x, y, None, None
-
-
-def _images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
-    """(N, C, H, W) float32 from the layouts ``npz`` accepts."""
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise SpecError(f"{path}: {key} must be (N, H, W), (N, C, H, W) or (N, H, W, C) with C 1 or 3, got {x.shape}")
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-
-
-def _labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
-        raise SpecError(f"{path}: {key} must be a 1-D array of non-negative integer labels, got {y.dtype} {y.shape}")
-    return y
-
-
-LOADERS: dict[str, Callable[[str], Raw]] = {
+LOADERS: dict[str, Callable[[Mapping[str, Any]], Raw]] = {  # each reads data_dir, size, dataset as it needs
     "digits": _digits,
     "fashion-mnist": _fashion,
     "cifar10": _cifar("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", b"labels"),
     "cifar100": _cifar("cifar-100-python", ["train"], "test", b"fine_labels"),
-    "npz": _npz,
+    "npz": read_npz,
+    "folder": read_folder,
+    "dataset": read_dataset,
 }

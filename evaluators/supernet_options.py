@@ -61,6 +61,7 @@ class SupernetOptions(Evaluator):
 def load_splits(o: Mapping[str, Any]) -> Splits:
     """The data options' splits (``SpecError`` names ``data_dir`` when they cannot be read)."""
     try:
-        return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"], o["size"])
+        return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"], o["size"],
+                    dataset=o.get("dataset", ""))
     except (OSError, ValueError) as err:
         raise SpecError(f"data_dir: {err}") from None

@@ -65,7 +65,7 @@ class TrainOptions(Evaluator):
         o = validate(options, cls.OPTIONS, "evaluator", ignore=("name",))
         try:
             return load(o["data"], o["data_dir"], 0, o["valid_fraction"], o["train_limit"], o["valid_limit"],
-                        o["size"])
+                        o["size"], o["dataset"])
         except (OSError, ValueError) as err:
             text = str(err)
             raise SpecError(text if text.startswith("evaluator.") else f"evaluator.data_dir: {text}") from None

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from evaluators.data import load, task_of
 from nas.config import Field, SpecError, validate
-from nas.evaluator import Evaluator
+from nas.evaluator import DATA_OPTIONS, Evaluator
 from nas.space import SearchSpace, Task
 
 # the proxies of evaluators.proxies.PROXIES (a test keeps the two in step); those reading a data batch
@@ -33,9 +33,7 @@ class ZeroCostOptions(Evaluator):
                          help="proxies to score with; several vote (see the metrics)"),
         "reference": Field(int, default=16, min=2,
                            help="random architectures each proxy's score is ranked among when several vote"),
-        "data": Field(str, default="digits", choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz")),
-        "data_dir": Field(str, default="", help="folder (or .npz file) of the data set"),
-        "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are)"),
+        **{k: DATA_OPTIONS[k] for k in ("data", "data_dir", "dataset", "size")},  # as the trainers read data
         "batch_size": Field(int, default=64, min=2, help="images in the one batch the data proxies read"),
         "threads": Field(int, default=0, min=0, help="torch threads (0: OMP_NUM_THREADS or all cores)"),
         "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
@@ -70,7 +68,7 @@ class ZeroCostOptions(Evaluator):
         if not DATA_PROXIES & set(o["proxies"]):
             return None
         try:
-            splits = load(o["data"], o["data_dir"], 0, size=o["size"])
+            splits = load(o["data"], o["data_dir"], 0, size=o["size"], dataset=o["dataset"])
         except (OSError, ValueError) as err:
             text = str(err)
             raise SpecError(text if text.startswith("evaluator.") else f"evaluator.data_dir: {text}") from None

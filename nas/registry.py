@@ -6,7 +6,10 @@ installed plugins; ``"package.module:Attr"`` names any importable class directly
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -26,6 +29,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "train": "evaluators.train:TrainEvaluator",
         "zero-cost": "evaluators.zerocost:ZeroCostEvaluator",
         "supernet": "evaluators.oneshot.inherit:SupernetEvaluator",
+        "function": "evaluators.function:FunctionEvaluator",
     },
     "controllers": {
         "random": "nas.controllers.optuna_samplers:RandomController",
@@ -51,6 +55,7 @@ BUILTIN: dict[str, dict[str, str]] = {
 DECLARATIONS: dict[str, dict[str, str]] = {
     "evaluators": {"train": "evaluators.train_options:TrainOptions",
                    "zero-cost": "evaluators.zerocost_options:ZeroCostOptions",
+                   "function": "evaluators.function_options:FunctionOptions",
                    "supernet": "evaluators.supernet_options:SupernetOptions"},
 }
 
@@ -87,6 +92,41 @@ def lookup(kind: str, name: str, path: str | None = None, declaration: bool = Fa
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise SpecError(f"{where}: cannot import {target or name!r} ({err})") from None
+
+
+def import_callable(reference: str, field: str, path: str = "", hint: str = "") -> Any:
+    """The callable a user names as ``"package.module:callable"`` (the callable may be dotted: a
+    class's method), imported from ``sys.path``, else from ``path`` (put first on ``sys.path``, as
+    running a script puts its folder), else from the current folder (``python -m`` finds modules
+    there, the ``nas`` script does not). ``SpecError`` naming ``field`` when the reference is
+    malformed, does not import (whatever the user's module raises) or is not callable; ``hint`` is
+    added to the import failure's message."""
+    module_name, sep, attr = reference.partition(":")
+    if not sep or not module_name or not attr:
+        raise SpecError(f"{field}: expected 'package.module:callable', got {reference!r}")
+    try:
+        target = functools.reduce(getattr, attr.split("."), _import_user(module_name, path))
+    except Exception as err:  # the user's module failing to import is bad input, whatever it raises
+        raise SpecError(f"{field}: cannot import {reference!r} ({type(err).__name__}: {err}){hint}") from None
+    if not callable(target):
+        raise SpecError(f"{field}: {reference!r} is a {type(target).__name__}, not a callable")
+    return target
+
+
+def _import_user(module_name: str, path: str) -> Any:
+    """A user's module: from ``sys.path``, else from ``path``, else from the current folder."""
+    top = module_name.partition(".")[0]
+    for folder in (None, path, os.getcwd()):
+        if folder is not None and (not folder or not os.path.isdir(folder)):
+            continue
+        if folder is not None and folder not in sys.path:
+            sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != top:
+                raise
+    return importlib.import_module(module_name)  # raises: not found anywhere
 
 
 def make_space(name: str, options: dict[str, Any] | None = None, path: str = "space.name") -> Any:

@@ -14,6 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from nas import registry
+from nas.api._ray import user_code_on_ray
+from nas.api.inputs import storable
 from nas.config import SpecError
 from nas.oneshot.stage import Stage
 from nas.search.progress import Progress
@@ -27,20 +29,14 @@ from nas.export.weights import WeightsKeeper
 log = logging.getLogger(__name__)
 
 
-def default_out(spec_path: str | Path, spec: RunSpec) -> Path:
-    """``<spec's folder>/<run name>``: runs/quickstart.toml -> runs/quickstart/."""
-    return Path(spec_path).resolve().parent / spec.name
-
-
-def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | None = None,
-          overwrite: bool = False, progress: bool = True, join: bool = False) -> tuple[RunDir, Outcome]:
-    """Validate a spec, create its run folder and search.
+def start(spec: RunSpec, out: str | Path, overwrite: bool = False, progress: bool = True,
+          join: bool = False) -> tuple[RunDir, Outcome]:
+    """Create the run folder ``out`` for a validated spec and search.
 
     ``join``: work on the storage's study of this name if it exists (another driver's shared study;
     its budget is shared), instead of refusing it.
     """
-    spec = load_spec(spec_path, overrides)
-    run_dir = RunDir(out or default_out(spec_path, spec))
+    run_dir = RunDir(out)
     fresh = not run_dir.path.exists()
     run_dir.prepare_new(overwrite)
     try:
@@ -48,9 +44,10 @@ def start(spec_path: str | Path, overrides: dict[str, Any], out: str | Path | No
             raise SpecError("--join: needs the shared study's storage (--storage URL or run.storage)")
         if spec.run["storage"] and overwrite and not join:
             _delete_study(spec.run["storage"], spec.name)
-        run_dir.spec_file.write_text(spec.to_toml())  # no storage: the folder's own journal, wherever it is
+        run_dir.spec_file.write_text(storable(spec).to_toml())  # no storage: the folder's own journal, wherever it is
         spec.run["storage"] = spec.run["storage"] or run_dir.default_storage_url()
-        return run_dir, _search(spec, run_dir, new=not join, progress=progress, join=join)
+        with user_code_on_ray(spec):
+            return run_dir, _search(spec, run_dir, new=not join, progress=progress, join=join)
     except BaseException:
         _discard_if_empty(run_dir, spec, fresh, keep_study=join)
         raise
@@ -82,9 +79,10 @@ def resume(path: str | Path, overrides: dict[str, Any], progress: bool = True) -
     run_dir.check_run()
     spec = load_spec(run_dir.spec_file, overrides)
     spec.run["name"] = load_spec(run_dir.spec_file).name  # the study keeps its name
-    run_dir.spec_file.write_text(spec.to_toml())
+    run_dir.spec_file.write_text(storable(spec).to_toml())
     spec.run["storage"] = spec.run["storage"] or run_dir.default_storage_url()
-    return run_dir, _search(spec, run_dir, new=False, progress=progress)
+    with user_code_on_ray(spec):
+        return run_dir, _search(spec, run_dir, new=False, progress=progress)
 
 
 def _search(spec: RunSpec, run_dir: RunDir, new: bool, progress: bool, join: bool = False) -> Outcome:

@@ -12,12 +12,6 @@ from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_inter
 
 
 # ----- search / resume / show ---------------------------------------------------------------------
-def _overrides(budget: int | None, seed: int | None, executor: str | None, workers: int | None,
-               ray_address: str | None, storage: str | None) -> dict[str, Any]:
-    return {"run.budget": budget, "run.seed": seed, "executor.name": executor, "executor.workers": workers,
-            "executor.address": ray_address, "run.storage": storage}
-
-
 def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--budget", type=int, help="Unique architectures to evaluate (overrides run.budget)."),
@@ -29,16 +23,17 @@ def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _finish_search(run_dir: Any, outcome: Any, as_json: bool) -> None:
+def _finish_search(run: Any, as_json: bool) -> None:
     from nas.search.summary import format_summary
 
-    summary = json.loads((run_dir.path / "summary.json").read_text())
+    outcome = run.outcome
+    summary = json.loads((run.path / "summary.json").read_text())
     if as_json:
         click.echo(json.dumps({**summary, "stopped": outcome.reason}, indent=2))
     else:
         click.echo(format_summary(summary))
         if outcome.reason == "time":
-            click.echo(f"  stopped at the time limit; continue with: nas resume {run_dir.path}")
+            click.echo(f"  stopped at the time limit; continue with: nas resume {run.path}")
         if outcome.reason in ("exhausted", "target"):
             click.echo(f"  stopped: {outcome.message}")
     if outcome.reason in ("failures", "infeasible"):
@@ -65,18 +60,16 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
     Several drivers share one search by running the same SPEC with the same --storage (an RDB such
     as PostgreSQL, or Optuna's gRPC proxy) and --join, each with its own --out folder.
     """
-    from nas.api import runner
+    from nas.api import search as run_search
 
     sigterm_as_interrupt()
-    overrides = _overrides(budget, seed, executor, workers, ray_address, storage)
-    if ray_address and not executor:
-        overrides["executor.name"] = "ray"
     try:
-        run_dir, outcome = runner.start(spec, overrides, out, overwrite, join=join)
+        run = run_search(spec, out=out, overwrite=overwrite, join=join, budget=budget, seed=seed, executor=executor,
+                         workers=workers, ray_address=ray_address, storage=storage)
     except KeyboardInterrupt:
         click.echo("\nnas: interrupted; the run can be continued with 'nas resume <run folder>'", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _finish_search(run_dir, outcome, as_json)
+    _finish_search(run, as_json)
 
 
 @main.command()
@@ -87,16 +80,15 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
 def resume(run_dir: str, budget: int | None, executor: str | None, workers: int | None,
            ray_address: str | None, as_json: bool) -> None:
     """Continue the interrupted search in RUN_DIR to its budget."""
-    from nas.api import runner
+    from nas.api import resume as run_resume
 
     sigterm_as_interrupt()
-    overrides = _overrides(budget, None, executor, workers, ray_address, None)
     try:
-        folder, outcome = runner.resume(run_dir, overrides)
+        run = run_resume(run_dir, budget=budget, executor=executor, workers=workers, ray_address=ray_address)
     except KeyboardInterrupt:
         click.echo(f"\nnas: interrupted; continue with 'nas resume {run_dir}'", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    _finish_search(folder, outcome, as_json)
+    _finish_search(run, as_json)
 
 
 @main.command()
@@ -106,13 +98,8 @@ def resume(run_dir: str, budget: int | None, executor: str | None, workers: int 
 @handle_errors
 def show(run_dir: str, as_json: bool, top: int) -> None:
     """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
-    from nas.search.summary import format_summary, summarize
-    from nas.search.spec import load_spec
-    from nas.ledger.store import RunDir, open_study_readonly
+    from nas.api import open_run
+    from nas.search.summary import format_summary
 
-    folder = RunDir(run_dir)
-    folder.check_run()
-    spec = load_spec(folder.spec_file)
-    study = open_study_readonly(folder.path, spec)
-    summary = summarize(spec, study, str(folder.path), top)
+    summary = open_run(run_dir).summary(top)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

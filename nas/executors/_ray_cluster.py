@@ -20,12 +20,14 @@ def _call(target: str, kwargs: dict[str, Any]) -> Any:
     return getattr(importlib.import_module(module), name)(**kwargs)
 
 
-def _connect(address: str, log_to_driver: bool) -> None:
+def _connect(address: str, log_to_driver: bool, runtime_env: dict[str, Any] | None = None) -> None:
     """Start a local Ray instance, or join the cluster at ``address`` (``SpecError`` within seconds
-    when nothing answers there, instead of Ray's minutes of retries)."""
+    when nothing answers there, instead of Ray's minutes of retries), with the job's ``runtime_env``."""
     import ray
 
     kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=log_to_driver)
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     _cluster_messages_to_stderr()
     address = address or os.environ.get("RAY_ADDRESS", "")
     if not address or address == "local":

@@ -217,7 +217,8 @@ def normalization(options: dict[str, Any]) -> dict[str, list[float]] | None:
 
     try:
         splits = load(options["data"], options.get("data_dir", ""), 0, options.get("valid_fraction", 0.2),
-                      options.get("train_limit", 0), options.get("valid_limit", 0), options.get("size", 0))
+                      options.get("train_limit", 0), options.get("valid_limit", 0), options.get("size", 0),
+                      dataset=options.get("dataset", ""))
     except (OSError, ValueError) as err:
         log.warning("normalisation not recorded: %s", err)
         return None

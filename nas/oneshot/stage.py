@@ -121,7 +121,7 @@ class Stage:
         if not todo:
             return
         options = {k: v for k, v in _options(self.spec.evaluator).items()
-                   if k in ("data", "data_dir", "size", "valid_fraction", "train_limit", "valid_limit",
+                   if k in ("data", "data_dir", "dataset", "size", "valid_fraction", "train_limit", "valid_limit",
                             "batch_size", "threads", "device")}
         options["latency_backend"] = self.spec.evaluator.get("retrain_latency", "")
         log.info("one-shot: training the best %d candidates standalone (%g epochs)", len(todo),

@@ -9,7 +9,8 @@ from nas import registry
 from tests.conftest import ROOT, need
 
 CORE = ["nas", "nas.cli", "nas.cli.base", "nas.config", "nas.genotype", "nas.space", "nas.registry", "nas.search.spec", "nas.search.loop",
-        "nas.api.runner", "nas.search.summary", "nas.ledger.store", "nas.bench.tabular", "nas.evaluator", "nas.search.progress", "nas.search.pruners",
+        "nas.api.runner", "nas.api", "nas.api.launch", "nas.api.run", "evaluators.function_options", "nas.latency.rules",
+        "nas.latency.table", "nas.latency.fit", "search_spaces.graph_kernels", "nas.search.summary", "nas.ledger.store", "nas.bench.tabular", "nas.evaluator", "nas.search.progress", "nas.search.pruners",
         "nas.executors", "nas.executors.inline", "nas.executors.ray", "nas.controllers",
         "nas.controllers.evolution", "nas.controllers.local", "nas.controllers.guided",
         "nas.controllers.surrogate", "nas.controllers.optuna_samplers", "nas.controllers.grid", "nas.search.objectives", "evaluators.tabular",

@@ -1,16 +1,23 @@
-"""The contract every registered search space passes (STYLE: one parametrized test for all spaces)."""
+"""The contract every registered search space passes (STYLE: one parametrized test for all spaces).
+
+Registered means built in or installed as a plugin (the ``nasforge.spaces`` entry-point group): the
+example plugin of ``examples/own_space`` is made visible while this module is collected and while its
+tests run (``tests/examples/plugin.py``), so that it passes the same contract as the built-in spaces.
+"""
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from nas import registry
 from nas.space import SearchSpace
+from tests.examples import plugin
 
 
 def smallest_preset(name: str) -> str:
@@ -21,10 +28,25 @@ def smallest_preset(name: str) -> str:
 
 # every preset of every registered space ("name@preset"), plus the nasnet space's other op
 # vocabularies at its smallest preset ("name:vocabulary@preset")
-PRESETS = [f"{name}@{preset}" for name in registry.names("spaces")
-           for preset in registry.lookup("spaces", name).PRESETS]
+with plugin.visible():
+    PRESETS = [f"{name}@{preset}" for name in registry.names("spaces")
+               for preset in registry.lookup("spaces", name).PRESETS]
 CASES = PRESETS + [f"nasnet:{vocabulary}@{smallest_preset('nasnet')}" for vocabulary in ("amoebanet", "darts")]
-GOLDEN_DIR = Path(__file__).parent  # each space's golden costs: <space>/golden.json
+GOLDEN_DIR = Path(__file__).parent  # each built-in space's golden costs: <space>/golden.json
+
+
+@pytest.fixture(autouse=True, scope="module")
+def example_plugin_installed() -> Iterator[None]:
+    """The example plugin is registered during this module's tests only (other modules see the built-ins)."""
+    with plugin.visible():
+        yield
+
+
+def golden_path(space: SearchSpace) -> Path:
+    """A space's golden file: ``<space>/golden.json`` here for a built-in space, beside its module for a plugin."""
+    if space.name in registry.BUILTIN["spaces"]:
+        return GOLDEN_DIR / space.name / "golden.json"
+    return Path(sys.modules[type(space).__module__].__file__).parent / "golden.json"  # type: ignore[arg-type]
 
 
 def make(case: str) -> SearchSpace:
@@ -58,7 +80,7 @@ def golden_entry(golden: dict[str, Any], preset: str, name: str) -> dict[str, An
 @pytest.mark.parametrize("case", PRESETS)
 def test_known_costs_match_the_golden_file(case):
     space = make(case)
-    path = GOLDEN_DIR / space.name / "golden.json"
+    path = golden_path(space)
     assert path.is_file(), f"{path}: every space pins the params and FLOPs of its KNOWN genotypes"
     golden = json.loads(path.read_text())
     for name, genotype in space.known().items():
