@@ -14,7 +14,8 @@ latency, the table's prediction and the calibrated one). Steps, each adding one 
 
 Every step is reported uncalibrated and calibrated (times the same ratios), so that a piece's share can be
 read apart from the machine's drift; ``best form only`` is the full correction without the averaging of
-the candidates within 10% of the best leave-one-out error.
+the candidates within 10% of the best leave-one-out error; ``walk, no per-block-key costs`` (graph
+runtimes) is step 5 without step 4's key costs.
 
 Run::
 
@@ -74,6 +75,9 @@ def ablate(row: Path) -> dict[str, Any]:
             continue
         terms = None if allow is None else [{t: n for t, n in fit[i][2].items() if allow(t)} for i in kept]
         corrections.append((name, choose_correction(raw, measured, live, terms)))
+    if graph:  # the walk without the per-block-key costs: whether they still carry anything beside it
+        terms = [{t: n for t, n in fit[i][2].items() if t.startswith("^") or not is_key(t)} for i in kept]
+        corrections.append(("walk, no per-block-key costs", choose_correction(raw, measured, live, terms)))
     terms = [fit[i][2] for i in kept]
     candidates = _plain_candidates(raw, measured, live) + _term_candidates(raw, measured, terms)
     corrections.append(("best form only", min(candidates, key=lambda c: c[0])[1]))
