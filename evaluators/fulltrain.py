@@ -48,9 +48,11 @@ def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, ar
     if not data:
         raise SpecError("--data: the architecture records no data set; give one (digits, fashion-mnist, ...)")
     size = recipe["size"] if recipe["size"] >= 0 else (int(arch.data["task"].get("size", 0)) if data == searched else 0)
+    searched_with = arch.data.get("training") or {}
+    dataset = recipe["dataset"] or (str(searched_with.get("dataset", "")) if data == searched == "dataset" else "")
     try:  # seed 0 carves the same test split the search never looked at
         splits = load(data, recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
-                      recipe["valid_limit"], size)
+                      recipe["valid_limit"], size, dataset=dataset)
     except (OSError, ValueError) as err:
         raise SpecError(f"--data: {err}") from None
     if splits.input_shape == arch.task.input_shape and splits.classes == arch.task.num_classes:

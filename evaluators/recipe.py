@@ -19,6 +19,8 @@ FLIP_DATA = ("cifar10", "cifar100", "fashion-mnist")  # horizontal flip keeps th
 RECIPE: dict[str, Field] = {
     "data": Field(str, default="", help="data set (default: the one the architecture was searched on)"),
     "data_dir": Field(str, default=""),
+    "dataset": Field(str, default="", help="Dataset factory, package.module:callable, for data = 'dataset' "
+                     "(default: the search's)"),
     "size": Field(int, default=-1, min=-1, help="downsample images to size x size (-1: as in the search)"),
     "epochs": Field(int, default=50, min=1),
     "batch_size": Field(int, default=96, min=2),

@@ -55,7 +55,7 @@ def task_of(spec: CompareSpec) -> Task:
 
     recipe = spec.train
     try:
-        shape, classes = shape_of(recipe["data"], recipe["data_dir"], max(0, recipe["size"]))
+        shape, classes = shape_of(recipe["data"], recipe["data_dir"], max(0, recipe["size"]), dataset=recipe["dataset"])
     except (OSError, ValueError) as err:
         raise SpecError(f"train.data: {err}") from None
     return Task(shape, classes)

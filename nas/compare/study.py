@@ -78,7 +78,7 @@ def _check_data(spec: CompareSpec) -> None:
     recipe = spec.train
     try:
         load(recipe["data"], recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
-             recipe["valid_limit"], max(0, recipe["size"]))
+             recipe["valid_limit"], max(0, recipe["size"]), dataset=recipe["dataset"])
     except (OSError, ValueError) as err:
         message = str(err).removeprefix("evaluator.data_dir: ").removeprefix("evaluator.")
         raise SpecError(f"train.data: {message}") from None

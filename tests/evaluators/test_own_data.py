@@ -155,6 +155,11 @@ def test_search_and_export_on_own_data(tmp_path, source):
     task = json.loads(next((tmp_path / "out").rglob("arch.json")).read_text())["task"]
     expected = ([3, 10, 10], 3) if source == "folder" else ([1, 8, 8], 10)  # the network was built for the data
     assert (task["input_shape"], task["num_classes"]) == expected
+    arch = next((tmp_path / "out").rglob("arch.json"))
+    extra = ["--data-dir", options["data_dir"]] if source == "folder" else []  # a Dataset factory is recorded
+    run_nas("train", str(arch), "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "full"), *extra,
+            cwd=ROOT, check=True)
+    assert next((tmp_path / "full").rglob("*.json"), None) is not None
 
 
 @pytest.mark.parametrize("options, field", [
