@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
-from nas.api import runner
+from nas.api.runner import resume as resume_run, start as start_run
 from nas.api.inputs import default_out, overrides_of, resolve_spec
 from nas.api.run import Run
 from nas.search.spec import RunSpec
@@ -42,7 +42,7 @@ def search(spec: str | os.PathLike[str] | Mapping[str, Any] | RunSpec, *, out: s
         KeyboardInterrupt: the search was stopped; ``nas.resume(out)`` continues it.
     """
     resolved = resolve_spec(spec, overrides_of(overrides, evaluator))
-    run_dir, outcome = runner.start(resolved, out or default_out(resolved), overwrite, progress, join)
+    run_dir, outcome = start_run(resolved, out or default_out(resolved), overwrite, progress, join)
     return Run(run_dir.path, outcome)
 
 
@@ -58,7 +58,7 @@ def resume(run_dir: str | Path, *, evaluator: Callable[..., Any] | str | None = 
         **overrides: as for :func:`search` (``budget`` may raise the budget; ``executor``, ``workers``,
             ``ray_address`` change where trials run).
     """
-    run, outcome = runner.resume(run_dir, overrides_of(overrides, evaluator), progress)
+    run, outcome = resume_run(run_dir, overrides_of(overrides, evaluator), progress)
     return Run(run.path, outcome)
 
 
