@@ -141,10 +141,3 @@ def detect(settings: Settings) -> RuntimeRules | None:
     pools = _count(probe(ReadTwice(c, "pool"), c), "AveragePool")
     cse = pools == 1 and relus <= 1  # a ReLU may also be absorbed by the convolution before it
     return RuntimeRules(block, multiple, fuse_bn, fuse_relu, fuse_add, cse)
-
-
-def describe(rules: RuntimeRules | None, where: Target) -> str:
-    """One line for ``build-lut``: the rules and where they hold."""
-    detected = rules.describe() if rules is not None else "eager execution (no graph rules)"
-    return f"{where.describe()}: {detected}"
-

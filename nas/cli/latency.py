@@ -90,8 +90,9 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
 
     table = build_table(space, Settings(backend, device, batch, threads), task, fit, progress, stat)
     table.save(out)
-    click.echo(f"target: {table.target_info().describe()}; "
-               f"{table.runtime_rules().describe() if table.runtime_rules() else 'no graph rules (eager)'}", err=True)
+    rules = table.runtime_rules()
+    click.echo(f"target: {table.target_info().describe()}; {rules.describe() if rules else 'no graph rules (eager)'}",
+               err=True)
     if table.fp32_blocks:
         click.echo(f"{len(table.fp32_blocks)} block(s) the int8 quantizer refused, timed in fp32: "
                    f"{', '.join(table.fp32_blocks)}", err=True)
