@@ -57,6 +57,11 @@ RUN_FIELDS = {
     "target": Field(float, default=float("nan"), help="stop once the (single) objective reaches this value"),
     "storage": Field(str, default="", help="Optuna storage URL ('' : a journal file in the run folder)"),
     "report": Field(bool, default=True, help="write report.html into the run folder at the end of a search"),
+    "deterministic": Field(bool, default=False, help="tell results in proposal order, with a fixed number of "
+                           "proposals open (window), so that a seeded run gives the same trials with any executor "
+                           "and any number of workers"),
+    "window": Field(int, default=4, min=1, help="deterministic runs: proposals open at once; proposal n is asked "
+                    "after the results of proposals 0..n-window are told (more workers than this idle)"),
 }
 OBJECTIVE_FIELDS = {
     "metric": Field(str, help="a metric the evaluator reports, params/flops, or the name of a reward"),
