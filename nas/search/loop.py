@@ -26,6 +26,7 @@ from nas.evaluator import SCREEN, Job, Result
 from nas.executors import Executor, StudyLink
 from nas.ledger._optuna import storage_of, trial_id
 from nas.ledger.shared import EVALUATED, Driver, Ledger
+from nas.search.order import Order
 from nas.search.objectives import cheap_metrics, constraint_values, load_latency_table
 from nas.search.prescreen import Entry, Screening, metrics_of, screen_spec
 from nas.search.progress import Progress
@@ -80,6 +81,7 @@ class Search(Teller):
         self.driver = Driver(study)
         self.keeper: Any = None  # nas.export.weights.WeightsKeeper when the spec keeps weights (set by the runner)
         self.stage: Any = None  # nas.oneshot.stage.Stage of a one-shot run (set by the runner)
+        self.order = Order(spec.run["window"]) if spec.run["deterministic"] else None
 
     # ----- driving -------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -125,13 +127,10 @@ class Search(Teller):
                 log.debug("could not record the elapsed time", exc_info=True)
 
     def _loop(self) -> Outcome:
-        budget, workers = self.spec.budget, self.executor.workers
+        budget = self.spec.budget
         while True:
-            while (not self._halted() and self.executor.in_flight() < workers and self._room()
-                   and (self.ready or self.screening is None or not self.screening.full())):
-                with batching.deferred(self.storage):  # one journal sync for the trial's attributes
-                    self._start(self.ready.pop(0)) if self.ready else self._ask_one()
-            if self.executor.in_flight() == 0:
+            self._fill()
+            if self.executor.in_flight() == 0 and not (self.order and self.order.busy()):
                 if self._decide(closing=not self._halted() and self._room()):
                     continue
                 if not self._others_at_work():
@@ -139,8 +138,12 @@ class Search(Teller):
                 time.sleep(POLL_S)
                 continue
             for job, result in self.executor.collect(timeout=1.0):
+                if self.order is not None:
+                    self.order.arrive(job, result)
+                    continue
                 with batching.deferred(self.storage):
                     self._scored(job, result) if job.budget.get("stage") == SCREEN else self._tell(job, result)
+            self._tell_in_order()
             self._decide(closing=False)
             self._show()
         self._give_back("not trained: the search ended before its pre-screen batch was decided")
@@ -151,6 +154,27 @@ class Search(Teller):
             return Outcome("target", self.ledger.evaluated, budget, f"reached the target {self.spec.run['target']:g}")
         reason = "budget" if self.ledger.evaluated >= budget else "time"
         return Outcome(reason, self.ledger.evaluated, budget)
+
+    def _fill(self) -> None:
+        """Ask (or start what the pre-screen kept) while a worker, or a deterministic run's window, has room."""
+        while (not self._halted() and self._open_slot() and self._room()
+               and (self.ready or self.screening is None or not self.screening.full())):
+            with batching.deferred(self.storage):  # one journal sync for the trial's attributes
+                self._start(self.ready.pop(0)) if self.ready else self._ask_one()
+        if self.order is not None:
+            self.order.dispatch(self.executor)
+
+    def _open_slot(self) -> bool:
+        if self.order is not None:
+            return self.order.room()
+        return self.executor.in_flight() < self.executor.workers
+
+    def _tell_in_order(self) -> None:
+        """A deterministic run tells the oldest open result, then asks what that frees, then the next."""
+        while self.order is not None and (done := self.order.next()) is not None:
+            with batching.deferred(self.storage):
+                self._tell(*done)
+            self._fill()
 
     def _halted(self) -> bool:
         """Stopped, at the target or out of time: nothing more is asked or trained."""
@@ -286,7 +310,7 @@ class Search(Teller):
         self.trials[trial.number] = (trial, entry.cheap)
         self.in_flight_arch[arch_id] = trial.number
         batching.flush(self.storage)  # the trial's params and attributes, before a worker sees it
-        self.executor.submit(job)
+        self.order.add(job) if self.order is not None else self.executor.submit(job)
 
     # ----- pre-screen ----------------------------------------------------------------------------
     def _scored(self, job: Job, result: Result) -> None:

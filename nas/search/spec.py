@@ -36,10 +36,11 @@ MEASURED_LATENCY = "latency_ms"  # measured by the evaluator (train: evaluator.l
 LATENCY_FIELDS = {
     "lut": Field(str, default="", help="latency lookup table (nas latency build-lut) for latency_pred_ms"),
     "build": Field(bool, default=True, help="build the table on this machine when the file is missing"),
-    "backend": Field(str, default="torch", choices=("torch", "onnxruntime", "onnxruntime-int8")),
-    "device": Field(str, default="cpu", choices=("cpu", "cuda")),
-    "threads": Field(int, default=1, min=1),
-    "batch": Field(int, default=1, min=1),
+    "backend": Field(str, default="torch", choices=("torch", "onnxruntime", "onnxruntime-int8"),
+                     help="runtime the table is measured with; must match the table's"),
+    "device": Field(str, default="cpu", choices=("cpu", "cuda"), help="device the table is measured on"),
+    "threads": Field(int, default=1, min=1, help="CPU threads of the measurement"),
+    "batch": Field(int, default=1, min=1, help="images per timed forward pass"),
     "fit": Field(int, default=FIT_NETWORKS, min=0, help="whole networks measured for the table's correction"),
     "calibrate": Field((bool, str), default="auto", choices=(True, False, "auto"),
                        help="re-measure a few of the table's fit networks when the search starts and scale its "
@@ -49,8 +50,8 @@ LATENCY_FIELDS = {
 
 RUN_FIELDS = {
     "name": Field(str, default="", help="run and study name (default: the spec file's name)"),
-    "description": Field(str, default=""),
-    "seed": Field(int, default=0, min=0),
+    "description": Field(str, default="", help="free text, shown in the report"),
+    "seed": Field(int, default=0, min=0, help="seed of the controller and of every evaluation"),
     "budget": Field(int, default=50, min=1, help="unique architectures to evaluate"),
     "max_time": Field("duration", default=0.0, help="wall-clock limit of the search (0: none)"),
     "max_failures": Field(int, default=25, min=1, help="consecutive failed candidates that stop the search"),
@@ -65,10 +66,12 @@ RUN_FIELDS = {
 }
 OBJECTIVE_FIELDS = {
     "metric": Field(str, help="a metric the evaluator reports, params/flops, or the name of a reward"),
-    "direction": Field(str, default="maximize", choices=("maximize", "minimize")),
+    "direction": Field(str, default="maximize", choices=("maximize", "minimize"),
+                       help="whether higher or lower values of the metric are better"),
     "reward": Field(dict, default={}, help="MnasNet reward: accuracy, cost, target, w (or alpha, beta)"),
 }
-BOUND_FIELDS = {"min": Field(float, default=float("-inf")), "max": Field(float, default=float("inf"))}
+BOUND_FIELDS = {"min": Field(float, default=float("-inf"), help="smallest allowed value of the metric (inclusive)"),
+                "max": Field(float, default=float("inf"), help="largest allowed value of the metric (inclusive)")}
 SECTIONS = ("run", "space", "controller", "evaluator", "objectives", "constraints", "executor", "pruner",
             "latency", "prescreen")
 
@@ -192,11 +195,23 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path) -> RunSpec:
         _check_lut(latency, space_obj, evaluator)
     controller = _validate_controller(_table(data, "controller"), space_obj, run["seed"], len(objectives))
     prescreen = validate_prescreen(_table(data, "prescreen"), evaluator, controller, base_dir)
+    if run["deterministic"]:
+        _check_deterministic(pruner, prescreen)
     return RunSpec(run=run, space={"name": space["name"], **space_obj.options}, controller=controller,
                    evaluator=evaluator, objectives=objectives, constraints=constraints,
                    executor=validate_executor(_table(data, "executor")),
                    pruner=pruner, base_dir=str(base_dir), metrics=metrics,
                    latency=latency, prescreen=prescreen)
+
+
+def _check_deterministic(pruner: Mapping[str, Any], prescreen: Mapping[str, Any]) -> None:
+    """What a deterministic run cannot have: its outcome would depend on the workers' timing."""
+    if pruner["name"] != "none":
+        raise SpecError("pruner.name: a deterministic run cannot prune (a trial is judged against whichever other "
+                        "trials have reported by then); use 'none' or set run.deterministic = false")
+    if prescreen:
+        raise SpecError("prescreen: a deterministic run cannot pre-screen (batches fill in completion order); "
+                        "remove [prescreen] or set run.deterministic = false")
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
