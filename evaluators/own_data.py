@@ -5,7 +5,8 @@ that :mod:`evaluators.data` splits and normalizes: float32 images (N, C, H, W) i
 labels, plus the test split when the source has one (else ``None``: 20% is carved out, seeded).
 
 * ``npz``: ``data_dir`` is a ``.npz`` file with arrays ``x`` and ``y`` (and optionally ``x_test``,
-  ``y_test``); ``x`` as (N, H, W), (N, C, H, W) or (N, H, W, C) with C in 1 or 3; uint8 is scaled.
+  ``y_test``), or a folder holding exactly one ``*.npz`` file (none or several: an error naming the
+  folder); ``x`` as (N, H, W), (N, C, H, W) or (N, H, W, C) with C in 1 or 3; uint8 is scaled.
 * ``folder``: ``data_dir`` holds one subfolder of images per class (nested folders included); the
   sorted subfolder names are the labels 0, 1, ... Pillow reads every file with an image extension it
   knows (others are skipped). Images are converted to one mode, ``L`` when every image is grayscale,
@@ -65,12 +66,25 @@ def as_labels(y: np.ndarray, where: str | Path, key: str) -> np.ndarray:
     return y
 
 
-def read_npz(options: Mapping[str, Any]) -> Raw:
-    """The arrays of the ``.npz`` file ``data_dir``."""
-    data_dir = options.get("data_dir", "")
-    path = Path(data_dir)
+def npz_file(data_dir: str) -> Path:
+    """The ``.npz`` file ``data_dir`` names: that file, or the only ``*.npz`` file in that folder."""
+    path = Path(data_dir).expanduser()
+    if data_dir and path.is_dir():
+        found = sorted(path.glob("*.npz"))
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found[:5]) + (", ..." if len(found) > 5 else "")
+            raise SpecError(f"evaluator.data_dir: {path}: a folder must hold exactly one .npz file, found "
+                            f"{len(found)}{f' ({names}); name the file itself' if found else ''}")
+        return found[0]
     if not data_dir or not path.is_file():
-        raise FileNotFoundError(f"evaluator.data_dir: {path}: expected a .npz file with arrays x and y")
+        raise FileNotFoundError(f"evaluator.data_dir: {path}: expected a .npz file with arrays x and y (or a "
+                                "folder holding one)")
+    return path
+
+
+def read_npz(options: Mapping[str, Any]) -> Raw:
+    """The arrays of the ``.npz`` file ``data_dir`` (or of the one ``.npz`` file in the folder ``data_dir``)."""
+    path = npz_file(options.get("data_dir", ""))
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nas.config import SpecError
-from nas.search.spec import RunSpec, load_spec, parse_spec
+from nas.search.spec import RunSpec, load_spec, parse_spec, read_toml
 
 OVERRIDES: dict[str, str] = {  # nas search's options -> the spec fields they set
     "budget": "run.budget", "seed": "run.seed", "storage": "run.storage", "executor": "executor.name",
@@ -44,12 +44,19 @@ def resolve_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | RunSpec, ove
     """A validated spec from a path, a dict of tables or a :class:`RunSpec`, with ``overrides``
     (dotted fields) applied. A dict's relative files resolve against the current folder."""
     if isinstance(spec, (str, os.PathLike)):
-        return load_spec(spec, overrides)
+        try:
+            return load_spec(spec, overrides)
+        except SpecError:
+            _refuse_compare_file(spec)
+            raise
     if isinstance(spec, RunSpec):
         if not overrides:
             return copy.deepcopy(spec)  # the search fills its storage in; the caller's object stays as it was
         data, base_dir = spec.to_dict(), Path(spec.base_dir)
     elif isinstance(spec, Mapping):
+        if "arms" in spec:
+            raise SpecError("spec: a nas compare study's spec (it has arms), not a search spec; run it with nas "
+                            "compare")
         data, base_dir = dict(spec), Path.cwd()
     else:
         raise SpecError(f"spec: expected a TOML file's path, a dict of tables or a RunSpec, got {type(spec).__name__}")
@@ -61,6 +68,18 @@ def resolve_spec(spec: str | os.PathLike[str] | Mapping[str, Any] | RunSpec, ove
             raise SpecError(f"{section}: expected a table, got {table!r}")
         data[section] = {**table, key: value}
     return parse_spec(data, base_dir)
+
+
+def _refuse_compare_file(path: str | os.PathLike[str]) -> None:
+    """``SpecError`` pointing to ``nas compare`` when the file ``path`` is a compare study's spec (it has
+    ``[[arms]]``); called once the file failed as a search spec, so a valid one is read once only."""
+    try:
+        data = read_toml(path)
+    except SpecError:
+        return
+    if "arms" in data:
+        raise SpecError(f"{path}: a nas compare study's spec (it has [[arms]]), not a search spec; run it "
+                        f"with: nas compare {path}") from None
 
 
 def default_out(spec: RunSpec) -> Path:

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -26,6 +27,18 @@ INPUT_ERRORS = (SpecError, FileNotFoundError, NotADirectoryError, IsADirectoryEr
 def fail(message: str) -> None:
     click.echo(f"nas: error: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+def writable_file(path: str, option: str) -> Path:
+    """``path`` with its missing parent folders created; ``SpecError`` naming ``option`` when they cannot be."""
+    file = Path(path)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise SpecError(f"{option}: {file}: {file.parent} is not a folder") from None
+    except OSError as err:
+        raise SpecError(f"{option}: {file}: cannot create the folder {file.parent} ({err.strerror or err})") from None
+    return file
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from nas.cli.base import handle_errors, main
+from nas.cli.base import handle_errors, main, writable_file
 from nas.config import SpecError
 
 
@@ -16,24 +16,25 @@ def bench() -> None:
     """Benchmarks (numbers for BENCHMARKS.md)."""
 
 
-@bench.command("controllers")
+@bench.command("controllers", short_help="Controllers' sample efficiency on a tabular benchmark.")
 @click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV (arch,metric...).")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Space whose text form the table uses.")
 @click.option("--metric", help="Column to maximize (default: the table's first metric).")
-@click.option("--seeds", type=int, default=30, show_default=True)
+@click.option("--seeds", type=int, default=30, show_default=True,
+              help="Independent searches per controller, one seed each.")
 @click.option("--budget", type=int, default=300, show_default=True, help="Unique queries per seed.")
 @click.option("--controllers", default="random,tpe,evolution,local,guided", show_default=True,
               help="Comma-separated controller names.")
-@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
+@click.option("--jobs", type=int, default=0, show_default=True, help="Processes (0: one per CPU).")
 @click.option("--prescreen", default="", help="Screen proposals with a proxy: [prescreen] options as "
-              "KEY=VALUE:..., e.g. batch=8:keep=1.")
-@click.option("--prior", type=int, default=0, help="Warm-up: score N random architectures first and train "
-              "the best (the controller's first population).")
+              "KEY=VALUE:..., e.g. batch=8:keep=1 (default: no screening).")
+@click.option("--prior", type=int, default=0, show_default=True, help="Warm-up: score N random architectures "
+              "first and train the best, the controller's first population (0: none).")
 @click.option("--proxy", default="synflow", show_default=True, help="Proxy (or comma-separated proxies) of "
               "--prescreen/--prior.")
 @click.option("--proxy-scores", default="", type=click.Path(dir_okay=False),
               help="Read the proxy's scores from this CSV (nas bench proxies --scores) instead of computing them.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_controllers(table: str, space_name: str, metric: str | None, seeds: int, budget: int, controllers: str,
                       jobs: int, prescreen: str, prior: int, proxy: str, proxy_scores: str, as_json: bool) -> None:
@@ -57,15 +58,16 @@ def bench_controllers(table: str, space_name: str, metric: str | None, seeds: in
     click.echo(json.dumps(result, indent=2) if as_json else format_controllers(result))
 
 
-@bench.command("loop")
-@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV.")
-@click.option("--trials", type=int, default=1000, show_default=True)
-@click.option("--controllers", default="random,tpe,evolution", show_default=True)
+@bench.command("loop", short_help="Search-loop overhead in trials/s (tabular, inline).")
+@click.option("--table", required=True, type=click.Path(dir_okay=False), help="Benchmark table CSV (arch,metric...).")
+@click.option("--trials", type=int, default=1000, show_default=True, help="Trials per controller and round.")
+@click.option("--controllers", default="random,tpe,evolution", show_default=True,
+              help="Comma-separated controller names.")
 @click.option("--rounds", type=int, default=1, show_default=True,
               help="Let the loops take turns this many times; report medians (for a busy machine).")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, exists=True), default=None,
               help="Where the journals go (default: a temporary folder); e.g. /dev/shm to leave fsync out.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_loop(table: str, trials: int, controllers: str, rounds: int, folder: str | None, as_json: bool) -> None:
     """Search-loop overhead: trials/s with the tabular evaluator, inline executor, journal storage."""
@@ -79,14 +81,14 @@ def bench_loop(table: str, trials: int, controllers: str, rounds: int, folder: s
     click.echo(json.dumps(result, indent=2) if as_json else format_loop(result))
 
 
-@bench.command("ray")
-@click.option("--workers", type=int, default=8, show_default=True)
-@click.option("--seconds", type=float, default=0.5, show_default=True, help="Sleep per trial.")
-@click.option("--trials", type=int, default=160, show_default=True)
+@bench.command("ray", short_help="Ray executor overhead with sleeping trials.")
+@click.option("--workers", type=int, default=8, show_default=True, help="Ray workers running trials at once.")
+@click.option("--seconds", type=float, default=0.5, show_default=True, help="Sleep per trial, in seconds.")
+@click.option("--trials", type=int, default=160, show_default=True, help="Sleeping trials in all.")
 @click.option("--nodes", type=int, default=0, show_default=True,
               help="Simulate a cluster on this machine: a head and NODES worker nodes (0: a local instance).")
 @click.option("--cpus-per-node", type=int, default=4, show_default=True, help="Logical CPUs of each simulated node.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_ray(workers: int, seconds: float, trials: int, nodes: int, cpus_per_node: int, as_json: bool) -> None:
     """Ray executor overhead: throughput of sleeping trials vs the ideal workers/seconds."""
@@ -106,19 +108,20 @@ def bench_ray(workers: int, seconds: float, trials: int, nodes: int, cpus_per_no
 def _model_options(data: str):
     """The --space/--preset/--data options shared by the training benchmarks."""
     def decorate(f):
-        f = click.option("--data", default=data, show_default=True)(f)
-        f = click.option("--preset", default="proxy", show_default=True)(f)
-        return click.option("--space", "space_name", default="nasnet", show_default=True)(f)
+        f = click.option("--data", default=data, show_default=True, help="Data set the networks train on.")(f)
+        f = click.option("--preset", default="proxy", show_default=True, help="The space's macro network preset.")(f)
+        return click.option("--space", "space_name", default="nasnet", show_default=True,
+                            help="Search space of the networks.")(f)
     return decorate
 
 
-@bench.command("train")
+@bench.command("train", short_help="Training-loop images/s vs a minimal PyTorch loop.")
 @_model_options(data="digits")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per training step.")
 @click.option("--steps", type=int, default=40, show_default=True, help="Training steps per round.")
 @click.option("--rounds", type=int, default=5, show_default=True, help="Alternated rounds of each loop.")
-@click.option("--threads", type=int, default=1, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--threads", type=int, default=1, show_default=True, help="PyTorch intra-op threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_train(space_name: str, preset: str, data: str, batch_size: int, steps: int, rounds: int, threads: int,
                 as_json: bool) -> None:
@@ -132,16 +135,17 @@ def bench_train(space_name: str, preset: str, data: str, batch_size: int, steps:
                f"{r['minimal_images_per_s']:.0f} img/s, ratio {r['ratio']:.3f}")
 
 
-@bench.command("fidelity")
+@bench.command("fidelity", short_help="Kendall tau of the search budget's ranking vs longer training.")
 @_model_options(data="fashion-mnist")
-@click.option("--archs", type=int, default=30, show_default=True)
-@click.option("--epochs", type=float, default=1.0, show_default=True, help="The search budget.")
+@click.option("--archs", type=int, default=30, show_default=True, help="Architectures sampled and trained.")
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="The search budget, in epochs.")
 @click.option("--factor", type=float, default=4.0, show_default=True, help="Longer training = factor x epochs.")
-@click.option("--train-limit", type=int, default=5000, show_default=True)
-@click.option("--valid-limit", type=int, default=2000, show_default=True)
-@click.option("--size", type=int, default=0, help="Downsample images to size x size (0: as they are).")
-@click.option("--jobs", type=int, default=0, help="Processes (default: one per CPU).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--train-limit", type=int, default=5000, show_default=True, help="Training images used (0: all).")
+@click.option("--valid-limit", type=int, default=2000, show_default=True, help="Validation images used (0: all).")
+@click.option("--size", type=int, default=0, show_default=True,
+              help="Downsample images to size x size pixels (0: as they are).")
+@click.option("--jobs", type=int, default=0, show_default=True, help="Processes (0: one per CPU).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: float, factor: float,
                    train_limit: int, valid_limit: int, size: int, jobs: int, as_json: bool) -> None:
@@ -156,7 +160,7 @@ def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: 
                f"cost ratio {r['cost_ratio']:.3f}")
 
 
-@bench.command("proxies")
+@bench.command("proxies", short_help="Zero-cost proxies: rank correlation, seconds per network.")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space of the architectures.")
 @click.option("--preset", default="", help="The space's preset (default: the space's own default preset).")
 @click.option("--table", default="", type=click.Path(dir_okay=False),
@@ -175,8 +179,9 @@ def bench_fidelity(space_name: str, preset: str, data: str, archs: int, epochs: 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the sample, the batch and the initial weights.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Processes, one thread each.")
 @click.option("--scores", default="", type=click.Path(dir_okay=False),
-              help="Also write every network's scores to this CSV (arch,proxy...; for --proxy-scores).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+              help="Also write every network's scores to this CSV (arch,proxy...; for --proxy-scores; "
+                   "default: none).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def bench_proxies(space_name: str, preset: str, table: str, truth_run: str, metric: str | None, archs: int,
                   proxies: str, data: str, data_dir: str, batch_size: int, seed: int, jobs: int, scores: str,
@@ -187,6 +192,8 @@ def bench_proxies(space_name: str, preset: str, table: str, truth_run: str, metr
     if archs < 3 or batch_size < 2 or jobs < 1:
         raise SpecError("--archs/--batch-size/--jobs: expected at least 3 architectures, 2 images and 1 job")
     names = [p.strip() for p in proxies.split(",") if p.strip()]
+    if scores:
+        writable_file(scores, "--scores")
     result = run_proxies(space_name, preset, table, truth_run, archs, names, metric, data, data_dir, batch_size,
                          seed, jobs, scores)
     click.echo(json.dumps(result, indent=2) if as_json else format_proxies(result))

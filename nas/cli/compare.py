@@ -10,15 +10,17 @@ import click
 from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_interrupt
 
 
-@main.command("compare")
+@main.command("compare", short_help="Train every arm x seed of a study; compare with statistics.")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Comparison folder (default: runs/<name>/ beside the spec).")
-@click.option("--seeds", type=int, help="Seeds per arm (overrides compare.seeds).")
-@click.option("--epochs", type=int, help="Training epochs of every trial (overrides train.epochs).")
-@click.option("--data", help="Data set (overrides train.data; the spec's size and data_dir then no longer apply).")
-@click.option("--executor", type=click.Choice(["inline", "ray"]), help="Where trials run.")
-@click.option("--workers", type=int, help="Trials trained at once (ray).")
-@click.option("--json", "as_json", is_flag=True, help="Print comparison.json at the end.")
+@click.option("--seeds", type=int, help="Seeds per arm (default: the spec's compare.seeds).")
+@click.option("--epochs", type=int, help="Training epochs of every trial (default: the spec's train.epochs).")
+@click.option("--data", help="Data set of every trial (default: the spec's train.data; when given, the spec's "
+                             "size and data_dir no longer apply).")
+@click.option("--executor", type=click.Choice(["inline", "ray"]),
+              help="Where trials run: in this process or on Ray (default: the spec's; ray with --workers).")
+@click.option("--workers", type=int, help="Trials trained at once on Ray (default: the spec's executor.workers).")
+@click.option("--json", "as_json", is_flag=True, help="Print comparison.json at the end instead of the table.")
 @handle_errors
 def compare(spec: str, out: str | None, seeds: int | None, epochs: int | None, data: str | None,
             executor: str | None, workers: int | None, as_json: bool) -> None:

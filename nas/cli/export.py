@@ -12,15 +12,16 @@ from nas.cli.base import handle_errors, main
 EXIT_CHECK_FAILED = 1
 
 
-@main.command("export")
+@main.command("export", short_help="Export a run's trials: arch.json, ONNX, pt2, model card.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--trial", "which", default="best", show_default=True,
-              help="best, pareto, top:K or a trial number.")
+              help="Which trials: best, pareto (a multi-objective run's Pareto set), top:K or a trial number.")
 @click.option("--format", "formats", default="json", show_default=True,
               help="Comma-separated: json (always written), onnx, pt2.")
 @click.option("--weights", is_flag=True, help="Also write the weights the search kept (keep_weights); without it, "
                    "ONNX and pt2 files hold untrained (initial) weights.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write (outside the run).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write (outside the run; one trial-NNNN subfolder per trial when several).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @handle_errors
 def export_cmd(run_dir: str, which: str, formats: str, weights: bool, out: str, as_json: bool) -> None:

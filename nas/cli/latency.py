@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from nas.cli.base import handle_errors, main
+from nas.cli.base import handle_errors, main, writable_file
 from nas.config import SpecError
 from nas.latency.table import FIT_NETWORKS
 from nas.latency.fit import is_key
@@ -52,21 +52,27 @@ def _task(input_shape: str | None, classes: int | None, space: Any) -> Any:
     return Task(shape, classes or default.num_classes)  # type: ignore[arg-type]
 
 
-@latency.command("build-lut")
-@click.option("--space", "space_name", required=True, help="Search space name.")
-@click.option("--preset", help="Macro network preset (the space's default if not given).")
-@click.option("--option", "options", multiple=True, help="Another space option, key=value (repeatable).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True)
-@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--input-shape", help="C,H,W the networks get (default: the preset's).")
-@click.option("--classes", type=click.IntRange(min=1), help="Classes (default: the preset's).")
+@latency.command("build-lut", short_help="Measure a space's blocks into a latency lookup table.")
+@click.option("--space", "space_name", required=True, help="Search space name (nas describe --help lists them).")
+@click.option("--preset", help="Macro network preset (default: the space's).")
+@click.option("--option", "options", multiple=True,
+              help="Another space option, key=value, the value parsed as JSON where it parses (repeatable).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="torch", show_default=True,
+              help="Runtime that times the blocks: eager PyTorch, ONNX Runtime fp32 or int8.")
+@click.option("--device", type=click.Choice(("cpu", "cuda")), default="cpu", show_default=True,
+              help="Device the blocks run on while timed.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Intra-op threads while timing.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images per timed forward pass.")
+@click.option("--input-shape", help="C,H,W the networks get, in channels and pixels (default: the preset's).")
+@click.option("--classes", type=click.IntRange(min=1), help="Output classes (default: the preset's).")
 @click.option("--fit", type=click.IntRange(min=0), default=FIT_NETWORKS, show_default=True,
               help="Whole networks measured to fit the correction.")
 @click.option("--stat", type=click.Choice(("median", "min")), default="median", show_default=True,
               help="Statistic kept: median of the interleaved rounds' medians, or the fastest run.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The table (JSON).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="JSON file to write the table to (missing folders are created).")
 @handle_errors
 def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], backend: str, device: str,
               threads: int, batch: int, input_shape: str | None, classes: int | None, fit: int, stat: str,
@@ -80,6 +86,7 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
     space = registry.make_space(space_name, _space_options(preset, options), path="--space")
     require_latency_support(space, "--space")
     task = _task(input_shape, classes, space)
+    writable_file(out, "--out")  # before minutes of measuring, not after
     total = len(space.latency_universe(task))
     click.echo(f"measuring {total} blocks of {space_name}/{space.preset} ({backend}, {device}, "
                f"{threads} thread(s), batch {batch}), then {fit} networks", err=True)
@@ -103,18 +110,20 @@ def build_lut(space_name: str, preset: str | None, options: tuple[str, ...], bac
                f"built in {table.build_seconds:.0f}s")
 
 
-@latency.command("validate")
+@latency.command("validate", short_help="Compare a table's predictions with measured networks.")
 @click.option("--lut", "lut_path", required=True, type=click.Path(dir_okay=False), help="A table from build-lut.")
-@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True)
-@click.option("--seed", type=int, help="Sampling seed (default: a fresh one, printed).")
-@click.option("--repeat", type=click.IntRange(min=0), default=0,
-              help="Measure this many networks twice and report the repeatability.")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for validation.json, samples.csv, scatter.png.")
+@click.option("--samples", type=click.IntRange(min=2), default=100, show_default=True,
+              help="Sampled architectures measured and compared with the table's prediction.")
+@click.option("--seed", type=int, help="Integer sampling seed (default: a fresh one, printed).")
+@click.option("--repeat", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Measure this many networks twice and report the repeatability (0: none).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for validation.json, samples.csv, scatter.png (default: write none).")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
               help="Re-measure the table's reference networks in every group of samples and scale the "
                    "predictions by the machine's speed now against at build time (the uncalibrated "
                    "figures are reported too).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @handle_errors
 def validate(lut_path: str, samples: int, seed: int | None, repeat: int, out: str | None, calibrate: bool,
              as_json: bool) -> None:

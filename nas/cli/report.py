@@ -13,10 +13,10 @@ from nas.config import SpecError
 
 
 # ----- report / dashboard ---------------------------------------------------------------------------
-@main.command()
+@main.command(short_help="Write one self-contained HTML page of a run or comparison.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write (default: RUN_DIR/report.html).")
-@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to show.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to show (>= 1).")
 @handle_errors
 def report(run_dir: str, out: str | None, top: int) -> None:
     """One self-contained HTML page with plots and tables for the run in RUN_DIR (works while it runs).
@@ -32,10 +32,10 @@ def report(run_dir: str, out: str | None, top: int) -> None:
     click.echo(f"report: {write_report(run_dir, out, top)}")
 
 
-@main.command()
+@main.command(short_help="Serve optuna-dashboard on a run's study, read-only.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: every interface).")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port (0: any free port).")
+@click.option("--port", type=int, default=8080, show_default=True, help="TCP port (0: any free port).")
 @handle_errors
 def dashboard(run_dir: str, host: str, port: int) -> None:
     """Serve optuna-dashboard on the run's study, read-only, until Ctrl-C; prints the URL."""

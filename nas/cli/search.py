@@ -14,10 +14,14 @@ from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_inter
 # ----- search / resume / show ---------------------------------------------------------------------
 def _executor_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
-        click.option("--budget", type=int, help="Unique architectures to evaluate (overrides run.budget)."),
-        click.option("--executor", type=click.Choice(["inline", "ray"]), help="Where trials run."),
-        click.option("--workers", type=int, help="Trials evaluated at once (ray)."),
-        click.option("--ray-address", help="Join this Ray cluster instead of starting a local instance."),
+        click.option("--budget", type=int,
+                     help="Unique architectures to evaluate (default: the spec's run.budget)."),
+        click.option("--executor", type=click.Choice(["inline", "ray"]),
+                     help="Where trials run: in this process or on Ray (default: the spec's executor.name)."),
+        click.option("--workers", type=int,
+                     help="Trials evaluated at once on Ray (default: the spec's executor.workers)."),
+        click.option("--ray-address",
+                     help="Address of a Ray cluster to join (default: start a local Ray instance)."),
     ]):
         func = option(func)
     return func
@@ -41,12 +45,12 @@ def _finish_search(run: Any, as_json: bool) -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.command(short_help="Run the search described by the TOML file SPEC.")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<name>/ beside the spec).")
 @_executor_options
 @click.option("--storage", help="Optuna storage URL (default: a journal file in the run folder).")
-@click.option("--seed", type=int, help="Seed of the controller and of training.")
+@click.option("--seed", type=int, help="Integer seed of the controller and of training (default: the spec's run.seed).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in the output folder.")
 @click.option("--join", is_flag=True,
               help="Work on the storage's study of this name with the drivers already on it (shared budget).")
@@ -72,7 +76,7 @@ def search(spec: str, out: str | None, budget: int | None, executor: str | None,
     _finish_search(run, as_json)
 
 
-@main.command()
+@main.command(short_help="Continue an interrupted search to its budget.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @_executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -91,15 +95,18 @@ def resume(run_dir: str, budget: int | None, executor: str | None, workers: int 
     _finish_search(run, as_json)
 
 
-@main.command()
+@main.command(short_help="A run's trial counts, best trial or Pareto set, top trials.")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--top", type=int, default=5, show_default=True, help="How many of the best trials to list (>= 1).")
 @handle_errors
 def show(run_dir: str, as_json: bool, top: int) -> None:
     """Trial counts by state, the best trial (or Pareto set), metrics and arch ids of a run."""
     from nas.api import open_run
+    from nas.config import SpecError
     from nas.search.summary import format_summary
 
+    if top < 1:
+        raise SpecError(f"--top: expected an integer >= 1, got {top}")
     summary = open_run(run_dir).summary(top)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -28,20 +28,31 @@ def _recipe_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for key, field in reversed(list(RECIPE.items())):
         flag = "--" + key.replace("_", "-")
         kind = click.Choice(list(field.choices)) if field.choices else _CLICK_TYPES[field.type]
-        help_text = f"{field.help or key} [recipe default: {field.default}]"
-        func = click.option(flag, key, type=kind, default=None, help=help_text)(func)
+        func = click.option(flag, key, type=kind, default=None, help=recipe_help(field))(func)
     return func
 
 
-@main.command("train")
+def recipe_help(field: Any) -> str:
+    """A recipe flag's help: the field's own text and the recipe's default (an empty text default is
+    left out: the field's help says what applies then)."""
+    text = field.help[:1].upper() + field.help[1:] if field.help else ""
+    shown = str(field.default).lower() if isinstance(field.default, bool) else field.default
+    return f"{text}  [default: {shown}]" if field.default != "" else text
+
+
+@main.command("train", short_help="Train an exported arch.json fully; score the test split once.")
 @click.argument("arch", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: the arch file's folder).")
-@click.option("--config", "config", type=click.Path(dir_okay=False), help="TOML file of recipe settings.")
+@click.option("--config", "config", type=click.Path(dir_okay=False),
+              help="TOML file of recipe settings, keyed like the flags below (flags win; default: none).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the output folder.")
-@click.option("--stop-after", type=int, default=0, help="Stop after this many epochs (a checkpoint stays for --resume).")
-@click.option("--soup", type=int, default=0, help="Then fine-tune K copies and make a greedy model soup.")
-@click.option("--soup-epochs", type=int, default=0, help="Fine-tuning epochs per soup ingredient (default: epochs/5).")
-@click.option("--json", "as_json", is_flag=True, help="Print metrics.json at the end.")
+@click.option("--stop-after", type=int, default=0, show_default=True,
+              help="Stop after this many epochs, keeping a checkpoint for --resume (0: train to the end).")
+@click.option("--soup", type=int, default=0, show_default=True,
+              help="Then fine-tune K >= 2 copies and make a greedy model soup (0: no soup).")
+@click.option("--soup-epochs", type=int, default=0, show_default=True,
+              help="Fine-tuning epochs per soup ingredient (0: a fifth of --epochs).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json at the end instead of a summary.")
 @_recipe_options
 @handle_errors
 def train(arch: str, out: str | None, config: str | None, resume: bool, stop_after: int, soup: int,

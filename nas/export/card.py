@@ -31,7 +31,7 @@ def write_card(folder: Path, data: dict[str, Any], checks: dict[str, Any], linea
         written.append(SEARCH_CURVE)
     sections = [_header(data, "architecture.png" in written), _size(data),
                 _metrics(data, SEARCH_CURVE in written), _training(data), _search(data),
-                _lineage(lineage_of), checks_section(checks), _usage(), _spec(spec_text), _versions(data)]
+                _lineage(lineage_of), checks_section(checks), _usage(data), _spec(spec_text), _versions(data)]
     (folder / CARD).write_text("\n\n".join(s for s in sections if s) + "\n")
     return [*written, CARD]
 
@@ -177,10 +177,45 @@ def checks_section(checks: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _usage() -> str:
+def _usage(data: dict[str, Any]) -> str:
     return "\n".join(["## Use", "", "```python", "import nas", "model = nas.load(\"arch.json\")  "
                       "# the nn.Module, with weights.safetensors from beside it when present", "```",
-                      "", "Train it fully: `nas train arch.json --epochs 50`."])
+                      "", f"Train it fully: `{train_command(data)}`.{_train_note(data)}"])
+
+
+def train_command(data: dict[str, Any]) -> str:
+    """The ``nas train`` command line that trains this architecture at full size: the images as the
+    data set has them (``--size 0``, not the search's downsampled proxy size), from the search's own
+    data folder, on a data set (one must be named when the search had none)."""
+    task, training = data["task"], data.get("training") or {}
+    words = ["nas train arch.json"]
+    if not task.get("data"):
+        words.append("--data DATA")  # a tabular or synthetic search: no images to train on recorded
+    elif training.get("data_dir"):
+        words.append(f"--data-dir {_quoted(str(training['data_dir']))}")
+    if task.get("size"):
+        words.append("--size 0")
+    return " ".join(words + ["--epochs 50"])
+
+
+def _train_note(data: dict[str, Any]) -> str:
+    """Why the command has the options it has (the search's proxy settings it leaves behind)."""
+    task = data["task"]
+    notes = []
+    if task.get("size"):
+        notes.append(f" `--size 0` trains on full-size images; the search downsampled them to "
+                     f"{task['size']}x{task['size']} (`--size -1` keeps that).")
+    if not task.get("data"):
+        notes.append(" The search trained on no images: name a data set with `--data` "
+                     "(digits, fashion-mnist, cifar10, ...).")
+    return "".join(notes) + " `nas train --help` lists the recipe's other settings."
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one shell word."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _spec(spec_text: str) -> str:

@@ -71,7 +71,8 @@ def choose(ledger: Ledger, which: str) -> list[FrozenTrial]:
         return order[:1]
     if which == "pareto":
         if not multi:
-            return order[:1]
+            raise SpecError("--trial: pareto needs a multi-objective run; this run has one objective, so "
+                            "use --trial best, top:K or a trial number")
         numbers = {t.number for t in ledger.study.best_trials}
         return [t for t in order if t.number in numbers]
     if which.startswith("top:"):

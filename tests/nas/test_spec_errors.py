@@ -10,7 +10,7 @@ from tests.conftest import nb201_spec, run_nas, write_spec
 @pytest.mark.parametrize("change, message", [
     ({"run": {"budget": "ten"}}, r"run.budget: expected an integer >= 1, got 'ten'"),
     ({"run": {"budget": 0}}, r"run.budget: expected an integer >= 1, got 0"),
-    ({"run": {"colour": "red"}}, r"run.colour: unknown key; allowed: budget, description, max_failures"),
+    ({"run": {"colour": "red"}}, r"run.colour: unknown key; allowed: budget, description, deterministic, max_failures"),
     ({"space": {"name": "nb202"}}, r"space.name: unknown space 'nb202'; known: .*nb201"),
     ({"space": {"preset": "huge"}}, r"space.preset: expected one of 'cifar10'"),
     ({"controller": {"name": "evolve"}}, r"controller.name: unknown controller 'evolve'; known: .*evolution"),
