@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench install clean fashion-mnist system-deps
+.PHONY: demo test test-all bench install clean fashion-mnist system-deps docs
 
 # The Debian packages outside Python, checked and installed where missing by one script,
 # .ci/system-deps (apt-get as root, else `sudo -n`; instant when all are there), also used by .ci/run.
@@ -26,6 +26,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The documentation site in site/ (mkdocs.yml); --strict: any warning (a broken link or anchor, a page
+# left out of the nav, a docstring mkdocstrings cannot render) fails the build.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 fashion-mnist:
 	@$(SYSTEM_DEPS) --require dataset-fashion-mnist
 
@@ -35,11 +46,11 @@ system-deps:
 demo: $(STAMP) fashion-mnist
 	$(BIN)/nas search runs/quickstart.toml --overwrite
 
-test: $(STAMP) system-deps
+test: $(DOCS_STAMP) system-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
-test-all: $(STAMP) system-deps
+test-all: $(DOCS_STAMP) system-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m 'not gpu'
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info site

@@ -50,8 +50,9 @@ def load_splits(arch: archfile.Arch, recipe: dict[str, Any]) -> tuple[Splits, ar
     size = recipe["size"] if recipe["size"] >= 0 else (int(arch.data["task"].get("size", 0)) if data == searched else 0)
     searched_with = arch.data.get("training") or {}
     dataset = recipe["dataset"] or (str(searched_with.get("dataset", "")) if data == searched == "dataset" else "")
+    data_dir = recipe["data_dir"] or (str(searched_with.get("data_dir", "")) if data == searched else "")
     try:  # seed 0 carves the same test split the search never looked at
-        splits = load(data, recipe["data_dir"], 0, recipe["valid_fraction"], recipe["train_limit"],
+        splits = load(data, data_dir, 0, recipe["valid_fraction"], recipe["train_limit"],
                       recipe["valid_limit"], size, dataset=dataset)
     except (OSError, ValueError) as err:
         raise SpecError(f"--data: {err}") from None

@@ -28,11 +28,13 @@ class SyntheticEvaluator(Evaluator):
     """
 
     OPTIONS = {
-        "seconds": Field(float, default=0.0, min=0.0),
-        "steps": Field(int, default=1, min=1),
-        "fail_rate": Field(float, default=0.0, min=0.0, max=1.0),
-        "crash_dir": Field(str, default=""),
-        "crash_after": Field(int, default=0, min=0),
+        "seconds": Field(float, default=0.0, min=0.0, help="sleep per evaluation, in seconds"),
+        "steps": Field(int, default=1, min=1, help="intermediate values reported per trial (for pruners)"),
+        "fail_rate": Field(float, default=0.0, min=0.0, max=1.0, help="share of architectures that fail"),
+        "crash_dir": Field(str, default="",
+                           help="if set, each trial's first attempt kills its worker (marker files here)"),
+        "crash_after": Field(int, default=0, min=0,
+                             help="steps a dying first attempt reports (value 1.0) before it dies"),
     }
 
     METRICS = ("score",)

@@ -36,7 +36,8 @@ class ZeroCostOptions(Evaluator):
         **{k: DATA_OPTIONS[k] for k in ("data", "data_dir", "dataset", "size")},  # as the trainers read data
         "batch_size": Field(int, default=64, min=2, help="images in the one batch the data proxies read"),
         "threads": Field(int, default=0, min=0, help="torch threads (0: OMP_NUM_THREADS or all cores)"),
-        "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
+        "device": Field(str, default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where to score (auto: cuda when available)"),
     }
     BUDGET: dict[str, Field] = {}
 

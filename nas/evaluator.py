@@ -29,14 +29,16 @@ SCREEN = "screen"  # a job's ``budget["stage"]`` when it asks for the pre-screen
 
 DATA_OPTIONS = {  # the data options of everything that trains: the train evaluator, one-shot training
     "data": Field(str, default="digits",
-                  choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz", "folder", "dataset")),
+                  choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz", "folder", "dataset"),
+                  help="the data set: a built-in, an .npz file or image folder (data_dir), or a factory (dataset)"),
     "data_dir": Field(str, default="", help="folder (or .npz file) of the data set; for 'folder', one "
                                             "subfolder of images per class"),
     "dataset": Field(str, default="", help="'package.module:callable' returning a torch Dataset (or a "
                                            "(train, test) pair) of (image, label), for data = 'dataset'"),
     "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are; an image "
                                               "folder is resized to it, 0: to its most common size)"),
-    "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9),
+    "valid_fraction": Field(float, default=0.2, min=0.01, max=0.9,
+                            help="share of the training set held out to score candidates"),
     "train_limit": Field(int, default=0, min=0, help="use at most this many training images (0: all)"),
     "valid_limit": Field(int, default=0, min=0, help="use at most this many validation images (0: all)"),
 }

@@ -96,7 +96,9 @@ class SearchSpace(ABC, Generic[G]):
         Raises:
             SpecError: the message starts with the dotted path of the wrong option.
         """
-        fields = {"preset": Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS)), **cls.OPTIONS}
+        fields = {"preset": Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS),
+                                  help="macro settings by name: input shape, classes, stem and widths"),
+                  **cls.OPTIONS}
         return validate(options, fields, "space", ignore=("name",))
 
     # ----- identity and data ---------------------------------------------------------------

@@ -54,28 +54,34 @@ BASELINE_NAMES = ("resnet", "vgg")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 COMPARE = {
-    "name": Field(str, default=""),
-    "seeds": Field(int, default=3, min=1, max=1000),
-    "reference": Field(str, default=""),
-    "alpha": Field(float, default=0.05, min=1e-6, max=0.5),
-    "seed": Field(int, default=0, min=0),
-    "match": Field(dict, default={}),
+    "name": Field(str, default="", help="study name and output folder (default: the spec file's name)"),
+    "seeds": Field(int, default=3, min=1, max=1000, help="trials per arm, each trained with its own seed"),
+    "reference": Field(str, default="", help="the arm every other arm is tested against (default: the first)"),
+    "alpha": Field(float, default=0.05, min=1e-6, max=0.5,
+                   help="significance level of the tests against the reference, after Holm's correction"),
+    "seed": Field(int, default=0, min=0, help="base seed: trial i of every arm trains with seed + i"),
+    "match": Field(dict, default={}, help="matched compute: the [compare.match] table"),
 }
 MATCH = {
-    "metric": Field(str, default="flops", choices=("flops", "params", "latency")),
+    "metric": Field(str, default="flops", choices=("flops", "params", "latency"),
+                    help="cost matched across arms: multiply-accumulates, parameters or latency in ms (needs lut)"),
     "target": Field(float, default=0.0, min=0.0, help="absolute target (0: the cost of match.arm); latency in ms"),
     "arm": Field(str, default="", help="arm whose own cost is the target (default: the reference)"),
-    "tolerance": Field(float, default=0.05, min=0.0, max=1.0),
-    "max_width": Field(int, default=512, min=1),
+    "tolerance": Field(float, default=0.05, min=0.0, max=1.0,
+                       help="relative distance from the target every arm x seed must reach (0.05: +-5%)"),
+    "max_width": Field(int, default=512, min=1, help="the widest the width search tries (channels)"),
     "depth": Field(bool, default=True, help="when no width reaches the target, change the depth where the "
                                              "space has one (nasnet: normal cells per stack)"),
     "max_depth": Field(int, default=8, min=1, help="the deepest the depth fallback goes"),
-    "enabled": Field(bool, default=True),
+    "enabled": Field(bool, default=True, help="match compute at all (false: every arm at its own width)"),
 }
 ARM = {
-    "name": Field(str),
-    "arch": Field(str, default=""), "generator": Field(str, default=""), "sample": Field(str, default=""),
-    "baseline": Field(str, default=""), "run": Field(str, default=""),
+    "name": Field(str, help="the arm's name in tables and plots"),
+    "arch": Field(str, default="", help="a published architecture by name (the space that knows it is found)"),
+    "generator": Field(str, default="", help="a random-wiring generator such as 'ws-4-0.75': new graphs every seed"),
+    "sample": Field(str, default="", help="a space whose random samples are trained: a new one every seed"),
+    "baseline": Field(str, default="", help="a hand-designed network: resnet or vgg (on the NASNet skeleton)"),
+    "run": Field(str, default="", help="a run folder whose best trials are trained (see top)"),
     "top": Field(int, default=1, min=1, help="run arms: the best K trials, seed i trains the (i mod K)-th"),
     "space": Field(str, default="", help="the space (arch: default the one that knows the name)"),
     "options": Field(dict, default={}, help="space options of this arm"),

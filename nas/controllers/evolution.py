@@ -99,7 +99,8 @@ class EvolutionController(Controller):
     OPTIONS = {
         "population": Field(int, default=20, min=2, help="P: members kept"),
         "sample": Field(int, default=10, min=1, help="S: tournament size"),
-        "crossover_prob": Field(float, default=0.0, min=0.0, max=1.0),
+        "crossover_prob": Field(float, default=0.0, min=0.0, max=1.0,
+                                help="probability that a child is a crossover of two parents, then mutated"),
         "novel_tries": Field(int, default=20, min=1, help="re-draws of a child that repeats an architecture"),
         "candidates": Field(int, default=8, min=1, help="mutants per child ranked by a GP surrogate (1: none)"),
     }

@@ -8,13 +8,14 @@ from nas.evaluator import DATA_OPTIONS as DATA
 TRAINING = {
     **DATA,
     "epochs": Field(int, default=10, min=1, help="passes over the training data"),
-    "batch_size": Field(int, default=64, min=2),
+    "batch_size": Field(int, default=64, min=2, help="training images per step"),
     "lr": Field(float, default=0.025, min=0.0, help="weights' SGD learning rate (cosine to 0.001 of it)"),
-    "momentum": Field(float, default=0.9, min=0.0, max=1.0),
-    "weight_decay": Field(float, default=3e-4, min=0.0),
+    "momentum": Field(float, default=0.9, min=0.0, max=1.0, help="weights' SGD momentum"),
+    "weight_decay": Field(float, default=3e-4, min=0.0, help="weights' L2 weight decay"),
     "grad_clip": Field(float, default=5.0, min=0.0, help="global gradient-norm clip (0: off)"),
     "threads": Field(int, default=0, min=0, help="torch threads (0: OMP_NUM_THREADS or all cores)"),
-    "device": Field(str, default="auto", choices=("auto", "cpu", "cuda")),
+    "device": Field(str, default="auto", choices=("auto", "cpu", "cuda"),
+                    help="where to train (auto: cuda when available)"),
 }
 
 SPOS = {
@@ -23,7 +24,7 @@ SPOS = {
                       help="paths per step: one uniform sample (SPOS), or every op once (FairNAS)"),
     "bn_batches": Field(int, default=16, min=0,
                         help="training batches that recompute BatchNorm statistics per candidate"),
-    "eval_batch_size": Field(int, default=512, min=1),
+    "eval_batch_size": Field(int, default=512, min=1, help="images per batch when scoring a candidate"),
     "checkpoint": Field(str, default="",
                         help="a trained supernet to use instead of training one ('': the run's own)"),
     "retrain_top": Field(int, default=0, min=0,
@@ -36,7 +37,7 @@ SPOS = {
 DIFFERENTIABLE = {
     **TRAINING,
     "arch_lr": Field(float, default=3e-4, min=0.0, help="Adam learning rate of the architecture parameters"),
-    "arch_weight_decay": Field(float, default=1e-3, min=0.0),
+    "arch_weight_decay": Field(float, default=1e-3, min=0.0, help="L2 weight decay of the architecture parameters"),
     "warmup": Field(float, default=0.4, min=0.0, max=0.9,
                     help="share of the epochs that train weights only, architecture frozen (an untrained "
                          "convolution loses to a pool)"),

@@ -64,7 +64,8 @@ class NASNetSpace(SearchSpace[NASNetGenotype]):
     WIDTH_OPTION = "filters"  # what `nas compare` scales to match compute
     DEPTH_OPTION = "cells"  # what `nas compare` changes when no width will do (the cells are the genotype's)
     OPTIONS = {
-        "vocabulary": Field(str, default="nasnet", choices=tuple(VOCABULARIES)),
+        "vocabulary": Field(str, default="nasnet", choices=tuple(VOCABULARIES),
+                            help="the ops a cell may use: NASNet's, AmoebaNet's or DARTS' set"),
         "blocks": Field(int, default=0, min=0, max=8, help="blocks per cell (0: 5, or 4 for darts)"),
         "filters": Field(int, default=0, min=0, help="F, filters of the first stack (0: the preset's)"),
         "cells": Field(int, default=0, min=0, help="N, normal cells per stack (0: the preset's)"),

@@ -95,3 +95,23 @@ def test_bad_recipe_values_exit_2(arch, tmp_path):
     config.write_text("optimiser = 'adam'\n")
     proc = run_nas("train", str(arch), "--config", str(config))
     assert proc.returncode == 2 and "recipe.optimiser" in proc.stderr
+
+
+def test_the_data_folder_defaults_to_the_searchs(tmp_path):
+    """An architecture searched on its own .npz trains on that file unless --data-dir names another."""
+    import numpy as np
+
+    from evaluators.fulltrain import load_splits
+    from evaluators.recipe import make_recipe
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x=rng.integers(0, 255, (60, 6, 6), dtype=np.uint8), y=np.arange(60) % 3)
+    space = registry.make_space("nasnet", {"preset": "proxy"})
+    data = archfile.make(space, space.get_known("darts-v2"), Task((1, 6, 6), 3), normalization=None,
+                         data_name="npz", size=0, metrics={"accuracy": 50.0}, source={},
+                         training={"data_dir": str(tmp_path / "mine.npz")})
+    arch = archfile.parse(json.loads(json.dumps(data)), tmp_path / "arch.json")
+    splits, used = load_splits(arch, make_recipe({}))
+    assert splits.classes == 3 and splits.input_shape == (1, 6, 6) and used is arch
+    with pytest.raises(Exception, match="elsewhere.npz"):
+        load_splits(arch, make_recipe({"data_dir": str(tmp_path / "elsewhere.npz")}))
