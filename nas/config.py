@@ -54,7 +54,8 @@ class Field:
     Attributes:
         type: ``int``, ``float``, ``str``, ``bool``, ``list`` or ``dict``; also ``"duration"``
             (seconds as a number or a string like ``"90s"``, ``"30m"``, ``"2h"``) and ``"file"``
-            (a string path, resolved against the spec's folder and required to exist).
+            (a string path, resolved against the spec's folder and required to exist) and ``"path"`` (the
+            same, not required to exist yet, and ``""`` left empty).
         default: value when absent; ``REQUIRED`` makes the key mandatory.
         choices: allowed values, if the set is closed.
         min, max: inclusive numeric bounds.
@@ -78,6 +79,8 @@ class Field:
             word = "a duration in seconds or like '30m', '2h'"
         elif self.type == "file":
             word = "a path to an existing file"
+        elif self.type == "path":
+            word = "a path (a string)"
         elif self.type is list and self.items is not None:
             word = "a list of " + _TYPE_WORDS.get(self.items, "a value").split(" ", 1)[1] + "s"
         else:
@@ -110,6 +113,12 @@ class Field:
             if not isinstance(value, str) or not value:
                 raise wrong
             return str(resolve_file(value, base_dir, path))
+        if self.type == "path":
+            if not isinstance(value, str):
+                raise wrong
+            if not value or base_dir is None:
+                return value
+            return str((Path(base_dir) / Path(value).expanduser()).resolve())
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
                 raise wrong

@@ -31,8 +31,8 @@ DATA_OPTIONS = {  # the data options of everything that trains: the train evalua
     "data": Field(str, default="digits",
                   choices=("digits", "fashion-mnist", "cifar10", "cifar100", "npz", "folder", "dataset"),
                   help="the data set: a built-in, an .npz file or image folder (data_dir), or a factory (dataset)"),
-    "data_dir": Field(str, default="", help="folder (or .npz file) of the data set; for 'folder', one "
-                                            "subfolder of images per class"),
+    "data_dir": Field("path", default="", help="folder (or .npz file) of the data set, relative to the spec's "
+                      "folder; for 'folder', one subfolder of images per class"),
     "dataset": Field(str, default="", help="'package.module:callable' returning a torch Dataset (or a "
                                            "(train, test) pair) of (image, label), for data = 'dataset'"),
     "size": Field(int, default=0, min=0, help="downsample images to size x size (0: as they are; an image "

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 from nas.config import REQUIRED, Field
 
 _TYPE_WORDS = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list", dict: "table",
-               "duration": "duration", "file": "path"}
+               "duration": "duration", "file": "path (an existing file)", "path": "path"}
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr):`~?([^`]+)`")  # reST roles -> code
 HEADER = "| Field | Type | Default | Allowed | Description |\n|---|---|---|---|---|"
 

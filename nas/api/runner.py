@@ -42,6 +42,9 @@ def start(spec: RunSpec, out: str | Path, overwrite: bool = False, progress: boo
     try:
         if join and not spec.run["storage"]:
             raise SpecError("--join: needs the shared study's storage (--storage URL or run.storage)")
+        if join and spec.run["deterministic"]:
+            raise SpecError("--join: several drivers on one study cannot give a deterministic run "
+                            "(each sees the others' results as they come); set run.deterministic = false")
         if spec.run["storage"] and overwrite and not join:
             _delete_study(spec.run["storage"], spec.name)
         run_dir.spec_file.write_text(storable(spec).to_toml())  # no storage: the folder's own journal, wherever it is

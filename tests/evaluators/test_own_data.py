@@ -172,3 +172,19 @@ def test_search_refuses_bad_own_data_with_one_line(tmp_path, options, field):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and field in lines[0], proc.stderr
     assert not (tmp_path / "run").exists()  # nothing half made
+
+
+def test_a_relative_data_dir_is_the_spec_folders(tmp_path, monkeypatch):
+    """Like every path in a spec, data_dir is read relative to the spec's folder, not the current one."""
+    import numpy as np
+
+    from nas.search.spec import load_spec
+
+    (tmp_path / "specs").mkdir()
+    np.savez(tmp_path / "specs" / "mine.npz", x=np.zeros((40, 6, 6), np.uint8), y=np.arange(40) % 2)
+    (tmp_path / "specs" / "s.toml").write_text(
+        '[space]\nname = "nasnet"\npreset = "proxy"\n[evaluator]\nname = "train"\ndata = "npz"\n'
+        'data_dir = "mine.npz"\n[executor]\nname = "inline"\n')
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(tmp_path / "specs" / "s.toml")
+    assert spec.evaluator["data_dir"] == str(tmp_path / "specs" / "mine.npz")

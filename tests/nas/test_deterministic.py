@@ -83,3 +83,13 @@ def test_a_deterministic_run_refuses_what_depends_on_timing(tmp_path, section, m
     data["executor"] = {"name": "inline"}
     with pytest.raises(SpecError, match=message):
         parse_spec(data, tmp_path)
+
+
+def test_a_deterministic_run_cannot_join_a_shared_study(tmp_path):
+    data = digits_spec(1)
+    data["executor"] = {"name": "inline"}
+    path = write_spec(tmp_path / "det.toml", data)
+    proc = run_nas("search", str(path), "--join", "--storage", f"journal:{tmp_path / 'shared.journal'}",
+                   "--out", str(tmp_path / "det"))
+    assert proc.returncode == 2 and "--join: several drivers on one study cannot give a deterministic run" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
