@@ -12,7 +12,7 @@ from nas.cli.base import EXIT_INTERRUPTED, handle_errors, main, sigterm_as_inter
 
 @main.command("compare", short_help="Train every arm x seed of a study; compare with statistics.")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Comparison folder (default: runs/<name>/ beside the spec).")
+@click.option("--out", type=click.Path(file_okay=False), help="Comparison folder (default: <name>/ in the spec's folder).")
 @click.option("--seeds", type=int, help="Seeds per arm (default: the spec's compare.seeds).")
 @click.option("--epochs", type=int, help="Training epochs of every trial (default: the spec's train.epochs).")
 @click.option("--data", help="Data set of every trial (default: the spec's train.data; when given, the spec's "

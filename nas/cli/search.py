@@ -47,7 +47,7 @@ def _finish_search(run: Any, as_json: bool) -> None:
 
 @main.command(short_help="Run the search described by the TOML file SPEC.")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<name>/ beside the spec).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: <name>/ in the spec's folder).")
 @_executor_options
 @click.option("--storage", help="Optuna storage URL (default: a journal file in the run folder).")
 @click.option("--seed", type=int, help="Integer seed of the controller and of training (default: the spec's run.seed).")
