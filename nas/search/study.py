@@ -37,9 +37,14 @@ def create_study(spec: RunSpec, storage: Any, load_if_exists: bool = True, strea
         seed = random.Random(f"{spec.seed}:{stream}").randrange(2**31)
         sampler = make_sampler(spec.controller["name"], _without_name(spec.controller), space, seed,
                                len(spec.objectives))
-    return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
-                               pruner=make_pruner(spec.pruner), directions=spec.directions,
-                               load_if_exists=load_if_exists)
+    level = optuna.logging.get_verbosity()  # Optuna's "A new study created ..." line: the run log has it
+    optuna.logging.set_verbosity(max(level, optuna.logging.WARNING))
+    try:
+        return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler,
+                                   pruner=make_pruner(spec.pruner), directions=spec.directions,
+                                   load_if_exists=load_if_exists)
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def record(study: optuna.Study, trial: optuna.Trial, metrics: dict[str, float], info: dict[str, Any],

@@ -144,3 +144,17 @@ def test_the_cli_is_a_layer_over_the_api(tmp_path, nb201_table):
     assert shown == cli.summary()
     bad = run_nas("search", str(spec), "--out", str(tmp_path / "bad"), "--workers", "3")
     assert bad.returncode == 2 and bad.stderr.startswith("nas: error: executor.workers:")
+
+
+def test_a_search_from_python_prints_no_optuna_chatter(tmp_path, nb201_table):
+    """Optuna's "A new study created ..." INFO line is the run log's business, not the user's terminal;
+    the caller's Optuna verbosity is left as it was."""
+    import subprocess
+    import sys
+
+    path = write_spec(tmp_path / "quiet.toml", nb201_spec(nb201_table, run={"name": "quiet", "budget": 3}))
+    code = ("import optuna, nas\nnas.search(%r, progress=False)\n"
+            "assert optuna.logging.get_verbosity() == optuna.logging.INFO" % str(path))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "A new study created" not in proc.stderr
