@@ -35,7 +35,8 @@ from tests.conftest import ROOT
 
 PAGES = ROOT / "docs" / "tutorials"
 NEEDS_EXAMPLES = {"bring-your-own"}
-SLOW = {"compare", "latency"}  # over a minute each on one core
+SLOW = {"compare", "latency",  # over a minute each on one core
+        "bring-your-own", "shared-studies"}  # ~40 s each: keeps make test near 15 min; .ci/run runs all four
 RAY = {"search"}  # starts a local Ray instance: kept apart from the other Ray tests under xdist
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 COMMENT = re.compile(r"<!--\s*(?P<kind>skip|expect-file|expect)\s*:?\s*(?P<arg>.*?)\s*-->")
