@@ -96,10 +96,14 @@ class SearchSpace(ABC, Generic[G]):
         Raises:
             SpecError: the message starts with the dotted path of the wrong option.
         """
-        fields = {"preset": Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS),
-                                  help="macro settings by name: input shape, classes, stem and widths"),
-                  **cls.OPTIONS}
-        return validate(options, fields, "space", ignore=("name",))
+        return validate(options, cls.option_fields(), "space", ignore=("name",))
+
+    @classmethod
+    def option_fields(cls) -> dict[str, Field]:
+        """What ``[space]`` accepts besides ``name``: ``preset`` and ``OPTIONS`` (the docs' reference reads it)."""
+        return {"preset": Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS),
+                                help="macro settings by name: input shape, classes, stem and widths"),
+                **cls.OPTIONS}
 
     # ----- identity and data ---------------------------------------------------------------
     def from_json(self, text: str) -> G:

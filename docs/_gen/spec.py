@@ -78,9 +78,7 @@ def parts(kind: str) -> dict[str, Any]:
 
 def space_fields(cls: Any) -> dict[str, Field]:
     """What ``[space]`` accepts for the space ``cls``: ``preset`` and its ``OPTIONS``."""
-    preset = Field(str, default=cls.DEFAULT_PRESET, choices=tuple(cls.PRESETS),
-                   help="macro settings by name: input shape, classes, stem and widths")
-    return {"preset": preset, **cls.OPTIONS}
+    return cls.option_fields()
 
 
 def _space() -> str:
